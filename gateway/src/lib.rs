@@ -1,1 +1,18 @@
+//! kubeknobs gateway: the only door from control surfaces to the cluster.
+//!
+//! It authenticates each operator ([`auth`]), checks every control event against the target
+//! [`catalog`], coalesces floods into a few rate-limited writes ([`coalesce`]), applies them
+//! through a [`backend`] (kube-rs or the in-memory sandbox), and streams the observed state of
+//! every target to every session ([`state`], [`service`]). [`server::serve`] ties it together.
 
+pub mod auth;
+pub mod backend;
+pub mod catalog;
+pub mod coalesce;
+pub mod config;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+pub mod tls;

@@ -1,1 +1,156 @@
-fn main() {}
+//! `kubeknobs-gateway`: parses flags, loads the config, binds, and hands over to the library.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kubeknobs_gateway::config::Config;
+use kubeknobs_gateway::telemetry::{self, LogFormat};
+use kubeknobs_gateway::{auth, server, shutdown, tls};
+
+/// Turns control events from kubeknobs bridges into safe, rate-limited changes to a Kubernetes cluster.
+#[derive(Debug, Parser)]
+#[command(name = "kubeknobs-gateway", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve bridges: authenticate operators, apply their changes, stream cluster state back.
+    Run {
+        /// The gateway config file (TOML).
+        #[arg(short, long, env = "KUBEKNOBS_GATEWAY_CONFIG")]
+        config: PathBuf,
+        /// Listen on this address instead of `server.listen` (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Serve plaintext gRPC without TLS; refused unless the address is loopback.
+        #[arg(long)]
+        insecure: bool,
+        /// Log format: plain or json.
+        #[arg(long, value_enum, default_value_t, env = "KUBEKNOBS_LOG_FORMAT")]
+        log_format: LogFormat,
+    },
+    /// Validate a config file and print what it defines; exit 2 naming the file, line and field if it is wrong.
+    Check {
+        /// The gateway config file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Print the SHA-256 of a token for `token_sha256` (reads the token from stdin or --token-file).
+    HashToken {
+        /// File holding the token (surrounding whitespace is ignored).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Generate a private CA and a server certificate: DIR/ca.pem, DIR/server.pem, DIR/server.key.
+    GenCerts {
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// DNS names and IP addresses the server certificate is valid for (repeatable).
+        #[arg(long = "name", default_values = ["localhost", "127.0.0.1", "::1"])]
+        names: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            config,
+            listen,
+            insecure,
+            log_format,
+        } => {
+            telemetry::init(log_format);
+            exit(run(config, listen, insecure))
+        }
+        Command::Check { config } => exit(check(config)),
+        Command::HashToken { token_file } => exit(hash_token(token_file)),
+        Command::GenCerts { out, names } => exit(gen_certs(out, &names)),
+    }
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyhow::Result<()> {
+    let mut config = Config::load(&path)?;
+    config.insecure = insecure;
+    let addr = listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    server::serve(config, listener, shutdown::signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn check(path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&path)?;
+    println!("{}: OK", path.display());
+    println!(
+        "  listen {} ({})",
+        config.listen,
+        if config.tls.is_some() {
+            "TLS"
+        } else {
+            "no TLS configured"
+        }
+    );
+    println!("  cluster {:?}", config.backend);
+    println!("  {} operator(s)", config.operators.len());
+    for target in config.catalog.iter() {
+        println!(
+            "  target {}: {} replicas {}..={}, at most {}/s",
+            target.name,
+            target.describe(),
+            target.min,
+            target.max,
+            target.max_writes_per_second
+        );
+    }
+    Ok(())
+}
+
+fn hash_token(token_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let token = match token_file {
+        Some(path) => std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_to_string(&mut token)
+                .context("cannot read the token from stdin")?;
+            token
+        }
+    };
+    anyhow::ensure!(!token.trim().is_empty(), "the token is empty");
+    println!("{}", auth::hash_token(&token));
+    Ok(())
+}
+
+fn gen_certs(out: PathBuf, names: &[String]) -> anyhow::Result<()> {
+    let bundle = tls::CertBundle::generate(names)?;
+    bundle.write(&out)?;
+    println!(
+        "wrote {0}/ca.pem, {0}/server.pem, {0}/server.key for {1}",
+        out.display(),
+        names.join(", ")
+    );
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! A real cluster through kube-rs: writes through the scale subresource, state from a watch.
+//!
+//! Each target gets its own `watcher` (a field selector on its name) with kube-runtime's default
+//! backoff, so an API outage is retried and the watch catches up by re-listing. Writes are merge
+//! patches of `spec.replicas` on the scale subresource under the `kubeknobs` field manager, so
+//! the object's managedFields tell a kubeknobs change from a `kubectl scale`.
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Config, Resource};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::Error;
+use crate::catalog::{TargetKind, TargetSpec};
+use crate::coalesce::WriteError;
+use crate::state::{FIELD_MANAGER, Observed, StateHub};
+
+/// A Kubernetes cluster.
+pub struct KubeBackend {
+    client: Client,
+    cluster: String,
+}
+
+impl KubeBackend {
+    /// Loads `kubeconfig` (or infers: `KUBECONFIG`, `~/.kube/config`, in-cluster) and builds a client.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+    ) -> Result<KubeBackend, Error> {
+        let options = KubeConfigOptions {
+            context: context.map(str::to_owned),
+            ..Default::default()
+        };
+        let config = match (kubeconfig, context) {
+            (Some(path), _) => {
+                let file = Kubeconfig::read_from(path)
+                    .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+                Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| Error::Kubeconfig(e.to_string()))?
+            }
+            (None, Some(_)) => Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+            (None, None) => Config::infer()
+                .await
+                .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+        };
+        let cluster = match context {
+            Some(context) => format!("{context} ({})", config.cluster_url),
+            None => config.cluster_url.to_string(),
+        };
+        let client = Client::try_from(config).map_err(Error::Client)?;
+        Ok(KubeBackend { client, cluster })
+    }
+
+    /// A client built elsewhere (tests, embedding).
+    pub fn from_client(client: Client, cluster: impl Into<String>) -> KubeBackend {
+        KubeBackend {
+            client,
+            cluster: cluster.into(),
+        }
+    }
+
+    /// The context and server this backend talks to.
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Sets `target`'s replicas through the scale subresource.
+    pub async fn write(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError> {
+        match target.kind {
+            TargetKind::DeploymentReplicas => self.patch_scale::<Deployment>(target, value).await,
+            TargetKind::StatefulSetReplicas => self.patch_scale::<StatefulSet>(target, value).await,
+        }
+    }
+
+    async fn patch_scale<K>(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &target.namespace);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        let patch = Patch::Merge(serde_json::json!({ "spec": { "replicas": value } }));
+        api.patch_scale(&target.object, &params, &patch)
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+
+    /// Watches `target` and reports every observation to `hub` until `shutdown`.
+    pub async fn watch(
+        self: Arc<Self>,
+        target: Arc<TargetSpec>,
+        hub: Arc<StateHub>,
+        shutdown: CancellationToken,
+    ) {
+        let run = async {
+            match target.kind {
+                TargetKind::DeploymentReplicas => {
+                    self.watch_kind::<Deployment>(&target, &hub).await
+                }
+                TargetKind::StatefulSetReplicas => {
+                    self.watch_kind::<StatefulSet>(&target, &hub).await
+                }
+            }
+        };
+        tokio::select! {
+            () = run => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+
+    async fn watch_kind<K>(&self, target: &TargetSpec, hub: &StateHub)
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Replicated
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &target.namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", target.object));
+        let mut events = watcher(api, config).default_backoff().boxed();
+        let mut seen = false;
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::Init) => seen = false,
+                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                    seen = true;
+                    hub.observe(&target.name, obj.observed());
+                }
+                Ok(watcher::Event::InitDone) if !seen => {
+                    hub.set_error(&target.name, format!("{} not found", target.describe()))
+                }
+                Ok(watcher::Event::InitDone) => {}
+                Ok(watcher::Event::Delete(_)) => {
+                    hub.set_error(&target.name, format!("{} was deleted", target.describe()))
+                }
+                Err(err) => {
+                    tracing::warn!(target_name = %target.name, cause = %err, "watch failed; retrying");
+                    hub.set_error(
+                        &target.name,
+                        format!("cannot watch {}: {err}", target.describe()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Maps a kube error to a write error: conflicts, throttling and server errors are retryable,
+/// other API refusals (not found, forbidden, invalid) are not; transport failures are.
+fn classify(err: kube::Error) -> WriteError {
+    match err {
+        kube::Error::Api(status) => WriteError {
+            retryable: status.code == 409 || status.code == 429 || status.code >= 500,
+            message: format!("{} {}: {}", status.code, status.reason, status.message),
+        },
+        other => WriteError {
+            retryable: true,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// An object with replicas: what a watch observes of it.
+pub trait Replicated {
+    /// Its desired, current and ready replicas and who changed it last.
+    fn observed(&self) -> Observed;
+}
+
+impl Replicated for Deployment {
+    fn observed(&self) -> Observed {
+        let status = self.status.as_ref();
+        Observed {
+            desired: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            current: status.map(|s| s.replicas.unwrap_or(0)),
+            ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
+            manager: last_manager(self.metadata.managed_fields.as_deref()),
+        }
+    }
+}
+
+impl Replicated for StatefulSet {
+    fn observed(&self) -> Observed {
+        let status = self.status.as_ref();
+        Observed {
+            desired: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            current: status.map(|s| s.replicas),
+            ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
+            manager: last_manager(self.metadata.managed_fields.as_deref()),
+        }
+    }
+}
+
+/// The field manager of the most recent managedFields entry that changed `spec` (ties: the last).
+fn last_manager(fields: Option<&[ManagedFieldsEntry]>) -> Option<String> {
+    fields?
+        .iter()
+        .filter(|f| f.subresource.as_deref() == Some("scale") || touches_spec(f))
+        .max_by(|a, b| {
+            a.time
+                .as_ref()
+                .map(|t| t.0)
+                .cmp(&b.time.as_ref().map(|t| t.0))
+        })
+        .and_then(|f| f.manager.clone())
+}
+
+fn touches_spec(entry: &ManagedFieldsEntry) -> bool {
+    entry
+        .fields_v1
+        .as_ref()
+        .is_some_and(|f| f.0.get("f:spec").is_some())
+}

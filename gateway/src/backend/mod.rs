@@ -1,0 +1,105 @@
+//! The cluster behind the gateway: a real one through kube-rs, or the in-memory sandbox.
+//!
+//! Both do the same two things: *write* a target's value (the [`Writer`] the coalescer drives)
+//! and *watch* every target, reporting what they observe to the [`StateHub`]. Writes never
+//! report state themselves: feedback comes from the watch, so changes made elsewhere show too.
+
+mod kube;
+mod sandbox;
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, TargetSpec};
+use crate::coalesce::{WriteError, Writer};
+use crate::config::BackendConfig;
+use crate::state::StateHub;
+
+pub use self::kube::KubeBackend;
+pub use self::sandbox::Sandbox;
+
+/// Why the gateway could not reach its cluster at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig could not be read or used.
+    #[error("cannot load kubeconfig: {0}")]
+    Kubeconfig(String),
+    /// The Kubernetes client could not be built.
+    #[error("cannot create Kubernetes client: {0}")]
+    Client(#[source] ::kube::Error),
+}
+
+/// The cluster a gateway drives.
+#[derive(Clone)]
+pub enum Backend {
+    /// In-memory, for demos.
+    Sandbox(Arc<Sandbox>),
+    /// A real cluster.
+    Kube(Arc<KubeBackend>),
+}
+
+impl Backend {
+    /// Connects to the cluster `config` names.
+    pub async fn connect(config: &BackendConfig, catalog: &Catalog) -> Result<Backend, Error> {
+        match config {
+            BackendConfig::Sandbox => Ok(Backend::Sandbox(Arc::new(Sandbox::new(catalog)))),
+            BackendConfig::Kube {
+                kubeconfig,
+                context,
+            } => {
+                let backend =
+                    KubeBackend::connect(kubeconfig.as_deref(), context.as_deref()).await?;
+                Ok(Backend::Kube(Arc::new(backend)))
+            }
+        }
+    }
+
+    /// A name for the cluster: the kubeconfig context or server, or "sandbox".
+    pub fn cluster_name(&self) -> String {
+        match self {
+            Backend::Sandbox(_) => "sandbox".to_owned(),
+            Backend::Kube(kube) => kube.cluster_name().to_owned(),
+        }
+    }
+
+    /// True for the in-memory sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        matches!(self, Backend::Sandbox(_))
+    }
+
+    /// Starts watching every target in `catalog`, reporting to `hub` until `shutdown`.
+    pub fn spawn_watchers(
+        &self,
+        catalog: &Catalog,
+        hub: Arc<StateHub>,
+        shutdown: CancellationToken,
+    ) -> Vec<JoinHandle<()>> {
+        match self {
+            Backend::Sandbox(sandbox) => vec![tokio::spawn(sandbox.clone().run(
+                catalog.clone(),
+                hub,
+                shutdown,
+            ))],
+            Backend::Kube(kube) => catalog
+                .iter()
+                .map(|target| {
+                    tokio::spawn(
+                        kube.clone()
+                            .watch(target.clone(), hub.clone(), shutdown.clone()),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Writer for Backend {
+    async fn write(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError> {
+        match self {
+            Backend::Sandbox(sandbox) => sandbox.write(target, value),
+            Backend::Kube(kube) => kube.write(target, value).await,
+        }
+    }
+}

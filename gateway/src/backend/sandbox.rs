@@ -1,0 +1,157 @@
+//! The sandbox: an in-memory cluster for demos, with the semantics of the real one.
+//!
+//! A write sets the desired replicas; "pods" then become ready one at a time, a few per second,
+//! as they would in a cluster, and every change is reported through the same [`StateHub`] path
+//! a Kubernetes watch uses. It is always reported as `sandbox`, so nobody mistakes it for a cluster.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, TargetSpec};
+use crate::coalesce::WriteError;
+use crate::state::{FIELD_MANAGER, Observed, StateHub};
+
+/// How often a sandbox "pod" becomes ready (or goes away) while replicas converge.
+pub const READY_STEP: Duration = Duration::from_millis(250);
+
+/// An in-memory cluster.
+#[derive(Debug, Default)]
+pub struct Sandbox {
+    objects: Mutex<HashMap<String, Replicas>>,
+    changed: Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Replicas {
+    desired: i32,
+    ready: i32,
+}
+
+impl Sandbox {
+    /// A sandbox holding every catalogued object at its `initial` replicas, all ready.
+    pub fn new(catalog: &Catalog) -> Sandbox {
+        let objects = catalog
+            .iter()
+            .map(|t| {
+                let n = t.sandbox_initial;
+                (
+                    t.describe(),
+                    Replicas {
+                        desired: n,
+                        ready: n,
+                    },
+                )
+            })
+            .collect();
+        Sandbox {
+            objects: Mutex::new(objects),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Sets the desired replicas of `target`'s object.
+    pub fn write(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError> {
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let object = objects
+            .get_mut(&target.describe())
+            .ok_or_else(|| WriteError {
+                retryable: false,
+                message: format!("{} not found in the sandbox", target.describe()),
+            })?;
+        object.desired = value;
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Converges ready replicas towards desired and reports every change, until `shutdown`.
+    pub async fn run(
+        self: Arc<Self>,
+        catalog: Catalog,
+        hub: Arc<StateHub>,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(READY_STEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.report(&catalog, &hub);
+            tokio::select! {
+                _ = tick.tick() => self.step(),
+                () = self.changed.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn step(&self) {
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        for object in objects.values_mut() {
+            object.ready += (object.desired - object.ready).signum();
+        }
+    }
+
+    fn report(&self, catalog: &Catalog, hub: &StateHub) {
+        let objects = self
+            .objects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for target in catalog.iter() {
+            if let Some(r) = objects.get(&target.describe()) {
+                let seen = Observed {
+                    desired: r.desired,
+                    current: Some(r.desired.max(r.ready)),
+                    ready: Some(r.ready),
+                    manager: Some(FIELD_MANAGER.to_owned()),
+                };
+                hub.observe(&target.name, seen);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::TargetKind;
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_show_up_through_the_hub_and_pods_become_ready_over_time() {
+        let mut catalog = Catalog::default();
+        catalog.insert(TargetSpec {
+            name: "web".into(),
+            kind: TargetKind::DeploymentReplicas,
+            namespace: "default".into(),
+            object: "web".into(),
+            min: 0,
+            max: 20,
+            max_writes_per_second: 2.0,
+            sandbox_initial: 2,
+        });
+        let sandbox = Arc::new(Sandbox::new(&catalog));
+        let hub = Arc::new(StateHub::new(&catalog));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(
+            sandbox
+                .clone()
+                .run(catalog.clone(), hub.clone(), shutdown.clone()),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(hub.snapshot()["web"].desired, Some(2.0));
+
+        let web = catalog.get("web").expect("catalogued").clone();
+        hub.record_write("web", 6, "alice".into());
+        sandbox.write(&web, 6).expect("known object");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let state = hub.snapshot()["web"].clone();
+        assert_eq!((state.desired, state.ready), (Some(6.0), Some(2.0)));
+        assert_eq!(state.changed_by, "alice");
+
+        tokio::time::sleep(READY_STEP * 5).await;
+        assert_eq!(hub.snapshot()["web"].ready, Some(6.0));
+        shutdown.cancel();
+    }
+}

@@ -1,0 +1,205 @@
+//! The targets a bridge may change, as catalogued by the cluster admin, and the checks a
+//! requested value must pass before it goes anywhere near the cluster.
+//!
+//! A bridge names a target, never an API call; whatever it sends is checked here against the
+//! target's bounds, so a buggy or hostile bridge cannot scale past `max`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kubeknobs_proto::v1;
+
+/// What a target changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// `spec.replicas` of an apps/v1 Deployment, via its scale subresource.
+    DeploymentReplicas,
+    /// `spec.replicas` of an apps/v1 StatefulSet, via its scale subresource.
+    StatefulSetReplicas,
+}
+
+impl TargetKind {
+    /// The Kubernetes kind, lowercase, for messages ("deployment").
+    pub fn object_kind(self) -> &'static str {
+        match self {
+            TargetKind::DeploymentReplicas => "deployment",
+            TargetKind::StatefulSetReplicas => "statefulset",
+        }
+    }
+
+    fn to_proto(self) -> v1::TargetKind {
+        match self {
+            TargetKind::DeploymentReplicas => v1::TargetKind::DeploymentReplicas,
+            TargetKind::StatefulSetReplicas => v1::TargetKind::StatefulsetReplicas,
+        }
+    }
+}
+
+/// One catalogued target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    /// The catalog name bridges use.
+    pub name: String,
+    /// What it changes.
+    pub kind: TargetKind,
+    /// Namespace of the object.
+    pub namespace: String,
+    /// Name of the object.
+    pub object: String,
+    /// Fewest replicas an operator may set.
+    pub min: i32,
+    /// Most replicas an operator may set.
+    pub max: i32,
+    /// At most this many writes per second reach the cluster.
+    pub max_writes_per_second: f64,
+    /// Replicas the sandbox backend starts with.
+    pub sandbox_initial: i32,
+}
+
+/// A value refused before it reached the cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// The reason code sent to the bridge.
+    pub reason: v1::RejectReason,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl TargetSpec {
+    /// "deployment default/web", for messages and logs.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {}/{}",
+            self.kind.object_kind(),
+            self.namespace,
+            self.object
+        )
+    }
+
+    /// Checks a requested value and rounds it to whole replicas.
+    pub fn check(&self, value: f64) -> Result<i32, Refusal> {
+        if !value.is_finite() {
+            return Err(Refusal {
+                reason: v1::RejectReason::InvalidValue,
+                message: format!("{value} is not a number for target {}", self.name),
+            });
+        }
+        let rounded = value.round();
+        let out_of_range = |message: String| Refusal {
+            reason: v1::RejectReason::OutOfRange,
+            message,
+        };
+        if rounded < f64::from(self.min) {
+            return Err(out_of_range(format!(
+                "{value} is below min {} for target {}",
+                self.min, self.name
+            )));
+        }
+        if rounded > f64::from(self.max) {
+            return Err(out_of_range(format!(
+                "{value} is above max {} for target {}",
+                self.max, self.name
+            )));
+        }
+        Ok(rounded as i32)
+    }
+
+    /// The bounds as sent to bridges.
+    pub fn bounds(&self) -> v1::Bounds {
+        v1::Bounds {
+            min: f64::from(self.min),
+            max: f64::from(self.max),
+            step: 1.0,
+            max_writes_per_second: self.max_writes_per_second,
+        }
+    }
+
+    /// The catalog entry as sent to bridges, with its current `state`.
+    pub fn to_proto(&self, state: v1::TargetState) -> v1::Target {
+        v1::Target {
+            name: self.name.clone(),
+            kind: self.kind.to_proto() as i32,
+            namespace: self.namespace.clone(),
+            object: self.object.clone(),
+            bounds: Some(self.bounds()),
+            state: Some(state),
+        }
+    }
+}
+
+/// Every catalogued target, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    targets: BTreeMap<String, Arc<TargetSpec>>,
+}
+
+impl Catalog {
+    /// Adds (or replaces) a target.
+    pub fn insert(&mut self, spec: TargetSpec) {
+        self.targets.insert(spec.name.clone(), Arc::new(spec));
+    }
+
+    /// The target called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<TargetSpec>> {
+        self.targets.get(name)
+    }
+
+    /// All targets, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<TargetSpec>> {
+        self.targets.values()
+    }
+
+    /// Number of targets.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// True when nothing is catalogued.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn web() -> TargetSpec {
+        TargetSpec {
+            name: "web".into(),
+            kind: TargetKind::DeploymentReplicas,
+            namespace: "default".into(),
+            object: "web".into(),
+            min: 1,
+            max: 20,
+            max_writes_per_second: 2.0,
+            sandbox_initial: 1,
+        }
+    }
+
+    #[test]
+    fn values_are_rounded_to_whole_replicas() {
+        assert_eq!(web().check(9.6), Ok(10));
+        assert_eq!(web().check(20.4), Ok(20));
+        assert_eq!(web().check(1.0), Ok(1));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_not_clamped() {
+        let low = web().check(0.0).unwrap_err();
+        assert_eq!(low.reason, v1::RejectReason::OutOfRange);
+        assert!(low.message.contains("below min 1"), "{}", low.message);
+        let high = web().check(25.0).unwrap_err();
+        assert!(high.message.contains("above max 20"), "{}", high.message);
+    }
+
+    #[test]
+    fn non_numbers_are_invalid() {
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(
+                web().check(v).unwrap_err().reason,
+                v1::RejectReason::InvalidValue
+            );
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Latest value wins: turns a flood of control events for one target into a few writes.
+//!
+//! Each target has one writer task and one pending slot. A new value replaces the pending one
+//! (whose sender is told `superseded`); the writer takes whatever is pending, writes it, answers
+//! `applied` or `rejected`, then waits out the target's write interval (1 / max_writes_per_second)
+//! before taking the next. So at most the configured rate reaches the cluster, and the last value
+//! received is always the last one written: nothing is dropped silently.
+//!
+//! Retryable failures (conflicts, throttling, outages, timeouts) are retried with backoff, never
+//! faster than the write interval; if a newer value arrives meanwhile, the retry writes that one.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kubeknobs_proto::v1::{self, OutcomeKind, RejectReason, ServerMessage, server_message::Msg};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::catalog::TargetSpec;
+use crate::state::StateHub;
+
+/// Where a session receives the answers to its events.
+pub type Reply = mpsc::Sender<Result<ServerMessage, Status>>;
+
+/// How long one write may take before it counts as failed (and is retried).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per value before the operator is told the cluster failed.
+pub const MAX_ATTEMPTS: u32 = 6;
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Something that sets a target's value in a cluster.
+pub trait Writer: Send + Sync + 'static {
+    /// Sets `target` to `value`.
+    fn write(
+        &self,
+        target: &TargetSpec,
+        value: i32,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// A failed write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WriteError {
+    /// True when trying again may succeed (409, 429, 5xx, timeouts, connection failures).
+    pub retryable: bool,
+    /// What went wrong, for the operator.
+    pub message: String,
+}
+
+/// One operator's request to set a target.
+#[derive(Debug)]
+pub struct Submission {
+    /// The session's sequence number of the event.
+    pub seq: u64,
+    /// The checked value.
+    pub value: i32,
+    /// Who asked.
+    pub operator: Arc<str>,
+    /// Where to send the outcome.
+    pub reply: Reply,
+}
+
+/// Handle to one target's writer task.
+#[derive(Debug, Clone)]
+pub struct Coalescer {
+    target: Arc<TargetSpec>,
+    slot: Arc<Slot>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    pending: Mutex<Option<Submission>>,
+    notify: Notify,
+}
+
+impl Slot {
+    fn take(&self) -> Option<Submission> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+impl Coalescer {
+    /// Starts the writer task for `target`; it drains what is pending and stops on `shutdown`.
+    pub fn spawn<W: Writer>(
+        target: Arc<TargetSpec>,
+        writer: Arc<W>,
+        hub: Arc<StateHub>,
+        shutdown: CancellationToken,
+    ) -> (Coalescer, tokio::task::JoinHandle<()>) {
+        let slot = Arc::new(Slot::default());
+        let task = TargetWriter {
+            target: target.clone(),
+            writer,
+            hub,
+            slot: slot.clone(),
+        };
+        (Coalescer { target, slot }, tokio::spawn(task.run(shutdown)))
+    }
+
+    /// Queues `submission`, replacing (and answering as superseded) any value not yet written.
+    pub fn submit(&self, submission: Submission) {
+        let replaced = self
+            .slot
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(submission);
+        if let Some(old) = replaced {
+            answer(
+                &self.target.name,
+                &old,
+                OutcomeKind::Superseded,
+                RejectReason::Unspecified,
+                "a later value replaced it".into(),
+            );
+        }
+        self.slot.notify.notify_one();
+    }
+}
+
+struct TargetWriter<W> {
+    target: Arc<TargetSpec>,
+    writer: Arc<W>,
+    hub: Arc<StateHub>,
+    slot: Arc<Slot>,
+}
+
+impl<W: Writer> TargetWriter<W> {
+    async fn run(self, shutdown: CancellationToken) {
+        let interval = Duration::from_secs_f64(1.0 / self.target.max_writes_per_second);
+        loop {
+            tokio::select! {
+                () = self.slot.notify.notified() => {}
+                () = shutdown.cancelled() => {
+                    if let Some(last) = self.slot.take() {
+                        self.write_latest(last, interval).await;
+                    }
+                    return;
+                }
+            }
+            if let Some(submission) = self.slot.take() {
+                let next_allowed = self.write_latest(submission, interval).await;
+                sleep_until(next_allowed).await;
+            }
+        }
+    }
+
+    /// Writes `current` (or whatever replaces it during retries) and answers its sender.
+    /// Returns when the next write may start.
+    async fn write_latest(&self, mut current: Submission, interval: Duration) -> Instant {
+        let mut backoff = BACKOFF_START;
+        let mut attempt = 1;
+        loop {
+            let started = Instant::now();
+            self.hub
+                .record_write(&self.target.name, current.value, current.operator.clone());
+            let result = match timeout(
+                WRITE_TIMEOUT,
+                self.writer.write(&self.target, current.value),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(WriteError {
+                    retryable: true,
+                    message: format!("the API server did not answer within {WRITE_TIMEOUT:?}"),
+                }),
+            };
+            let next_allowed = started + interval;
+            match result {
+                Ok(()) => {
+                    tracing::info!(target_name = %self.target.name, value = current.value, operator = %current.operator, "applied");
+                    answer(
+                        &self.target.name,
+                        &current,
+                        OutcomeKind::Applied,
+                        RejectReason::Unspecified,
+                        String::new(),
+                    );
+                    return next_allowed;
+                }
+                Err(err) if err.retryable && attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(target_name = %self.target.name, value = current.value, attempt, cause = %err, "write failed; retrying");
+                    sleep_until(started + backoff.max(interval)).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    attempt += 1;
+                    if let Some(newer) = self.slot.take() {
+                        answer(
+                            &self.target.name,
+                            &current,
+                            OutcomeKind::Superseded,
+                            RejectReason::Unspecified,
+                            "a later value replaced it".into(),
+                        );
+                        current = newer;
+                    }
+                }
+                Err(err) => {
+                    let message = format!(
+                        "{} of {} failed after {attempt} attempt(s): {err}",
+                        current.value,
+                        self.target.describe()
+                    );
+                    tracing::warn!(target_name = %self.target.name, value = current.value, cause = %err, "write rejected");
+                    answer(
+                        &self.target.name,
+                        &current,
+                        OutcomeKind::Rejected,
+                        RejectReason::ClusterError,
+                        message,
+                    );
+                    return next_allowed;
+                }
+            }
+        }
+    }
+}
+
+/// Sends the outcome of `s` to its session, without ever blocking the writer.
+fn answer(target: &str, s: &Submission, kind: OutcomeKind, reason: RejectReason, message: String) {
+    let outcome = v1::Outcome {
+        seq: s.seq,
+        target: target.to_owned(),
+        value: f64::from(s.value),
+        kind: kind as i32,
+        reason: reason as i32,
+        message,
+    };
+    send_outcome(&s.reply, outcome);
+}
+
+/// Sends `outcome` on `reply`; a session that is gone or hopelessly behind is skipped with a log.
+pub fn send_outcome(reply: &Reply, outcome: v1::Outcome) {
+    let seq = outcome.seq;
+    let msg = ServerMessage {
+        msg: Some(Msg::Outcome(outcome)),
+    };
+    if let Err(mpsc::error::TrySendError::Full(_)) = reply.try_send(Ok(msg)) {
+        tracing::warn!(seq, "session is not reading; outcome not delivered");
+    }
+}
+
+#[cfg(test)]
+mod tests;

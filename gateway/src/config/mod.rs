@@ -1,0 +1,170 @@
+//! The gateway's configuration: parsed from TOML into [`raw`] structs, then validated into a
+//! [`Config`] the rest of the gateway uses without further checks.
+//!
+//! Every error names the file, the line and the field that is wrong, so `kubeknobs-gateway check`
+//! can point an admin at the exact spot. Relative paths (TLS files) are resolved against the
+//! directory of the config file, and TLS files are read here so a missing key fails at start-up.
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::auth::Operators;
+use crate::catalog::Catalog;
+
+pub use raw::RawConfig;
+
+/// A validated gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the gRPC server listens (`[server] listen`).
+    pub listen: SocketAddr,
+    /// The server certificate and key; `None` only when `insecure` is set.
+    pub tls: Option<TlsIdentity>,
+    /// Serve plaintext gRPC; only allowed on a loopback address (`--insecure`).
+    pub insecure: bool,
+    /// Which cluster the gateway drives.
+    pub backend: BackendConfig,
+    /// Who may connect, by bearer token.
+    pub operators: Operators,
+    /// The targets bridges may change.
+    pub catalog: Catalog,
+}
+
+/// A PEM certificate chain and private key for the gRPC server.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    /// PEM certificate chain, server certificate first.
+    pub cert_pem: Vec<u8>,
+    /// PEM private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity { .. }")
+    }
+}
+
+/// The cluster behind the gateway (`[cluster]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// An in-memory cluster with the same semantics, for demos; never mistaken for a real one.
+    Sandbox,
+    /// A real cluster through kube-rs.
+    Kube {
+        /// Kubeconfig file; `None` infers (`KUBECONFIG`, `~/.kube/config`, in-cluster).
+        kubeconfig: Option<PathBuf>,
+        /// Kubeconfig context; `None` uses the current context.
+        context: Option<String>,
+    },
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file (or a file it names) could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a value has the wrong type.
+    #[error("{}:{line}: {message}", path.display())]
+    Syntax {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// A field has a value the gateway cannot use.
+    #[error("{}:{line}: {field}: {message}", path.display())]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the field.
+        line: usize,
+        /// Dotted path of the field, e.g. `targets.web.max`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Result of loading a config.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config `text`; `origin` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| Error::Syntax {
+            path: origin.to_owned(),
+            line: err.span().map_or(1, |span| line_of(text, span.start)),
+            message: err.message().trim().to_owned(),
+        })?;
+        raw.validate(&Source { text, origin })
+    }
+}
+
+/// The text a raw config came from, to turn spans into lines and relative paths into files.
+pub(crate) struct Source<'a> {
+    pub text: &'a str,
+    pub origin: &'a Path,
+}
+
+impl Source<'_> {
+    /// An `Invalid` error for `field` at byte offset `at`.
+    pub fn invalid(
+        &self,
+        at: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::Invalid {
+            path: self.origin.to_owned(),
+            line: line_of(self.text, at),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Resolves `path` against the config file's directory and reads it.
+    pub fn read_file(&self, path: &str) -> std::io::Result<(PathBuf, Vec<u8>)> {
+        let resolved = self.resolve(path);
+        std::fs::read(&resolved).map(|bytes| (resolved, bytes))
+    }
+
+    /// Resolves `path` against the config file's directory.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let dir = self.origin.parent().unwrap_or(Path::new("."));
+        dir.join(path)
+    }
+}
+
+/// 1-based line number of byte offset `at` in `text`.
+pub fn line_of(text: &str, at: usize) -> usize {
+    let end = at.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+//! The config file as written: serde structs that mirror the TOML, with spans kept on the fields
+//! that need checking so errors can name their line.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{BackendConfig, Config, Result, Source, TlsIdentity};
+use crate::auth::{Operator, Operators};
+use crate::catalog::{Catalog, TargetKind, TargetSpec};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    cluster: RawCluster,
+    #[serde(default)]
+    operators: Vec<Spanned<RawOperator>>,
+    #[serde(default)]
+    targets: BTreeMap<Spanned<String>, Spanned<RawTarget>>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: Spanned<String>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:50051".to_owned())
+}
+
+/// `[cluster]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    backend: Option<Spanned<String>>,
+    kubeconfig: Option<String>,
+    context: Option<String>,
+}
+
+/// One `[[operators]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperator {
+    name: Spanned<String>,
+    token_sha256: Spanned<String>,
+}
+
+/// One `[targets.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    kind: Spanned<String>,
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    name: Spanned<String>,
+    #[serde(default = "default_min")]
+    min: Spanned<i64>,
+    max: Spanned<i64>,
+    #[serde(default = "default_rate")]
+    max_writes_per_second: Spanned<f64>,
+    initial: Option<Spanned<i64>>,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+
+fn default_min() -> Spanned<i64> {
+    Spanned::new(0..0, 0)
+}
+
+fn default_rate() -> Spanned<f64> {
+    Spanned::new(0..0, 2.0)
+}
+
+/// The most replicas a target may be configured for; guards against typos like `max = 20000`.
+const MAX_REPLICAS: i64 = 10_000;
+/// The highest write rate a target may be configured for.
+const MAX_RATE: f64 = 100.0;
+
+impl RawConfig {
+    /// Checks every field and builds the validated [`Config`].
+    pub(super) fn validate(self, src: &Source<'_>) -> Result<Config> {
+        let listen = self
+            .server
+            .listen
+            .as_ref()
+            .parse::<SocketAddr>()
+            .map_err(|err| {
+                src.invalid(
+                    self.server.listen.span().start,
+                    "server.listen",
+                    format!("{err}: expected ADDRESS:PORT such as 0.0.0.0:50051"),
+                )
+            })?;
+        let tls = validate_tls(&self.server, src)?;
+        let backend = validate_cluster(&self.cluster, src)?;
+        let operators = validate_operators(&self.operators, src)?;
+        let mut catalog = Catalog::default();
+        for (name, target) in &self.targets {
+            catalog.insert(validate_target(name, target, src)?);
+        }
+        Ok(Config {
+            listen,
+            tls,
+            insecure: false,
+            backend,
+            operators,
+            catalog,
+        })
+    }
+}
+
+fn validate_tls(server: &RawServer, src: &Source<'_>) -> Result<Option<TlsIdentity>> {
+    let read = |field: &str, path: &Spanned<String>| {
+        src.read_file(path.as_ref())
+            .map(|(_, bytes)| bytes)
+            .map_err(|err| {
+                let shown = src.resolve(path.as_ref());
+                src.invalid(
+                    path.span().start,
+                    format!("server.{field}"),
+                    format!("cannot read {}: {err}", shown.display()),
+                )
+            })
+    };
+    match (&server.tls_cert, &server.tls_key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsIdentity {
+            cert_pem: read("tls_cert", cert)?,
+            key_pem: read("tls_key", key)?,
+        })),
+        (Some(cert), None) => Err(src.invalid(
+            cert.span().start,
+            "server.tls_key",
+            "tls_cert is set but tls_key is missing",
+        )),
+        (None, Some(key)) => Err(src.invalid(
+            key.span().start,
+            "server.tls_cert",
+            "tls_key is set but tls_cert is missing",
+        )),
+    }
+}
+
+fn validate_cluster(cluster: &RawCluster, src: &Source<'_>) -> Result<BackendConfig> {
+    let Some(backend) = &cluster.backend else {
+        return Ok(BackendConfig::Kube {
+            kubeconfig: cluster.kubeconfig.as_deref().map(|p| src.resolve(p)),
+            context: cluster.context.clone(),
+        });
+    };
+    match backend.as_ref().as_str() {
+        "kube" => Ok(BackendConfig::Kube {
+            kubeconfig: cluster.kubeconfig.as_deref().map(|p| src.resolve(p)),
+            context: cluster.context.clone(),
+        }),
+        "sandbox" if cluster.kubeconfig.is_some() || cluster.context.is_some() => Err(src.invalid(
+            backend.span().start,
+            "cluster.backend",
+            "kubeconfig/context are set but the backend is \"sandbox\"; remove them or use \"kube\"",
+        )),
+        "sandbox" => Ok(BackendConfig::Sandbox),
+        other => Err(src.invalid(backend.span().start, "cluster.backend", format!("unknown backend {other:?}: expected \"kube\" or \"sandbox\""))),
+    }
+}
+
+fn validate_operators(raw: &[Spanned<RawOperator>], src: &Source<'_>) -> Result<Operators> {
+    let mut operators = Operators::default();
+    for (i, op) in raw.iter().enumerate() {
+        let field = |name: &str| format!("operators[{i}].{name}");
+        let name = op.as_ref().name.as_ref().trim();
+        if name.is_empty() {
+            return Err(src.invalid(
+                op.as_ref().name.span().start,
+                field("name"),
+                "must not be empty",
+            ));
+        }
+        let hash_field = &op.as_ref().token_sha256;
+        let hash = Operator::parse_hash(hash_field.as_ref())
+            .map_err(|msg| src.invalid(hash_field.span().start, field("token_sha256"), msg))?;
+        operators
+            .add(Operator::new(name, hash))
+            .map_err(|msg| src.invalid(op.span().start, field("name"), msg))?;
+    }
+    Ok(operators)
+}
+
+fn validate_target(
+    name: &Spanned<String>,
+    raw: &Spanned<RawTarget>,
+    src: &Source<'_>,
+) -> Result<TargetSpec> {
+    let at = |s: std::ops::Range<usize>| {
+        if s.start == 0 && s.end == 0 {
+            raw.span().start
+        } else {
+            s.start
+        }
+    };
+    let field = |f: &str| format!("targets.{}.{f}", name.as_ref());
+    let t = raw.as_ref();
+    if !valid_target_name(name.as_ref()) {
+        return Err(src.invalid(
+            name.span().start,
+            format!("targets.{}", name.as_ref()),
+            "target names use letters, digits, '-', '_' and '.'",
+        ));
+    }
+    let kind = match t.kind.as_ref().as_str() {
+        "deployment-replicas" => TargetKind::DeploymentReplicas,
+        "statefulset-replicas" => TargetKind::StatefulSetReplicas,
+        other => {
+            return Err(src.invalid(
+                t.kind.span().start,
+                field("kind"),
+                format!("unknown kind {other:?}: expected \"deployment-replicas\" or \"statefulset-replicas\""),
+            ));
+        }
+    };
+    if t.name.as_ref().trim().is_empty() {
+        return Err(src.invalid(
+            t.name.span().start,
+            field("name"),
+            "the Kubernetes object name must not be empty",
+        ));
+    }
+    let (min, max) = (*t.min.as_ref(), *t.max.as_ref());
+    if !(0..=MAX_REPLICAS).contains(&min) {
+        return Err(src.invalid(
+            at(t.min.span()),
+            field("min"),
+            format!("{min} is outside 0..={MAX_REPLICAS}"),
+        ));
+    }
+    if !(0..=MAX_REPLICAS).contains(&max) || max < min {
+        return Err(src.invalid(
+            at(t.max.span()),
+            field("max"),
+            format!("{max} must be within {min}..={MAX_REPLICAS} (at least min)"),
+        ));
+    }
+    let rate = *t.max_writes_per_second.as_ref();
+    if !(rate > 0.0 && rate <= MAX_RATE) {
+        return Err(src.invalid(
+            at(t.max_writes_per_second.span()),
+            field("max_writes_per_second"),
+            format!("{rate} must be above 0 and at most {MAX_RATE}"),
+        ));
+    }
+    let initial = match &t.initial {
+        Some(v) if !(min..=max).contains(v.as_ref()) => {
+            return Err(src.invalid(
+                v.span().start,
+                field("initial"),
+                format!("{} is outside {min}..={max}", v.as_ref()),
+            ));
+        }
+        Some(v) => *v.as_ref(),
+        None => min,
+    };
+    Ok(TargetSpec {
+        name: name.as_ref().clone(),
+        kind,
+        namespace: t.namespace.clone(),
+        object: t.name.as_ref().clone(),
+        min: min as i32,
+        max: max as i32,
+        max_writes_per_second: rate,
+        sandbox_initial: initial as i32,
+    })
+}
+
+fn valid_target_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}

@@ -1,0 +1,147 @@
+use super::*;
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:50051"
+
+[cluster]
+backend = "sandbox"
+
+[[operators]]
+name = "alice"
+token_sha256 = "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"
+
+[targets.web]
+kind = "deployment-replicas"
+namespace = "shop"
+name = "web"
+min = 1
+max = 20
+max_writes_per_second = 4
+"#;
+
+fn parse(text: &str) -> Result<Config> {
+    Config::parse(text, Path::new("/etc/kubeknobs/gateway.toml"))
+}
+
+fn error_of(text: &str) -> String {
+    parse(text).expect_err("must be refused").to_string()
+}
+
+#[test]
+fn a_good_config_is_validated_into_its_parts() {
+    let config = parse(GOOD).expect("valid");
+    assert_eq!(config.listen, "127.0.0.1:50051".parse().unwrap());
+    assert_eq!(config.backend, BackendConfig::Sandbox);
+    assert_eq!(config.operators.len(), 1);
+    assert!(config.operators.authenticate("alice").is_some());
+    let web = config.catalog.get("web").expect("web catalogued");
+    assert_eq!(
+        (
+            web.namespace.as_str(),
+            web.object.as_str(),
+            web.min,
+            web.max
+        ),
+        ("shop", "web", 1, 20)
+    );
+    assert_eq!(web.max_writes_per_second, 4.0);
+    assert!(config.tls.is_none());
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let config = parse("[targets.db]\nkind = \"statefulset-replicas\"\nname = \"db\"\nmax = 3\n")
+        .expect("valid");
+    let db = config.catalog.get("db").expect("db");
+    assert_eq!(
+        (db.namespace.as_str(), db.min, db.max_writes_per_second),
+        ("default", 0, 2.0)
+    );
+    assert_eq!(config.listen.port(), 50051);
+    assert_eq!(
+        config.backend,
+        BackendConfig::Kube {
+            kubeconfig: None,
+            context: None
+        }
+    );
+}
+
+#[test]
+fn errors_name_the_file_line_and_field() {
+    let bad = GOOD.replace("max = 20", "max = 0");
+    let err = error_of(&bad);
+    assert!(
+        err.starts_with("/etc/kubeknobs/gateway.toml:17: targets.web.max:"),
+        "{err}"
+    );
+
+    let err = error_of(&GOOD.replace("deployment-replicas", "daemonset-replicas"));
+    assert!(
+        err.contains(":13: targets.web.kind: unknown kind \"daemonset-replicas\""),
+        "{err}"
+    );
+
+    let err = error_of(&GOOD.replace("127.0.0.1:50051", "localhost"));
+    assert!(err.contains(":3: server.listen:"), "{err}");
+
+    let err = error_of(&GOOD.replace("max_writes_per_second = 4", "max_writes_per_second = 0"));
+    assert!(
+        err.contains(":18: targets.web.max_writes_per_second:"),
+        "{err}"
+    );
+
+    let err = error_of(&GOOD.replace("2bd806c9", "zz"));
+    assert!(
+        err.contains(":10: operators[0].token_sha256: not a hex SHA-256"),
+        "{err}"
+    );
+}
+
+#[test]
+fn syntax_and_unknown_fields_are_located() {
+    let err = error_of(&GOOD.replace("min = 1", "min = one"));
+    assert!(err.starts_with("/etc/kubeknobs/gateway.toml:16:"), "{err}");
+    let err = error_of(&GOOD.replace("min = 1", "minimum = 1"));
+    assert!(err.contains(":16:") && err.contains("minimum"), "{err}");
+}
+
+#[test]
+fn tls_files_are_read_relative_to_the_config_and_missing_ones_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("server.pem"), "CERT").unwrap();
+    let text = GOOD.replace(
+        "[cluster]",
+        "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\n\n[cluster]",
+    );
+    let origin = dir.path().join("gateway.toml");
+    let err = Config::parse(&text, &origin)
+        .expect_err("key missing")
+        .to_string();
+    assert!(
+        err.contains("server.tls_key: cannot read") && err.contains("server.key"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("server.key"), "KEY").unwrap();
+    let tls = Config::parse(&text, &origin)
+        .expect("valid")
+        .tls
+        .expect("tls set");
+    assert_eq!(
+        (tls.cert_pem.as_slice(), tls.key_pem.as_slice()),
+        (b"CERT".as_slice(), b"KEY".as_slice())
+    );
+}
+
+#[test]
+fn a_half_tls_config_or_duplicate_operator_is_refused() {
+    let err = error_of(&GOOD.replace("[cluster]", "tls_cert = \"a.pem\"\n[cluster]"));
+    assert!(err.contains("tls_key is missing"), "{err}");
+    let twice = format!(
+        "{GOOD}\n[[operators]]\nname = \"alice\"\ntoken_sha256 = \"{}\"\n",
+        crate::auth::hash_token("other")
+    );
+    assert!(error_of(&twice).contains("defined twice"));
+}

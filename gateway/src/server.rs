@@ -1,0 +1,141 @@
+//! Runs a gateway: connects the backend, starts watchers and per-target writers, and serves the
+//! `Knobs` service plus the standard gRPC health service on one listener until shutdown.
+//!
+//! Shutdown is designed: when `shutdown` resolves, sessions are told UNAVAILABLE and closed,
+//! pending latest values are still written, and the server drains within [`DRAIN_GRACE`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubeknobs_proto::v1::knobs_server::KnobsServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::backend::{self, Backend};
+use crate::coalesce::Coalescer;
+use crate::config::Config;
+use crate::service::{KnobsService, Shared};
+use crate::state::StateHub;
+
+/// How long shutdown waits for writers and sessions before giving up on them.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the gateway could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Neither TLS files nor `--insecure` were given.
+    #[error(
+        "TLS is required: set server.tls_cert and server.tls_key, or pass --insecure on a loopback address"
+    )]
+    NoTls,
+    /// `--insecure` on an address other machines can reach.
+    #[error(
+        "--insecure is refused on {0}: plaintext gRPC is only allowed on a loopback address (127.0.0.1, ::1)"
+    )]
+    InsecureNotLoopback(std::net::SocketAddr),
+    /// The catalog is empty.
+    #[error("the catalog has no targets: add at least one [targets.NAME] table")]
+    EmptyCatalog,
+    /// No operator could ever connect.
+    #[error("no operators are configured: add at least one [[operators]] entry")]
+    NoOperators,
+    /// The listener's address could not be read.
+    #[error("listener: {0}")]
+    Listener(#[source] std::io::Error),
+    /// The cluster could not be reached.
+    #[error(transparent)]
+    Backend(#[from] backend::Error),
+    /// The gRPC server failed (bad TLS material, accept errors).
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the gateway described by `config` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let addr = listener.local_addr().map_err(Error::Listener)?;
+    check_security(&config, addr)?;
+    let backend = Arc::new(Backend::connect(&config.backend, &config.catalog).await?);
+    let cluster = backend.cluster_name();
+    if backend.is_sandbox() {
+        tracing::warn!("cluster is the built-in SANDBOX (in memory): nothing real is changed");
+    }
+
+    let stop = CancellationToken::new();
+    let hub = Arc::new(StateHub::new(&config.catalog));
+    let mut tasks = backend.spawn_watchers(&config.catalog, hub.clone(), stop.clone());
+    let mut coalescers = HashMap::new();
+    for target in config.catalog.iter() {
+        let (coalescer, task) =
+            Coalescer::spawn(target.clone(), backend.clone(), hub.clone(), stop.clone());
+        coalescers.insert(target.name.clone(), coalescer);
+        tasks.push(task);
+    }
+    let shared = Arc::new(Shared {
+        catalog: config.catalog.clone(),
+        hub,
+        coalescers,
+        cluster: cluster.clone(),
+        sandbox: backend.is_sandbox(),
+        shutdown: stop.clone(),
+    });
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<KnobsServer<KnobsService>>().await;
+    let operators = Arc::new(config.operators.clone());
+    let knobs = KnobsServer::with_interceptor(KnobsService::new(shared), operators.interceptor());
+
+    let mut server = Server::builder();
+    if let Some(tls) = &config.tls {
+        server = server.tls_config(
+            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
+        )?;
+    }
+    let scheme = if config.tls.is_some() {
+        "TLS"
+    } else {
+        "PLAINTEXT (--insecure)"
+    };
+    tracing::info!(%addr, %cluster, targets = config.catalog.len(), operators = config.operators.len(), "gRPC listening on {addr} ({scheme})");
+
+    let stopping = stop.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing sessions, writing pending values");
+        stopping.cancel();
+    };
+    let served = server
+        .add_service(health_service)
+        .add_service(knobs)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    let result = served.await;
+    stop.cancel();
+    let drained =
+        tokio::time::timeout(DRAIN_GRACE, futures::future::join_all(tasks.iter_mut())).await;
+    if drained.is_err() {
+        tracing::warn!("some writers did not finish within {DRAIN_GRACE:?}");
+    }
+    result.map_err(Error::from)
+}
+
+fn check_security(config: &Config, addr: std::net::SocketAddr) -> Result<(), Error> {
+    match (&config.tls, config.insecure) {
+        (_, true) if !addr.ip().is_loopback() => return Err(Error::InsecureNotLoopback(addr)),
+        (None, false) => return Err(Error::NoTls),
+        _ => {}
+    }
+    if config.catalog.is_empty() {
+        return Err(Error::EmptyCatalog);
+    }
+    if config.operators.is_empty() {
+        return Err(Error::NoOperators);
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The `kubeknobs.v1.Knobs/Session` handler: one task per bridge session.
+//!
+//! The operator was authenticated by the interceptor before we get here. A session must open
+//! with `Hello` (within [`HELLO_TIMEOUT`]); it is answered with `Welcome` (identity, cluster,
+//! catalog with live state), then the session task forwards every state change to the bridge
+//! and checks each control event before handing it to its target's coalescer. Every event gets
+//! exactly one `Outcome`, here (unknown target, bad value) or from the coalescer.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use kubeknobs_proto::v1::{
+    self, ClientMessage, OutcomeKind, RejectReason, ServerMessage, client_message,
+    knobs_server::Knobs, server_message::Msg,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::Identity;
+use crate::catalog::Catalog;
+use crate::coalesce::{Coalescer, Reply, Submission, send_outcome};
+use crate::state::{self, StateHub};
+
+/// How long a new session may take to say `Hello`.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
+const OUTBOUND_CAPACITY: usize = 4096;
+
+/// What every session shares.
+pub struct Shared {
+    /// The targets.
+    pub catalog: Catalog,
+    /// Live state of every target.
+    pub hub: Arc<StateHub>,
+    /// One coalescer per target, by name.
+    pub coalescers: HashMap<String, Coalescer>,
+    /// The cluster's name for `Welcome`.
+    pub cluster: String,
+    /// True when the cluster is the sandbox.
+    pub sandbox: bool,
+    /// Cancelled when the gateway shuts down: sessions close with UNAVAILABLE.
+    pub shutdown: CancellationToken,
+}
+
+/// The gRPC service.
+#[derive(Clone)]
+pub struct KnobsService {
+    shared: Arc<Shared>,
+}
+
+impl KnobsService {
+    /// A service over `shared`.
+    pub fn new(shared: Arc<Shared>) -> KnobsService {
+        KnobsService { shared }
+    }
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<ServerMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Knobs for KnobsService {
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<ClientMessage>>,
+    ) -> Result<Response<SessionStream>, Status> {
+        let identity = request
+            .extensions()
+            .get::<Identity>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("no operator identity"))?;
+        let mut inbound = request.into_inner();
+        let hello = await_hello(&mut inbound).await?;
+        tracing::info!(operator = %identity.name, bridge = %hello.bridge_id, "session opened");
+
+        let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+        let snapshot = self.shared.hub.snapshot();
+        let welcome = v1::Welcome {
+            operator: identity.name.to_string(),
+            cluster: self.shared.cluster.clone(),
+            sandbox: self.shared.sandbox,
+            targets: self
+                .shared
+                .catalog
+                .iter()
+                .map(|t| t.to_proto(snapshot[&t.name].clone()))
+                .collect(),
+            protocol_version: v1::PROTOCOL_VERSION,
+        };
+        let _ = tx.try_send(Ok(ServerMessage {
+            msg: Some(Msg::Welcome(welcome)),
+        }));
+        let session = Session {
+            shared: self.shared.clone(),
+            operator: identity.name.clone(),
+            bridge: hello.bridge_id,
+            tx,
+        };
+        tokio::spawn(session.run(inbound, snapshot));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Waits for the first message, which must be a `Hello` with a protocol we speak.
+async fn await_hello(inbound: &mut Streaming<ClientMessage>) -> Result<v1::Hello, Status> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+        .await
+        .map_err(|_| Status::deadline_exceeded(format!("no Hello within {HELLO_TIMEOUT:?}")))??;
+    match first.and_then(|m| m.msg) {
+        Some(client_message::Msg::Hello(hello))
+            if hello.protocol_version == v1::PROTOCOL_VERSION =>
+        {
+            Ok(hello)
+        }
+        Some(client_message::Msg::Hello(hello)) => Err(Status::failed_precondition(format!(
+            "protocol version {} is not supported; this gateway speaks {}",
+            hello.protocol_version,
+            v1::PROTOCOL_VERSION
+        ))),
+        _ => Err(Status::invalid_argument(
+            "the first message of a session must be Hello",
+        )),
+    }
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    operator: Arc<str>,
+    bridge: String,
+    tx: Reply,
+}
+
+impl Session {
+    async fn run(self, mut inbound: Streaming<ClientMessage>, mut last_sent: state::Snapshot) {
+        let mut states = self.shared.hub.subscribe();
+        states.mark_unchanged();
+        let end = loop {
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => self.handle(message),
+                    Ok(None) => break "bridge closed the session".to_owned(),
+                    Err(status) => break format!("stream error: {}", status.message()),
+                },
+                changed = states.changed() => {
+                    if changed.is_err() { break "state hub closed".to_owned() }
+                    let now = states.borrow_and_update().clone();
+                    let updates = state::changes(&last_sent, &now);
+                    last_sent = now;
+                    if !updates.is_empty() && self.tx.send(Ok(state_update(updates))).await.is_err() {
+                        break "bridge went away".to_owned();
+                    }
+                }
+                () = self.tx.closed() => break "bridge went away".to_owned(),
+                () = self.shared.shutdown.cancelled() => {
+                    let _ = self.tx.send(Err(Status::unavailable("gateway is shutting down; reconnect later"))).await;
+                    break "gateway shutting down".to_owned();
+                }
+            }
+        };
+        tracing::info!(operator = %self.operator, bridge = %self.bridge, reason = %end, "session closed");
+    }
+
+    fn handle(&self, message: ClientMessage) {
+        match message.msg {
+            Some(client_message::Msg::Control(event)) => self.control(event),
+            Some(client_message::Msg::Hello(_)) => {
+                tracing::warn!(operator = %self.operator, "second Hello ignored");
+            }
+            None => tracing::warn!(operator = %self.operator, "empty client message ignored"),
+        }
+    }
+
+    fn control(&self, event: v1::ControlEvent) {
+        let Some(target) = self.shared.catalog.get(&event.target) else {
+            let message = format!("no target named {:?} in the catalog", event.target);
+            return self.reject(&event, RejectReason::UnknownTarget, message);
+        };
+        let value = match target.check(event.value) {
+            Ok(value) => value,
+            Err(refusal) => return self.reject(&event, refusal.reason, refusal.message),
+        };
+        tracing::debug!(operator = %self.operator, target_name = %target.name, value, seq = event.seq, "control");
+        if let Some(coalescer) = self.shared.coalescers.get(&target.name) {
+            coalescer.submit(Submission {
+                seq: event.seq,
+                value,
+                operator: self.operator.clone(),
+                reply: self.tx.clone(),
+            });
+        }
+    }
+
+    fn reject(&self, event: &v1::ControlEvent, reason: RejectReason, message: String) {
+        tracing::warn!(operator = %self.operator, target_name = %event.target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
+        let outcome = v1::Outcome {
+            seq: event.seq,
+            target: event.target.clone(),
+            value: event.value,
+            kind: OutcomeKind::Rejected as i32,
+            reason: reason as i32,
+            message,
+        };
+        send_outcome(&self.tx, outcome);
+    }
+}
+
+fn state_update(states: Vec<v1::TargetState>) -> ServerMessage {
+    ServerMessage {
+        msg: Some(Msg::State(v1::StateUpdate { states })),
+    }
+}
