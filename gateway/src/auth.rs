@@ -145,7 +145,12 @@ impl Operators {
         self: Arc<Self>,
     ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
         move |mut request: Request<()>| {
-            let identity = self.check(&request)?;
+            let identity = self.check(&request).inspect_err(|status| {
+                let peer = request
+                    .remote_addr()
+                    .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+                tracing::warn!(%peer, reason = status.message(), "session refused");
+            })?;
             request.extensions_mut().insert(identity);
             Ok(request)
         }

@@ -59,16 +59,24 @@ impl KubeBackend {
             Some(context) => format!("{context} ({})", config.cluster_url),
             None => config.cluster_url.to_string(),
         };
-        let client = Client::try_from(config).map_err(Error::Client)?;
-        Ok(KubeBackend { client, cluster })
+        KubeBackend::from_config(config, cluster)
     }
 
-    /// A client built elsewhere (tests, embedding).
-    pub fn from_client(client: Client, cluster: impl Into<String>) -> KubeBackend {
-        KubeBackend {
+    /// A backend for a client config built elsewhere (tests, embedding), named `cluster`.
+    ///
+    /// kube's own retry layer is turned off: it would retry 429/503 for minutes inside one
+    /// write, hiding outages from the operator; the coalescer's bounded retry (which also
+    /// switches to a newer value) is the one retry policy.
+    pub fn from_config(
+        mut config: Config,
+        cluster: impl Into<String>,
+    ) -> Result<KubeBackend, Error> {
+        config.default_retry = false;
+        let client = Client::try_from(config).map_err(Error::Client)?;
+        Ok(KubeBackend {
             client,
             cluster: cluster.into(),
-        }
+        })
     }
 
     /// The context and server this backend talks to.

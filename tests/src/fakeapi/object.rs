@@ -1,0 +1,148 @@
+//! Wire forms of stored objects: the apps/v1 Deployment/StatefulSet JSON, the autoscaling/v1
+//! `Scale` and the list envelope.
+//!
+//! Field presence follows the real API's `omitempty` rules where a client could trip on them:
+//! a Deployment's `status.replicas`, and both kinds' `readyReplicas`/`availableReplicas`, are
+//! absent when 0, as is the Scale's `spec.replicas`.
+
+use serde_json::{Map, Value, json};
+
+use super::fields::ManagedField;
+use super::kind::Kind;
+use super::store::Workload;
+
+/// The full object, with `kind`/`apiVersion` (as in watch events and GET answers).
+pub(crate) fn object(w: &Workload) -> Value {
+    let mut value = item(w);
+    value["kind"] = json!(w.kind.kind());
+    value["apiVersion"] = json!("apps/v1");
+    value
+}
+
+/// The object as a list item (the API server leaves out `kind`/`apiVersion` there).
+pub(crate) fn item(w: &Workload) -> Value {
+    let labels = json!({ "app": w.name });
+    let mut spec = json!({
+        "replicas": w.spec_replicas,
+        "selector": { "matchLabels": labels },
+        "template": {
+            "metadata": { "labels": labels },
+            "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] },
+        },
+    });
+    let mut status = Map::new();
+    status.insert("observedGeneration".into(), json!(w.observed_generation));
+    if w.status_replicas != 0 || w.kind == Kind::StatefulSet {
+        status.insert("replicas".into(), json!(w.status_replicas));
+    }
+    if w.ready_replicas != 0 {
+        status.insert("readyReplicas".into(), json!(w.ready_replicas));
+        status.insert("availableReplicas".into(), json!(w.ready_replicas));
+    }
+    if w.kind == Kind::StatefulSet {
+        spec["serviceName"] = json!(w.name);
+    }
+    json!({
+        "metadata": {
+            "name": w.name,
+            "namespace": w.namespace,
+            "uid": w.uid,
+            "resourceVersion": w.resource_version.to_string(),
+            "generation": w.generation,
+            "creationTimestamp": w.created,
+            "labels": labels,
+            "managedFields": w.managed_fields.iter().map(managed_field).collect::<Vec<_>>(),
+        },
+        "spec": spec,
+        "status": status,
+    })
+}
+
+/// The `autoscaling/v1` Scale of a workload.
+pub(crate) fn scale(w: &Workload) -> Value {
+    let spec = if w.spec_replicas == 0 {
+        json!({})
+    } else {
+        json!({ "replicas": w.spec_replicas })
+    };
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": w.name,
+            "namespace": w.namespace,
+            "uid": w.uid,
+            "resourceVersion": w.resource_version.to_string(),
+            "creationTimestamp": w.created,
+        },
+        "spec": spec,
+        "status": { "replicas": w.status_replicas, "selector": format!("app={}", w.name) },
+    })
+}
+
+/// A `DeploymentList`/`StatefulSetList`.
+pub(crate) fn list(
+    kind: Kind,
+    items: &[Workload],
+    resource_version: u64,
+    continue_token: Option<String>,
+) -> Value {
+    let mut metadata = json!({ "resourceVersion": resource_version.to_string() });
+    if let Some(token) = continue_token {
+        metadata["continue"] = json!(token);
+    }
+    json!({
+        "kind": format!("{}List", kind.kind()),
+        "apiVersion": "apps/v1",
+        "metadata": metadata,
+        "items": items.iter().map(item).collect::<Vec<_>>(),
+    })
+}
+
+/// A BOOKMARK event's object: only kind, apiVersion and resourceVersion (plus annotations).
+pub(crate) fn bookmark(kind: Kind, resource_version: u64, initial_events_end: bool) -> Value {
+    let mut metadata = json!({ "resourceVersion": resource_version.to_string() });
+    if initial_events_end {
+        metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+    }
+    json!({ "kind": kind.kind(), "apiVersion": "apps/v1", "metadata": metadata })
+}
+
+fn managed_field(f: &ManagedField) -> Value {
+    let mut fields = Map::new();
+    if f.rest {
+        fields.insert(
+            "f:metadata".into(),
+            json!({ "f:labels": { ".": {}, "f:app": {} } }),
+        );
+    }
+    let mut spec = Map::new();
+    if f.replicas {
+        spec.insert("f:replicas".into(), json!({}));
+    }
+    if f.rest {
+        spec.insert("f:selector".into(), json!({}));
+        spec.insert("f:template".into(), json!({}));
+    }
+    if !spec.is_empty() {
+        fields.insert("f:spec".into(), Value::Object(spec));
+    }
+    if f.status {
+        fields.insert(
+            "f:status".into(),
+            json!({ "f:observedGeneration": {}, "f:readyReplicas": {}, "f:replicas": {} }),
+        );
+    }
+    let mut entry = json!({
+        "manager": f.manager,
+        "operation": f.operation,
+        "apiVersion": "apps/v1",
+        "time": f.time,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    });
+    if let Some(subresource) = f.subresource {
+        entry["subresource"] = json!(subresource);
+    }
+    entry
+}

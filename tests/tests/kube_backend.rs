@@ -1,0 +1,252 @@
+//! The gateway's kube backend through the real kube client against the fake API server:
+//! writes through the scale subresource, state from the watch, and injected 409/429/500/slow
+//! answers after which the final value still lands, or the operator is told why it did not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubeknobs_gateway::backend::{Backend, KubeBackend};
+use kubeknobs_gateway::catalog::{Catalog, TargetKind, TargetSpec};
+use kubeknobs_gateway::coalesce::{Coalescer, Submission};
+use kubeknobs_gateway::state::{Snapshot, StateHub};
+use kubeknobs_proto::v1::{Outcome, OutcomeKind, RejectReason, ServerMessage, server_message::Msg};
+use kubeknobs_tests::fakeapi::{FakeApiServer, Fault, Kind};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Rig {
+    api: FakeApiServer,
+    hub: Arc<StateHub>,
+    coalescers: Vec<(String, Coalescer)>,
+    outcomes: mpsc::Receiver<Result<ServerMessage, tonic::Status>>,
+    reply: mpsc::Sender<Result<ServerMessage, tonic::Status>>,
+    shutdown: CancellationToken,
+}
+
+fn target(name: &str, kind: TargetKind, rate: f64) -> TargetSpec {
+    TargetSpec {
+        name: name.into(),
+        kind,
+        namespace: "default".into(),
+        object: name.into(),
+        min: 0,
+        max: 50,
+        max_writes_per_second: rate,
+        sandbox_initial: 0,
+    }
+}
+
+async fn rig(targets: Vec<TargetSpec>) -> Rig {
+    let api = FakeApiServer::start().await;
+    let mut catalog = Catalog::default();
+    for t in targets {
+        catalog.insert(t);
+    }
+    let backend = Arc::new(Backend::Kube(Arc::new(
+        KubeBackend::from_config(api.config(), "fake").expect("client"),
+    )));
+    let hub = Arc::new(StateHub::new(&catalog));
+    let shutdown = CancellationToken::new();
+    backend.spawn_watchers(&catalog, hub.clone(), shutdown.clone());
+    let coalescers = catalog
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                Coalescer::spawn(t.clone(), backend.clone(), hub.clone(), shutdown.clone()).0,
+            )
+        })
+        .collect();
+    let (reply, outcomes) = mpsc::channel(1024);
+    Rig {
+        api,
+        hub,
+        coalescers,
+        outcomes,
+        reply,
+        shutdown,
+    }
+}
+
+impl Rig {
+    fn set(&self, target: &str, seq: u64, value: i32) {
+        let (_, coalescer) = self
+            .coalescers
+            .iter()
+            .find(|(n, _)| n == target)
+            .expect("target");
+        coalescer.submit(Submission {
+            seq,
+            value,
+            operator: "alice".into(),
+            reply: self.reply.clone(),
+        });
+    }
+
+    async fn outcome(&mut self, seq: u64) -> Outcome {
+        loop {
+            let msg = timeout(DEADLINE, self.outcomes.recv())
+                .await
+                .expect("an outcome in time")
+                .expect("open")
+                .expect("ok");
+            match msg.msg {
+                Some(Msg::Outcome(o)) if o.seq == seq => return o,
+                _ => continue,
+            }
+        }
+    }
+
+    async fn state_where(&self, what: &str, pred: impl Fn(&Snapshot) -> bool) -> Snapshot {
+        let mut rx = self.hub.subscribe();
+        let found = timeout(DEADLINE, async {
+            loop {
+                let now = rx.borrow_and_update().clone();
+                if pred(&now) {
+                    return now;
+                }
+                rx.changed().await.expect("hub open");
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("state never showed {what}: {:?}", self.hub.snapshot()))
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_write_goes_through_the_scale_subresource_and_comes_back_through_the_watch() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentReplicas, 10.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 2);
+    rig.state_where("the initial 2 replicas", |s| s["web"].desired == Some(2.0))
+        .await;
+
+    rig.set("web", 1, 6);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(6)
+    );
+    let patch = rig
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("a PATCH");
+    assert!(
+        patch
+            .path
+            .ends_with("/namespaces/default/deployments/web/scale"),
+        "{}",
+        patch.path
+    );
+    assert!(
+        patch.query.contains("fieldManager=kubeknobs"),
+        "{}",
+        patch.query
+    );
+    let state = rig
+        .state_where("6 desired, credited to alice", |s| {
+            s["web"].desired == Some(6.0)
+        })
+        .await;
+    assert_eq!(state["web"].changed_by, "alice");
+
+    rig.api
+        .scale_externally(Kind::Deployment, "default", "web", 3, "kubectl");
+    let state = rig
+        .state_where("kubectl's change", |s| s["web"].desired == Some(3.0))
+        .await;
+    assert_eq!(state["web"].changed_by, "kubectl");
+}
+
+#[tokio::test]
+async fn statefulsets_are_scaled_the_same_way() {
+    let mut rig = rig(vec![target("db", TargetKind::StatefulSetReplicas, 10.0)]).await;
+    rig.api.add(Kind::StatefulSet, "default", "db", 1);
+    rig.set("db", 1, 3);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    assert_eq!(
+        rig.api.replicas(Kind::StatefulSet, "default", "db"),
+        Some(3)
+    );
+    rig.state_where("3 desired", |s| s["db"].desired == Some(3.0))
+        .await;
+}
+
+#[tokio::test]
+async fn after_409_429_500_and_a_slow_answer_the_final_value_still_lands() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentReplicas, 20.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 1);
+    rig.api
+        .inject("PATCH", "/deployments/web/scale", Fault::Status(409), 1);
+    rig.api
+        .inject("PATCH", "/deployments/web/scale", Fault::Status(429), 1);
+    rig.api
+        .inject("PATCH", "/deployments/web/scale", Fault::Status(500), 1);
+    rig.api.inject(
+        "PATCH",
+        "/deployments/web/scale",
+        Fault::Delay(Duration::from_millis(700)),
+        1,
+    );
+    for (seq, value) in [(1, 10), (2, 20), (3, 30)] {
+        rig.set("web", seq, value);
+    }
+    let last = rig.outcome(3).await;
+    assert_eq!(last.kind, OutcomeKind::Applied as i32, "{last:?}");
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(30)
+    );
+    assert_eq!(rig.api.write_count(), 1, "only the final value was written");
+    rig.state_where("30 desired", |s| s["web"].desired == Some(30.0))
+        .await;
+}
+
+#[tokio::test]
+async fn a_missing_object_is_reported_to_the_operator_and_in_the_state() {
+    let mut rig = rig(vec![target("ghost", TargetKind::DeploymentReplicas, 10.0)]).await;
+    let state = rig
+        .state_where("an error", |s| s["ghost"].error.contains("not found"))
+        .await;
+    assert!(
+        state["ghost"].error.contains("deployment default/ghost"),
+        "{}",
+        state["ghost"].error
+    );
+    rig.set("ghost", 1, 2);
+    let outcome = rig.outcome(1).await;
+    assert_eq!(outcome.kind, OutcomeKind::Rejected as i32);
+    assert_eq!(outcome.reason, RejectReason::ClusterError as i32);
+    assert!(outcome.message.contains("404"), "{}", outcome.message);
+}
+
+#[tokio::test]
+async fn a_persistent_outage_is_reported_as_a_cluster_error() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentReplicas, 20.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 1);
+    rig.api
+        .inject("PATCH", "/deployments/web/scale", Fault::Status(503), 100);
+    rig.set("web", 1, 5);
+    let outcome = rig.outcome(1).await;
+    assert_eq!(outcome.reason, RejectReason::ClusterError as i32);
+    assert!(
+        outcome.message.contains("503") && outcome.message.contains("attempt"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(1),
+        "nothing half-applied"
+    );
+}
