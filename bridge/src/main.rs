@@ -1,1 +1,196 @@
-fn main() {}
+//! `kubeknobs-bridge`: parses flags, loads the config, starts logging and hands over to the
+//! library. A config error prints `error: …` and exits 2 before anything is bound.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use kubeknobs_bridge::config::Config;
+use kubeknobs_bridge::telemetry::{self, LogFormat};
+use tracing::{error, info, warn};
+
+/// Turns OSC controls into safe changes to a Kubernetes cluster, through a kubeknobs gateway.
+#[derive(Debug, Parser)]
+#[command(name = "kubeknobs-bridge", version, propagate_version = true)]
+struct Cli {
+    /// Log format (log level comes from RUST_LOG, default info).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "KUBEKNOBS_LOG_FORMAT",
+        default_value_t = LogFormat::Plain
+    )]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bridge: receive OSC, stream control events to the gateway, send feedback.
+    Run(ConfigArg),
+    /// Validate a config file (and read its token and CA files), print a summary, and exit.
+    Check(ConfigArg),
+    /// Run the whole pipeline on this machine: an embedded gateway and the bridge.
+    ///
+    /// The gateway drives the built-in sandbox cluster unless --kubeconfig is given; the bridge
+    /// talks to it over real gRPC with TLS on loopback, with a CA and token made for this run.
+    /// Prints what to type into TouchOSC, then a line per target state change.
+    #[cfg(feature = "demo")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The bridge config file (TOML).
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+#[cfg(feature = "demo")]
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Bridge config to use instead of the built-in examples/demo/bridge.toml (its [gateway]
+    /// table, if any, is ignored: the demo connects to its embedded gateway).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Gateway config to use instead of the built-in examples/demo/gateway.toml.
+    #[arg(long, value_name = "FILE")]
+    gateway_config: Option<PathBuf>,
+    /// Drive the cluster of this kubeconfig instead of the sandbox.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    context: Option<String>,
+    /// Where to receive OSC (default: the bridge config's osc.listen, 0.0.0.0:8000).
+    #[arg(long, value_name = "ADDR")]
+    osc_listen: Option<std::net::SocketAddr>,
+    /// The port on the phone that receives feedback (default: osc.feedback_port, 9000).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    feedback_port: Option<u16>,
+}
+
+/// Exit code for an unusable config.
+const CONFIG_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = telemetry::init(cli.log_format) {
+        eprintln!("error: {}", telemetry::chain(&e));
+        return ExitCode::from(CONFIG_ERROR);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Check(arg) => match load(&arg.config) {
+            Ok(config) => match kubeknobs_bridge::check(&config) {
+                Ok(()) => {
+                    println!("{}: OK", arg.config.display());
+                    print!("{}", config.summary());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(&e),
+            },
+            Err(code) => code,
+        },
+        Command::Run(arg) => match load(&arg.config) {
+            Ok(config) => run(config).await,
+            Err(code) => code,
+        },
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => demo(args).await,
+    }
+}
+
+/// Loads the config, or prints why not and gives the exit code for it.
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| config_error(&e))
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{}", telemetry::chain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> ExitCode {
+    info!(bridge_id = %config.bridge_id, "kubeknobs-bridge {} starting", env!("CARGO_PKG_VERSION"));
+    match kubeknobs_bridge::run(config, shutdown_signal()).await {
+        Err(e) if e.is_config() => config_error(&e),
+        other => finish(other.context("bridge failed")),
+    }
+}
+
+/// Prints an error found in the config and gives exit code 2.
+fn config_error(e: &(dyn std::error::Error + 'static)) -> ExitCode {
+    eprintln!("error: {}", telemetry::chain(e));
+    ExitCode::from(CONFIG_ERROR)
+}
+
+#[cfg(feature = "demo")]
+async fn demo(args: DemoArgs) -> ExitCode {
+    use kubeknobs_bridge::demo::{self, Options};
+    let options = Options {
+        config: args.config,
+        gateway_config: args.gateway_config,
+        kubeconfig: args.kubeconfig,
+        context: args.context,
+        osc_listen: args.osc_listen,
+        feedback_port: args.feedback_port,
+    };
+    match demo::run(options, shutdown_signal()).await {
+        Err(e) if e.is_config() => config_error(&e),
+        other => finish(other.context("demo failed")),
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM; a second one exits at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    info!("shutting down (signal again to force)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the bridge");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -137,10 +137,10 @@ async fn next(stream: &mut Streaming<ServerMessage>) -> Msg {
 
 async fn outcome(stream: &mut Streaming<ServerMessage>, seq: u64) -> v1::Outcome {
     loop {
-        if let Msg::Outcome(o) = next(stream).await {
-            if o.seq == seq {
-                return o;
-            }
+        if let Msg::Outcome(o) = next(stream).await
+            && o.seq == seq
+        {
+            return o;
         }
     }
 }
@@ -150,10 +150,10 @@ async fn state_until(
     pred: impl Fn(&v1::TargetState) -> bool,
 ) -> v1::TargetState {
     loop {
-        if let Msg::State(update) = next(stream).await {
-            if let Some(s) = update.states.into_iter().find(|s| pred(s)) {
-                return s;
-            }
+        if let Msg::State(update) = next(stream).await
+            && let Some(s) = update.states.into_iter().find(|s| pred(s))
+        {
+            return s;
         }
     }
 }

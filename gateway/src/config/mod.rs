@@ -112,12 +112,22 @@ impl Config {
 
     /// Validates config `text`; `origin` names it in errors and anchors relative paths.
     pub fn parse(text: &str, origin: &Path) -> Result<Config> {
+        Config::parse_inner(text, origin, None)
+    }
+
+    /// Like [`Config::parse`], but serves `tls` instead of reading `server.tls_cert`/`tls_key`
+    /// (the demo, which makes its certificates in memory).
+    pub fn parse_with_tls(text: &str, origin: &Path, tls: TlsIdentity) -> Result<Config> {
+        Config::parse_inner(text, origin, Some(tls))
+    }
+
+    fn parse_inner(text: &str, origin: &Path, tls: Option<TlsIdentity>) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| Error::Syntax {
             path: origin.to_owned(),
             line: err.span().map_or(1, |span| line_of(text, span.start)),
             message: err.message().trim().to_owned(),
         })?;
-        raw.validate(&Source { text, origin })
+        raw.validate(&Source { text, origin }, tls)
     }
 }
 

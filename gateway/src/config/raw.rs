@@ -101,7 +101,8 @@ const MAX_RATE: f64 = 100.0;
 
 impl RawConfig {
     /// Checks every field and builds the validated [`Config`].
-    pub(super) fn validate(self, src: &Source<'_>) -> Result<Config> {
+    /// `tls`, when given, replaces the TLS files (which are then not read).
+    pub(super) fn validate(self, src: &Source<'_>, tls: Option<TlsIdentity>) -> Result<Config> {
         let listen = self
             .server
             .listen
@@ -114,7 +115,10 @@ impl RawConfig {
                     format!("{err}: expected ADDRESS:PORT such as 0.0.0.0:50051"),
                 )
             })?;
-        let tls = validate_tls(&self.server, src)?;
+        let tls = match tls {
+            Some(identity) => Some(identity),
+            None => validate_tls(&self.server, src)?,
+        };
         let backend = validate_cluster(&self.cluster, src)?;
         let operators = validate_operators(&self.operators, src)?;
         let mut catalog = Catalog::default();

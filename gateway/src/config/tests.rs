@@ -145,3 +145,19 @@ fn a_half_tls_config_or_duplicate_operator_is_refused() {
     );
     assert!(error_of(&twice).contains("defined twice"));
 }
+
+#[test]
+fn given_tls_material_replaces_the_files_without_reading_them() {
+    let text = GOOD.replace(
+        "[cluster]",
+        "tls_cert = \"missing.pem\"\ntls_key = \"missing.key\"\n[cluster]",
+    );
+    let given = TlsIdentity {
+        cert_pem: b"C".to_vec(),
+        key_pem: b"K".to_vec(),
+    };
+    let config = Config::parse_with_tls(&text, Path::new("/nowhere/gateway.toml"), given)
+        .expect("files not read");
+    assert_eq!(config.tls.expect("tls").cert_pem, b"C");
+    assert!(parse(&text).is_err(), "plain parse still reads them");
+}

@@ -1,0 +1,224 @@
+//! The bridge's configuration: a TOML file parsed into raw structs, then validated into the
+//! checked [`Config`] the rest of the bridge uses.
+//!
+//! Contract: [`Config::load`] / [`Config::parse`] either return a config that is ready to run
+//! (URL checked, token and CA already read from their files) or an [`Error`] that names the file,
+//! the line and the field, e.g. `bridge.toml:12: osc.mappings[1].range: lower bound must be below
+//! upper bound`. Relative `ca` and `token_file` paths are relative to the config file's directory.
+//! The demo builds a [`Config`] in code from a [`Local`] and its own [`GatewayConfig`].
+
+mod gateway;
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::mapping::Mappings;
+
+/// Default `osc.listen`: every interface, TouchOSC's default outgoing port.
+pub const DEFAULT_OSC_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8000));
+/// Default `osc.feedback_port`: TouchOSC's default incoming port.
+pub const DEFAULT_FEEDBACK_PORT: u16 = 9000;
+/// Default `osc.client_timeout_secs`.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file itself could not be read.
+    #[error("{}: cannot read config file", path.display())]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A field is missing, mistyped, unknown, or has a value that cannot be used.
+    #[error("{}", Invalid::render(path, *line, field, message))]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the offending value, when known.
+        line: Option<usize>,
+        /// Dotted path of the field, e.g. `osc.mappings[1].range` (empty for TOML syntax errors).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+struct Invalid;
+
+impl Invalid {
+    fn render(path: &Path, line: Option<usize>, field: &str, message: &str) -> String {
+        let mut out = path.display().to_string();
+        if let Some(line) = line {
+            out.push_str(&format!(":{line}"));
+        }
+        if !field.is_empty() {
+            out.push_str(&format!(": {field}"));
+        }
+        out.push_str(&format!(": {message}"));
+        out
+    }
+}
+
+/// A checked bridge configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Stable, human-readable id of this bridge, sent in `Hello`.
+    pub bridge_id: String,
+    /// Where the gateway is and how to authenticate to it.
+    pub gateway: GatewayConfig,
+    /// The OSC side.
+    pub osc: OscConfig,
+}
+
+/// How to reach the gateway.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// `https://…`, or `http://…` to a loopback host only.
+    pub url: String,
+    /// PEM CA certificate(s) to trust; `Some` exactly when `url` is `https://`.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The bearer token (already trimmed).
+    pub token: String,
+    /// TLS server name to verify instead of the URL's host.
+    pub domain: Option<String>,
+}
+
+impl fmt::Debug for GatewayConfig {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("url", &self.url)
+            .field(
+                "ca_pem",
+                &self.ca_pem.as_ref().map(|c| format!("{} bytes", c.len())),
+            )
+            .field("token", &"<redacted>")
+            .field("domain", &self.domain)
+            .finish()
+    }
+}
+
+/// The OSC side of the bridge.
+#[derive(Debug, Clone)]
+pub struct OscConfig {
+    /// UDP address to receive OSC on.
+    pub listen: SocketAddr,
+    /// UDP port on each client that receives feedback.
+    pub feedback_port: u16,
+    /// A client that has sent nothing for this long gets no more feedback.
+    pub client_timeout: Duration,
+    /// Control → target mappings, unique by address.
+    pub mappings: Mappings,
+}
+
+/// The parts of a config file that do not depend on the gateway: what the demo reads from a
+/// bridge config before it supplies its own embedded gateway.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// See [`Config::bridge_id`].
+    pub bridge_id: String,
+    /// See [`Config::osc`].
+    pub osc: OscConfig,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        Config::parse(&read(path)?, path)
+    }
+
+    /// Validates `text`, which was read from `origin` (used for messages and relative paths).
+    /// Reads the token and CA files. A `[gateway]` table is required.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config> {
+        validate::config(text, origin)
+    }
+
+    /// Combines the local side with a gateway (used by the demo).
+    pub fn new(local: Local, gateway: GatewayConfig) -> Config {
+        Config {
+            bridge_id: local.bridge_id,
+            gateway,
+            osc: local.osc,
+        }
+    }
+
+    /// A human summary for `kubeknobs-bridge check`.
+    pub fn summary(&self) -> String {
+        let g = &self.gateway;
+        let tls = match (&g.ca_pem, &g.domain) {
+            (None, _) => "plaintext (loopback only)".to_owned(),
+            (Some(_), None) => "TLS, configured CA".to_owned(),
+            (Some(_), Some(d)) => format!("TLS, configured CA, server name {d}"),
+        };
+        let mut out = format!(
+            "bridge_id   {}\ngateway     {} ({tls}), token of {} characters\n{}",
+            self.bridge_id,
+            g.url,
+            g.token.len(),
+            self.osc.summary()
+        );
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Local {
+    /// Reads the config file at `path`, ignoring any `[gateway]` table.
+    pub fn load(path: &Path) -> Result<Local> {
+        Local::parse(&read(path)?, path)
+    }
+
+    /// Validates everything but `[gateway]` in `text`, which was read from `origin`.
+    pub fn parse(text: &str, origin: &Path) -> Result<Local> {
+        validate::local(text, origin)
+    }
+}
+
+impl OscConfig {
+    fn summary(&self) -> String {
+        let mut out = format!(
+            "osc         listen {}, feedback to port {}, clients forgotten after {} s\n",
+            self.listen,
+            self.feedback_port,
+            self.client_timeout.as_secs()
+        );
+        out.push_str(&format!("mappings    {}\n", self.mappings.len()));
+        for m in self.mappings.iter() {
+            out.push_str(&format!(
+                "  {} -> {} [{}, {}]",
+                m.address,
+                m.target,
+                m.range.lo(),
+                m.range.hi()
+            ));
+            if let Some(label) = &m.label {
+                out.push_str(&format!(", label {label}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,71 @@
+//! The config file exactly as written: serde structs with spans, so that validation can name the
+//! line of every field it refuses. Nothing here is checked beyond TOML types.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub bridge_id: Option<Spanned<String>>,
+    pub gateway: Option<Spanned<RawGateway>>,
+    #[serde(default)]
+    pub osc: RawOsc,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGateway {
+    pub url: Spanned<String>,
+    pub ca: Option<Spanned<String>>,
+    pub token_file: Spanned<String>,
+    pub domain: Option<Spanned<String>>,
+}
+
+/// `[osc]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOsc {
+    pub listen: Option<Spanned<String>>,
+    pub feedback_port: Option<Spanned<u16>>,
+    pub client_timeout_secs: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub mappings: Vec<RawMapping>,
+}
+
+/// One `[[osc.mappings]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMapping {
+    pub address: Spanned<String>,
+    pub target: Spanned<String>,
+    pub range: Option<Spanned<[f64; 2]>>,
+    pub label: Option<Spanned<String>>,
+}
+
+/// Deserializes `text`, returning the serde error with the dotted path of the offending field.
+pub(super) fn parse(text: &str) -> Result<RawConfig, (Option<usize>, String, String)> {
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        (
+            e.span().map(|s| s.start),
+            String::new(),
+            e.message().to_owned(),
+        )
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // `Spanned` adds a private segment to the path; it means nothing to a user.
+        let path = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
+        let path = if path == "." { String::new() } else { path };
+        let inner = e.into_inner();
+        (
+            inner.span().map(|s| s.start),
+            path,
+            inner.message().to_owned(),
+        )
+    })
+}

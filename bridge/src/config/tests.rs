@@ -1,0 +1,214 @@
+//! Good and bad config files, each bad one checked for the file, line and field it names.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+/// A temp dir holding `token.txt` and `certs/ca.pem`, and the config path inside it.
+fn dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("token.txt"), "  s3cret-token\n").expect("write token");
+    std::fs::create_dir(dir.path().join("certs")).expect("mkdir");
+    std::fs::write(dir.path().join("certs/ca.pem"), CA).expect("write ca");
+    let path = dir.path().join("bridge.toml");
+    (dir, path)
+}
+
+const GOOD: &str = r#"bridge_id = "pi-stage-left"
+[gateway]
+url = "https://10.0.0.5:50051"
+ca = "certs/ca.pem"
+token_file = "token.txt"
+domain = "gateway.local"
+[osc]
+listen = "0.0.0.0:8001"
+feedback_port = 9001
+client_timeout_secs = 60
+[[osc.mappings]]
+address = "/1/fader1"
+target = "web"
+label = "/1/label1"
+[[osc.mappings]]
+address = "/1/fader2"
+target = "api"
+range = [0.0, 127.0]
+"#;
+
+fn parse(text: &str) -> (Result<Config>, tempfile::TempDir) {
+    let (dir, path) = dir();
+    (Config::parse(text, &path), dir)
+}
+
+/// Parses `text` expecting an error, and returns it rendered with the temp dir stripped.
+fn error(text: &str) -> String {
+    let (dir, path) = dir();
+    let err = Config::parse(text, &path).expect_err("config should be refused");
+    err.to_string()
+        .replace(&format!("{}/", dir.path().display()), "")
+}
+
+#[test]
+fn parses_a_full_config() {
+    let (config, _dir) = parse(GOOD);
+    let config = config.expect("valid config");
+    assert_eq!(config.bridge_id, "pi-stage-left");
+    assert_eq!(config.gateway.url, "https://10.0.0.5:50051");
+    assert_eq!(config.gateway.ca_pem.as_deref(), Some(CA.as_bytes()));
+    assert_eq!(config.gateway.token, "s3cret-token");
+    assert_eq!(config.gateway.domain.as_deref(), Some("gateway.local"));
+    assert_eq!(config.osc.listen.to_string(), "0.0.0.0:8001");
+    assert_eq!(config.osc.feedback_port, 9001);
+    assert_eq!(config.osc.client_timeout.as_secs(), 60);
+    let fader1 = config.osc.mappings.by_address("/1/fader1").expect("mapped");
+    assert_eq!(fader1.target, "web");
+    assert_eq!(fader1.range, crate::mapping::Range::default());
+    assert_eq!(fader1.label.as_deref(), Some("/1/label1"));
+    let fader2 = config.osc.mappings.by_address("/1/fader2").expect("mapped");
+    assert_eq!((fader2.range.lo(), fader2.range.hi()), (0.0, 127.0));
+    assert!(
+        !format!("{config:?}").contains("s3cret"),
+        "Debug must not leak the token"
+    );
+    assert!(config.summary().contains("/1/fader2 -> api [0, 127]"));
+}
+
+#[test]
+fn applies_defaults() {
+    let text = "[gateway]\nurl = \"http://127.0.0.1:50051\"\ntoken_file = \"token.txt\"\n";
+    let (config, _dir) = parse(text);
+    let config = config.expect("valid config");
+    assert!(!config.bridge_id.is_empty());
+    assert_eq!(config.gateway.ca_pem, None);
+    assert_eq!(config.osc.listen, DEFAULT_OSC_LISTEN);
+    assert_eq!(config.osc.feedback_port, 9000);
+    assert_eq!(config.osc.client_timeout.as_secs(), 300);
+    assert!(config.osc.mappings.is_empty());
+}
+
+#[test]
+fn allows_plaintext_to_loopback_only() {
+    for url in ["http://localhost:1", "http://127.0.0.9:1", "http://[::1]:1"] {
+        let text = format!("[gateway]\nurl = \"{url}\"\ntoken_file = \"token.txt\"\n");
+        assert!(parse(&text).0.is_ok(), "{url} should be allowed");
+    }
+    let text = "[gateway]\nurl = \"http://10.0.0.5:50051\"\ntoken_file = \"token.txt\"\n";
+    let msg = error(text);
+    assert!(
+        msg.starts_with("bridge.toml:2: gateway.url: plaintext http:// is only allowed"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn names_file_line_and_field() {
+    let bad_range = GOOD.replace("range = [0.0, 127.0]", "range = [1.0, 0.0]");
+    assert_eq!(
+        error(&bad_range),
+        "bridge.toml:18: osc.mappings[1].range: lower bound must be below upper bound (got [1, 0])"
+    );
+    let dup = GOOD.replace("/1/fader2", "/1/fader1");
+    assert_eq!(
+        error(&dup),
+        "bridge.toml:16: osc.mappings[1].address: duplicate address /1/fader1, already mapped by \
+         osc.mappings[0]"
+    );
+    let empty_target = GOOD.replace("target = \"api\"", "target = \" \"");
+    assert!(error(&empty_target).starts_with("bridge.toml:17: osc.mappings[1].target: "));
+    let no_slash = GOOD.replace("\"/1/fader2\"", "\"1/fader2\"");
+    assert!(
+        error(&no_slash).starts_with("bridge.toml:16: osc.mappings[1].address: must be an OSC")
+    );
+    let bad_label = GOOD.replace("/1/label1", "label 1");
+    assert!(error(&bad_label).starts_with("bridge.toml:14: osc.mappings[0].label: "));
+}
+
+#[test]
+fn reports_unreadable_files() {
+    let msg = error(&GOOD.replace("token.txt", "missing.txt"));
+    assert!(
+        msg.starts_with("bridge.toml:5: gateway.token_file: cannot read "),
+        "{msg}"
+    );
+    assert!(msg.contains("missing.txt"), "{msg}");
+    let msg = error(&GOOD.replace("certs/ca.pem", "token.txt"));
+    assert!(msg.starts_with("bridge.toml:4: gateway.ca: "), "{msg}");
+    assert!(msg.ends_with("token.txt holds no PEM certificate"), "{msg}");
+    let msg = error(&GOOD.replace("ca = \"certs/ca.pem\"\n", ""));
+    assert!(
+        msg.starts_with("bridge.toml:2: gateway.ca: required"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn reports_schema_errors_with_their_path() {
+    let msg = error(&GOOD.replace("feedback_port = 9001", "feedback_port = 90000"));
+    assert!(
+        msg.starts_with("bridge.toml:9: osc.feedback_port: "),
+        "{msg}"
+    );
+    let msg = error(&GOOD.replace("feedback_port", "feedbackport"));
+    assert!(
+        msg.starts_with("bridge.toml:9: osc.feedbackport: unknown field"),
+        "{msg}"
+    );
+    let msg = error(&GOOD.replace("range = [0.0, 127.0]", "range = [0.0, \"x\"]"));
+    assert!(
+        msg.starts_with("bridge.toml:18: osc.mappings[1].range[1]: invalid type"),
+        "{msg}"
+    );
+    let msg = error(&GOOD.replace("target = \"api\"\n", ""));
+    assert!(
+        msg.contains("osc.mappings[1]: missing field `target`"),
+        "{msg}"
+    );
+    let msg = error("[gateway\n");
+    assert!(msg.starts_with("bridge.toml:1: "), "{msg}");
+    let msg = error("[osc]\n");
+    assert!(
+        msg.starts_with("bridge.toml: gateway: missing table [gateway]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn refuses_out_of_range_numbers() {
+    let msg = error(&GOOD.replace("feedback_port = 9001", "feedback_port = 0"));
+    assert!(
+        msg.starts_with("bridge.toml:9: osc.feedback_port: must be"),
+        "{msg}"
+    );
+    let msg = error(&GOOD.replace("client_timeout_secs = 60", "client_timeout_secs = 0"));
+    assert!(
+        msg.starts_with("bridge.toml:10: osc.client_timeout_secs: "),
+        "{msg}"
+    );
+    let msg = error(&GOOD.replace("0.0.0.0:8001", "0.0.0.0"));
+    assert!(msg.starts_with("bridge.toml:8: osc.listen: "), "{msg}");
+}
+
+#[test]
+fn local_ignores_the_gateway_table() {
+    let (_dir, path) = dir();
+    let text = GOOD.replace("token.txt", "missing.txt");
+    let local = Local::parse(&text, &path).expect("local side is valid");
+    assert_eq!(local.bridge_id, "pi-stage-left");
+    assert_eq!(local.osc.mappings.len(), 2);
+    let local = Local::parse(
+        "[[osc.mappings]]\naddress = \"/a\"\ntarget = \"web\"\n",
+        Path::new("x.toml"),
+    )
+    .expect("no gateway needed");
+    assert_eq!(local.osc.mappings.len(), 1);
+}
+
+#[test]
+fn load_names_a_missing_file() {
+    let err = Config::load(Path::new("/nonexistent/bridge.toml")).expect_err("no such file");
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/bridge.toml: cannot read config file")
+    );
+}

@@ -1,0 +1,164 @@
+//! What the demo prints on stdout for the person holding the phone: where to point TouchOSC, and
+//! one line per target whenever its state changes.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use kubeknobs_gateway::config::BackendConfig;
+use kubeknobs_proto::v1::TargetState;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::feedback::number;
+
+/// The start-up instructions.
+pub(super) fn banner(
+    config: &Config,
+    gateway: &kubeknobs_gateway::config::Config,
+    osc: Option<SocketAddr>,
+) {
+    let listen = osc.unwrap_or(config.osc.listen);
+    println!();
+    match &gateway.backend {
+        BackendConfig::Sandbox => {
+            println!(
+                "*** SANDBOX: the demo gateway drives an in-memory cluster; nothing real changes. ***"
+            );
+            println!(
+                "*** Pass --kubeconfig PATH to drive a real cluster.                               ***"
+            );
+        }
+        BackendConfig::Kube {
+            kubeconfig,
+            context,
+        } => {
+            let file = kubeconfig
+                .as_ref()
+                .map_or("the default kubeconfig".to_owned(), |p| {
+                    p.display().to_string()
+                });
+            let ctx = context.as_deref().unwrap_or("its current context");
+            println!("Cluster: REAL, from {file}, {ctx}. Moves change it.");
+        }
+    }
+    println!(
+        "Gateway: {} (TLS with a CA made for this run, operator \"{}\")",
+        config.gateway.url,
+        super::OPERATOR
+    );
+    println!();
+    println!("In TouchOSC: Connections > OSC > UDP");
+    let hosts = hosts(listen.ip());
+    if hosts.is_empty() {
+        println!("  Host:          (no network address found; is this machine on Wi-Fi/LAN?)");
+    } else if listen.ip().is_loopback() {
+        println!(
+            "  Host:          {} (osc.listen is loopback: only this machine can send)",
+            listen.ip()
+        );
+    } else {
+        println!("  Host:          {}", hosts.join("  or  "));
+    }
+    println!("  Send port:     {}", listen.port());
+    println!("  Receive port:  {}", config.osc.feedback_port);
+    println!();
+    for m in config.osc.mappings.iter() {
+        let label = m
+            .label
+            .as_deref()
+            .map(|l| format!(", label at {l}"))
+            .unwrap_or_default();
+        println!(
+            "  {} drives target {} (values {}..{}){label}",
+            m.address,
+            m.target,
+            m.range.lo(),
+            m.range.hi()
+        );
+    }
+    println!("Ctrl-C stops the demo.");
+    println!();
+}
+
+/// The addresses a phone can use to reach `listen`: the address itself when it is specific,
+/// otherwise every non-loopback IPv4 address of this machine (read locally, no traffic sent).
+fn hosts(listen: IpAddr) -> Vec<String> {
+    if !listen.is_unspecified() {
+        return vec![listen.to_string()];
+    }
+    let Ok(interfaces) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = interfaces
+        .iter()
+        .filter(|i| !i.is_loopback() && !i.is_link_local())
+        .filter_map(|i| match i.ip() {
+            IpAddr::V4(v4) => Some(format!("{v4} ({})", i.name)),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// Prints a line per target each time its state changes, until the bridge stops.
+pub(super) async fn live(mut states: mpsc::Receiver<TargetState>) {
+    let mut last: HashMap<String, String> = HashMap::new();
+    while let Some(state) = states.recv().await {
+        let line = line(&state);
+        if last.get(&state.target) != Some(&line) {
+            println!("{line}");
+            last.insert(state.target.clone(), line);
+        }
+    }
+}
+
+/// `web  desired 10  ready 7/10  by demo`.
+fn line(s: &TargetState) -> String {
+    let mut out = format!(
+        "{}  desired {}  ready {}/{}",
+        s.target,
+        number(s.desired),
+        number(s.ready),
+        number(s.desired)
+    );
+    if !s.changed_by.is_empty() {
+        out.push_str(&format!("  by {}", s.changed_by));
+    }
+    if !s.error.is_empty() {
+        out.push_str(&format!("  (unavailable: {})", s.error));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_one_line_per_state() {
+        let s = TargetState {
+            target: "web".into(),
+            desired: Some(10.0),
+            ready: Some(7.0),
+            changed_by: "demo".into(),
+            ..Default::default()
+        };
+        assert_eq!(line(&s), "web  desired 10  ready 7/10  by demo");
+        let unknown = TargetState {
+            target: "api".into(),
+            error: "not found".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            line(&unknown),
+            "api  desired ?  ready ?/?  (unavailable: not found)"
+        );
+    }
+
+    #[test]
+    fn a_specific_listen_address_is_the_host() {
+        assert_eq!(hosts("192.168.1.5".parse().expect("ip")), ["192.168.1.5"]);
+    }
+}

@@ -1,0 +1,214 @@
+//! Feedback: plays the cluster's live state back to every OSC client.
+//!
+//! Contract: feedback is the truth. It is built only from state the gateway reports (the
+//! `Welcome`'s targets and every `StateUpdate`), never echoed from what a control sent, so a change
+//! made with `kubectl` or by another operator shows on every phone. For each state change, every
+//! client seen within `osc.client_timeout_secs` gets, at `client_ip:feedback_port`, one float per
+//! mapping of that target (the inverse-mapped `desired`) and, where a mapping has a `label`, a
+//! text like `web 7/10` (`<target> <ready>/<desired>`, `?` when unknown). A new client gets the
+//! state of every mapped target at once.
+
+mod messages;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kubeknobs_proto::v1::{Target, TargetState};
+use rosc::{OscMessage, OscPacket};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+pub use messages::{label_text, messages, number};
+
+use crate::mapping::{Bounds, Mappings};
+use crate::osc::{self, SharedClients};
+
+/// What can go wrong sending feedback; logged, never fatal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A message could not be encoded as OSC.
+    #[error("cannot encode OSC feedback for {address}")]
+    Encode {
+        /// The message's address.
+        address: String,
+        /// rosc's reason.
+        #[source]
+        source: rosc::OscError,
+    },
+    /// The datagram could not be sent.
+    #[error("cannot send OSC feedback to {to}")]
+    Send {
+        /// The client's feedback address.
+        to: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What feedback reacts to.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A session started: every target the operator sees, with bounds and state (`Welcome`).
+    Welcome(Vec<Target>),
+    /// Live state of some targets changed (`StateUpdate`).
+    States(Vec<TargetState>),
+    /// A client sent its first packet (or its first after being forgotten).
+    NewClient(IpAddr),
+}
+
+/// Gets a copy of every target state feedback receives (the demo prints them).
+pub type Observer = mpsc::Sender<TargetState>;
+
+/// The last known bounds and state of one target.
+struct Known {
+    bounds: Option<Bounds>,
+    state: TargetState,
+}
+
+/// The feedback task.
+pub(crate) struct Feedback {
+    socket: Arc<UdpSocket>,
+    mappings: Arc<Mappings>,
+    port: u16,
+    clients: SharedClients,
+    known: HashMap<String, Known>,
+    observer: Option<Observer>,
+}
+
+impl Feedback {
+    /// Feedback sent from `socket` to port `port` of the clients in `clients`.
+    pub fn new(
+        socket: Arc<UdpSocket>,
+        mappings: Arc<Mappings>,
+        port: u16,
+        clients: SharedClients,
+        observer: Option<Observer>,
+    ) -> Feedback {
+        Feedback {
+            socket,
+            mappings,
+            port,
+            clients,
+            known: HashMap::new(),
+            observer,
+        }
+    }
+
+    /// Handles events until every sender is gone.
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+        while let Some(event) = events.recv().await {
+            self.handle(event).await;
+        }
+    }
+
+    async fn handle(&mut self, event: Event) {
+        match event {
+            Event::Welcome(targets) => {
+                self.known.clear();
+                let mut changed = Vec::with_capacity(targets.len());
+                for t in targets {
+                    let bounds = t.bounds.as_ref().and_then(|b| match Bounds::try_from(b) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            warn!(target_name = %t.name, error = %e, "gateway sent unusable bounds");
+                            None
+                        }
+                    });
+                    let mut state = t.state.unwrap_or_default();
+                    state.target.clone_from(&t.name);
+                    changed.push(t.name.clone());
+                    self.known.insert(t.name, Known { bounds, state });
+                }
+                let clients = self.active_clients();
+                for name in changed {
+                    self.changed(&name, &clients).await;
+                }
+            }
+            Event::States(states) => {
+                let clients = self.active_clients();
+                for state in states {
+                    let name = state.target.clone();
+                    match self.known.get_mut(&name) {
+                        Some(known) => known.state = state,
+                        None => {
+                            self.known.insert(
+                                name.clone(),
+                                Known {
+                                    bounds: None,
+                                    state,
+                                },
+                            );
+                        }
+                    }
+                    self.changed(&name, &clients).await;
+                }
+            }
+            Event::NewClient(ip) => {
+                let mut targets: Vec<&str> = Vec::new();
+                for m in self.mappings.iter() {
+                    if !targets.contains(&m.target.as_str()) {
+                        targets.push(&m.target);
+                    }
+                }
+                for target in targets {
+                    self.send(target, &[ip]).await;
+                }
+            }
+        }
+    }
+
+    fn active_clients(&self) -> Vec<IpAddr> {
+        osc::lock(&self.clients).active(Instant::now())
+    }
+
+    /// One target's state changed: tell the observer and the clients.
+    async fn changed(&self, target: &str, clients: &[IpAddr]) {
+        if let (Some(observer), Some(known)) = (&self.observer, self.known.get(target)) {
+            // Display only: if the observer lags, it misses a line rather than slowing feedback.
+            let _ = observer.try_send(known.state.clone());
+        }
+        self.send(target, clients).await;
+    }
+
+    /// Sends the last known state of `target` to `clients`, one datagram per message.
+    async fn send(&self, target: &str, clients: &[IpAddr]) {
+        let Some(known) = self.known.get(target) else {
+            return;
+        };
+        if clients.is_empty() {
+            return;
+        }
+        let mut datagrams = Vec::new();
+        for mapping in self.mappings.for_target(target) {
+            for message in messages(mapping, known.bounds.as_ref(), &known.state) {
+                match encode(message) {
+                    Ok(bytes) => datagrams.push(bytes),
+                    Err(e) => warn!(error = %crate::telemetry::chain(&e), "feedback not sent"),
+                }
+            }
+        }
+        if datagrams.is_empty() {
+            return;
+        }
+        for &ip in clients {
+            let to = SocketAddr::new(ip, self.port);
+            for bytes in &datagrams {
+                if let Err(source) = self.socket.send_to(bytes, to).await {
+                    let e = Error::Send { to, source };
+                    warn!(error = %crate::telemetry::chain(&e), "feedback not sent");
+                }
+            }
+            debug!(%to, target_name = target, messages = datagrams.len(), "feedback sent");
+        }
+    }
+}
+
+fn encode(message: OscMessage) -> Result<Vec<u8>, Error> {
+    let address = message.addr.clone();
+    rosc::encoder::encode(&OscPacket::Message(message))
+        .map_err(|source| Error::Encode { address, source })
+}

@@ -1,0 +1,192 @@
+//! OSC over UDP, the device I/O at the rim of the bridge.
+//!
+//! One tokio `UdpSocket` receives into a `rosc::decoder::MTU` buffer; each packet is decoded and
+//! its bundles flattened. A mapped address becomes a move handed to the uplink; an unknown
+//! address is logged at info; a malformed packet is logged with its sender and skipped. Nothing a
+//! client sends can stop the loop. Every sender is recorded in the [`Clients`] registry, and a
+//! new one is announced to feedback so its controls jump to the cluster's state at once.
+//! The same socket sends feedback (see `feedback`), so there is one OSC port to open.
+
+mod clients;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rosc::{OscMessage, OscPacket};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+pub use clients::Clients;
+
+use crate::feedback;
+use crate::mapping::{self, Mappings};
+use crate::uplink::Link;
+
+/// What can stop the OSC side.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The OSC socket could not be bound (address in use, no such interface, …).
+    #[error("cannot listen for OSC on {addr}")]
+    Bind {
+        /// The address from `osc.listen`.
+        addr: SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bound socket cannot tell its own address.
+    #[error("cannot read the OSC socket's address")]
+    LocalAddr(#[source] std::io::Error),
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The registry shared by the receive loop (which records senders) and feedback (which reads it).
+pub type SharedClients = Arc<Mutex<Clients>>;
+
+/// Locks the registry; a panic elsewhere while holding it leaves plain data, so poison is ignored.
+pub fn lock(clients: &SharedClients) -> MutexGuard<'_, Clients> {
+    clients.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Binds the OSC socket.
+pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
+    UdpSocket::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+/// Decodes one UDP datagram into its messages, bundles flattened in order.
+pub fn decode(datagram: &[u8]) -> Result<Vec<OscMessage>, rosc::OscError> {
+    let (_rest, packet) = rosc::decoder::decode_udp(datagram)?;
+    let mut messages = Vec::new();
+    // An explicit stack rather than recursion: nesting depth is up to the sender.
+    let mut stack = vec![packet];
+    while let Some(packet) = stack.pop() {
+        match packet {
+            OscPacket::Message(m) => messages.push(m),
+            OscPacket::Bundle(b) => stack.extend(b.content.into_iter().rev()),
+        }
+    }
+    Ok(messages)
+}
+
+/// The receive loop and what it needs.
+pub(crate) struct Receiver {
+    /// The bound OSC socket (shared with feedback, which sends on it).
+    pub socket: Arc<UdpSocket>,
+    /// Address → mapping.
+    pub mappings: Arc<Mappings>,
+    /// Senders and when they were last seen.
+    pub clients: SharedClients,
+    /// The live gateway session, if any.
+    pub link: Link,
+    /// Tells feedback about new clients.
+    pub feedback: mpsc::Sender<feedback::Event>,
+}
+
+impl Receiver {
+    /// Receives until the task is dropped. Never returns an error for anything a client sends.
+    pub async fn run(self) {
+        let mut buf = vec![0u8; rosc::decoder::MTU];
+        loop {
+            match self.socket.recv_from(&mut buf).await {
+                Ok((len, from)) => self.packet(&buf[..len], from).await,
+                Err(e) => {
+                    // E.g. an ICMP port-unreachable surfacing on some platforms. Keep going, but
+                    // do not spin if the error repeats.
+                    warn!(error = %e, "receiving OSC failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn packet(&self, datagram: &[u8], from: SocketAddr) {
+        let messages = match decode(datagram) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(%from, error = %e, "malformed OSC packet");
+                return;
+            }
+        };
+        let is_new = lock(&self.clients).touch(from.ip(), Instant::now());
+        if is_new {
+            info!(client = %from.ip(), "new OSC client");
+            if self
+                .feedback
+                .send(feedback::Event::NewClient(from.ip()))
+                .await
+                .is_err()
+            {
+                debug!("feedback has stopped; new client not announced");
+            }
+        }
+        for message in messages {
+            self.message(message, from).await;
+        }
+    }
+
+    async fn message(&self, message: OscMessage, from: SocketAddr) {
+        let Some(mapping) = self.mappings.by_address(&message.addr) else {
+            info!(address = %message.addr, %from, "unknown OSC address");
+            return;
+        };
+        match mapping::arg_value(&message.args, &mapping.range) {
+            Ok(value) => {
+                debug!(address = %mapping.address, value, %from, "OSC move");
+                self.link.send_move(mapping, value).await;
+            }
+            Err(e) => warn!(
+                address = %mapping.address, %from, error = %e,
+                "unusable OSC value; nothing sent"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rosc::{OscBundle, OscTime, OscType};
+
+    use super::*;
+
+    fn msg(addr: &str, v: f32) -> OscPacket {
+        OscPacket::Message(OscMessage {
+            addr: addr.into(),
+            args: vec![OscType::Float(v)],
+        })
+    }
+
+    #[test]
+    fn flattens_nested_bundles_in_order() {
+        let time = OscTime {
+            seconds: 0,
+            fractional: 1,
+        };
+        let inner = OscPacket::Bundle(OscBundle {
+            timetag: time,
+            content: vec![msg("/b", 2.0)],
+        });
+        let outer = OscPacket::Bundle(OscBundle {
+            timetag: time,
+            content: vec![msg("/a", 1.0), inner, msg("/c", 3.0)],
+        });
+        let bytes = rosc::encoder::encode(&outer).expect("encode");
+        let addrs: Vec<String> = decode(&bytes)
+            .expect("decode")
+            .into_iter()
+            .map(|m| m.addr)
+            .collect();
+        assert_eq!(addrs, ["/a", "/b", "/c"]);
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!(decode(b"not osc at all").is_err());
+        assert!(decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! Logging for the `kubeknobs-bridge` binary: one [`init`] per process.
+//!
+//! Level and filters come from `RUST_LOG` (default `info`); the format is plain text or JSON
+//! lines. Logs go to stderr, so stdout stays for what the user asked for (`check`'s summary, the
+//! demo's instructions and live lines). [`chain`] renders an error with its causes for a log line.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `RUST_LOG` is not a valid filter.
+    #[error("invalid RUST_LOG")]
+    Filter(#[source] tracing_subscriber::filter::FromEnvError),
+    /// A global logger was already installed.
+    #[error("cannot install the logger")]
+    Install(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Installs the global logger.
+pub fn init(format: LogFormat) -> Result<(), Error> {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env()
+        .map_err(Error::Filter)?;
+    // Colours only on a terminal: journald and log files get plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(Error::Install)
+}
+
+/// An error and its causes as one line, `outer: cause: root cause`. A cause whose text the line
+/// already holds is skipped, since some errors repeat their source in their own message.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Plain(&'static str);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Repeats);
+
+    /// Repeats its source in its message, as some library errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: {0}")]
+    struct Repeats(#[source] Plain);
+
+    #[test]
+    fn chains_causes_once() {
+        assert_eq!(chain(&Outer(Repeats(Plain("root")))), "outer: middle: root");
+    }
+}

@@ -1,0 +1,217 @@
+//! The gRPC uplink to the gateway.
+//!
+//! Contract: keeps one `kubeknobs.v1.Knobs/Session` open, over TLS with the configured CA (or
+//! plaintext to a loopback host), authenticated with `authorization: Bearer <token>`. Each session
+//! starts with `Hello` and expects `Welcome`; then mapped OSC moves go up as `ControlEvent`s with a
+//! per-session increasing `seq` (see [`Link`]), outcomes are logged, and every state the gateway
+//! pushes goes to feedback. When a session ends it reconnects forever with jittered exponential
+//! backoff (250 ms doubling to 10 s, ±20%). Moves made while disconnected are dropped, never
+//! replayed.
+
+mod backoff;
+mod link;
+mod session;
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tracing::{error, info, warn};
+
+pub use link::Link;
+pub(crate) use link::{Publisher, pair};
+
+use crate::config::GatewayConfig;
+use crate::feedback;
+use crate::mapping::Mappings;
+use backoff::Backoff;
+
+/// How long the TCP connect, and then the TLS handshake, may each take before the attempt fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 pings detect a dead connection (Wi-Fi gone, gateway host down) while nothing moves.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the uplink cannot start, or why one session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `gateway.url`, the CA or the server name cannot make a gRPC endpoint.
+    #[error("cannot use gateway {url}")]
+    Endpoint {
+        /// The URL from the config.
+        url: String,
+        /// tonic's reason.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The token cannot be sent as a gRPC metadata value.
+    #[error("the token cannot be sent in an authorization header")]
+    Token,
+    /// Connecting to the gateway failed (refused, timed out, TLS handshake, …).
+    #[error("cannot connect")]
+    Connect(#[source] tonic::transport::Error),
+    /// The gateway refused the bearer token.
+    #[error("the gateway refused our token: {0}")]
+    Unauthenticated(String),
+    /// The session call or stream failed with a gRPC status.
+    #[error("session failed: {}: {}", .0.code(), .0.message())]
+    Status(tonic::Status),
+    /// The gateway did not follow the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The gateway ended the session.
+    #[error("the gateway closed the session")]
+    Closed,
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<tonic::Status> for Error {
+    fn from(status: tonic::Status) -> Error {
+        match status.code() {
+            tonic::Code::Unauthenticated => Error::Unauthenticated(status.message().to_owned()),
+            _ => Error::Status(status),
+        }
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub(crate) struct BearerAuth {
+    value: MetadataValue<Ascii>,
+}
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.value.clone());
+        Ok(request)
+    }
+}
+
+/// A configured, not yet connected uplink.
+pub struct Uplink {
+    endpoint: Endpoint,
+    auth: BearerAuth,
+    bridge_id: String,
+    url: String,
+    mappings: std::sync::Arc<Mappings>,
+}
+
+impl Uplink {
+    /// Checks the endpoint, TLS settings and token; connects nothing yet.
+    pub fn new(
+        bridge_id: &str,
+        gateway: &GatewayConfig,
+        mappings: std::sync::Arc<Mappings>,
+    ) -> Result<Uplink> {
+        let url = gateway.url.clone();
+        let endpoint_error = |source| Error::Endpoint {
+            url: url.clone(),
+            source,
+        };
+        let mut endpoint = Endpoint::from_shared(url.clone())
+            .map_err(endpoint_error)?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
+        if let Some(ca) = &gateway.ca_pem {
+            let mut tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .timeout(CONNECT_TIMEOUT);
+            if let Some(domain) = &gateway.domain {
+                tls = tls.domain_name(domain.clone());
+            }
+            endpoint = endpoint.tls_config(tls).map_err(endpoint_error)?;
+        }
+        let mut value: MetadataValue<Ascii> = format!("Bearer {}", gateway.token)
+            .parse()
+            .map_err(|_| Error::Token)?;
+        value.set_sensitive(true);
+        Ok(Uplink {
+            endpoint,
+            auth: BearerAuth { value },
+            bridge_id: bridge_id.to_owned(),
+            url,
+            mappings,
+        })
+    }
+
+    /// Keeps a session open forever, reconnecting with backoff. Returns only when dropped.
+    pub(crate) async fn run(self, publisher: Publisher, feedback: mpsc::Sender<feedback::Event>) {
+        let mut backoff = Backoff::default();
+        loop {
+            info!(url = %self.url, "connecting to gateway");
+            let started = Instant::now();
+            let ended = session::run(&self, &publisher, &feedback).await;
+            if started.elapsed() > backoff::HEALTHY {
+                backoff.reset();
+            }
+            let err = match ended {
+                Ok(()) => Error::Closed,
+                Err(e) => e,
+            };
+            if let Error::Unauthenticated(_) = err {
+                backoff.give_up_hurrying();
+            }
+            let delay = backoff.next_delay();
+            match &err {
+                Error::Unauthenticated(_) => error!(
+                    error = %crate::telemetry::chain(&err), retry_in = ?delay,
+                    "gateway refused the token; check gateway.token_file; retrying"
+                ),
+                _ => warn!(
+                    error = %crate::telemetry::chain(&err), retry_in = ?delay,
+                    "gateway session ended; retrying"
+                ),
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(url: &str, token: &str) -> GatewayConfig {
+        GatewayConfig {
+            url: url.into(),
+            ca_pem: None,
+            token: token.into(),
+            domain: None,
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_its_own_error() {
+        let err = Error::from(tonic::Status::unauthenticated("unknown token"));
+        assert!(matches!(&err, Error::Unauthenticated(m) if m == "unknown token"));
+        assert!(matches!(
+            Error::from(tonic::Status::unavailable("down")),
+            Error::Status(_)
+        ));
+    }
+
+    #[test]
+    fn checks_url_and_token_before_connecting() {
+        let mappings = std::sync::Arc::new(Mappings::default());
+        assert!(Uplink::new("b", &gateway("http://127.0.0.1:1", "tok"), mappings.clone()).is_ok());
+        let bad_token = Uplink::new(
+            "b",
+            &gateway("http://127.0.0.1:1", "a\nb"),
+            mappings.clone(),
+        );
+        assert!(matches!(bad_token, Err(Error::Token)));
+        let bad_url = Uplink::new("b", &gateway("not a url", "tok"), mappings);
+        assert!(matches!(bad_url, Err(Error::Endpoint { .. })));
+    }
+}

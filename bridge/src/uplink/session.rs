@@ -1,0 +1,161 @@
+//! One gateway session, from connect to its end: `Hello`, `Welcome`, then control events up and
+//! outcomes and state down, until the stream or the connection fails.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kubeknobs_proto::v1::knobs_client::KnobsClient;
+use kubeknobs_proto::v1::{
+    ClientMessage, Hello, OutcomeKind, PROTOCOL_VERSION, ServerMessage, Welcome, client_message,
+    server_message,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, info, warn};
+
+use super::link::{LiveSession, Publisher};
+use super::{Error, Result, Uplink};
+use crate::feedback;
+use crate::mapping::{Bounds, Mappings};
+
+/// Outbound queue of a session. Bounded so a stalled gateway slows the OSC loop down rather than
+/// piling up moves in memory; it never outlives its session, so nothing in it is replayed.
+const OUTBOUND: usize = 256;
+
+/// How long the gateway may take to answer `Hello` with `Welcome`.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one session until it ends; `Ok` never happens, the end is always some [`Error`].
+pub(super) async fn run(
+    uplink: &Uplink,
+    publisher: &Publisher,
+    feedback: &mpsc::Sender<feedback::Event>,
+) -> Result<()> {
+    let channel = uplink.endpoint.connect().await.map_err(Error::Connect)?;
+    let mut client = KnobsClient::with_interceptor(channel, uplink.auth.clone());
+    let (tx, rx) = mpsc::channel(OUTBOUND);
+    let hello = Hello {
+        bridge_id: uplink.bridge_id.clone(),
+        protocol_version: PROTOCOL_VERSION,
+    };
+    tx.send(ClientMessage {
+        msg: Some(client_message::Msg::Hello(hello)),
+    })
+    .await
+    .map_err(|_| Error::Protocol("outbound stream closed before Hello".into()))?;
+    let opened = async {
+        let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+        match inbound.message().await? {
+            Some(ServerMessage {
+                msg: Some(server_message::Msg::Welcome(w)),
+            }) => Ok((inbound, w)),
+            Some(other) => Err(Error::Protocol(format!(
+                "expected Welcome first, got {other:?}"
+            ))),
+            None => Err(Error::Protocol(
+                "the gateway closed the session before Welcome".into(),
+            )),
+        }
+    };
+    // A gateway that accepts the connection but never answers must not hold the bridge forever.
+    let (mut inbound, welcome) = tokio::time::timeout(WELCOME_TIMEOUT, opened)
+        .await
+        .map_err(|_| {
+            Error::Protocol(format!("no Welcome within {} s", WELCOME_TIMEOUT.as_secs()))
+        })??;
+    let catalog = greet(&welcome, &uplink.mappings);
+    // Live first: once a phone shows this session's state, its moves are sent in this session.
+    let _live = publisher.publish(LiveSession::new(catalog, tx));
+    let _ = feedback
+        .send(feedback::Event::Welcome(welcome.targets))
+        .await;
+
+    while let Some(message) = inbound.message().await? {
+        match message.msg {
+            Some(server_message::Msg::Outcome(o)) => log_outcome(&o),
+            Some(server_message::Msg::State(update)) => {
+                for s in &update.states {
+                    if s.error.is_empty() {
+                        debug!(
+                            target_name = %s.target, desired = ?s.desired, ready = ?s.ready,
+                            changed_by = %s.changed_by, "state"
+                        );
+                    } else {
+                        warn!(target_name = %s.target, error = %s.error, "target state unavailable");
+                    }
+                }
+                let _ = feedback.send(feedback::Event::States(update.states)).await;
+            }
+            Some(server_message::Msg::Welcome(_)) => {
+                warn!("gateway sent a second Welcome; ignored")
+            }
+            None => debug!("empty message from gateway; ignored"),
+        }
+    }
+    Err(Error::Closed)
+}
+
+/// Logs who we are to the gateway and returns the catalog's usable bounds by target name.
+fn greet(welcome: &Welcome, mappings: &Mappings) -> HashMap<String, Option<Bounds>> {
+    info!(
+        operator = %welcome.operator, cluster = %welcome.cluster, targets = welcome.targets.len(),
+        "connected to gateway"
+    );
+    if welcome.sandbox {
+        warn!(
+            "SANDBOX: the gateway drives its in-memory sandbox, not a real cluster; \
+             nothing you do here changes Kubernetes"
+        );
+    }
+    if welcome.protocol_version != PROTOCOL_VERSION {
+        warn!(
+            gateway = welcome.protocol_version,
+            bridge = PROTOCOL_VERSION,
+            "gateway speaks protocol version {}, this bridge {}",
+            welcome.protocol_version,
+            PROTOCOL_VERSION
+        );
+    }
+    let catalog: HashMap<String, Option<Bounds>> = welcome
+        .targets
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.bounds.as_ref().and_then(|b| Bounds::try_from(b).ok()),
+            )
+        })
+        .collect();
+    for m in mappings.iter() {
+        match catalog.get(&m.target) {
+            None => warn!(
+                address = %m.address, target_name = %m.target,
+                "mapped target is not in this operator's catalog; its moves are not sent"
+            ),
+            Some(None) => warn!(
+                address = %m.address, target_name = %m.target,
+                "mapped target has unusable bounds from the gateway; its moves are not sent"
+            ),
+            Some(Some(_)) => {}
+        }
+    }
+    catalog
+}
+
+fn log_outcome(o: &kubeknobs_proto::v1::Outcome) {
+    match o.kind() {
+        OutcomeKind::Applied => {
+            debug!(seq = o.seq, target_name = %o.target, value = o.value, "applied")
+        }
+        OutcomeKind::Superseded => {
+            debug!(seq = o.seq, target_name = %o.target, value = o.value, "superseded")
+        }
+        OutcomeKind::Rejected => warn!(
+            seq = o.seq, target_name = %o.target, value = o.value, reason = o.reason().as_str_name(),
+            message = %o.message, "control event rejected"
+        ),
+        OutcomeKind::Unspecified => {
+            debug!(seq = o.seq, target_name = %o.target, kind = o.kind, "outcome of unknown kind")
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The bridge end to end with real sockets on 127.0.0.1: OSC packets in (encoded with rosc and
+//! sent from a UDP socket playing the phone), control events out to a scripted fake gateway
+//! (a real tonic server speaking kubeknobs.v1), state back as OSC feedback to a second UDP socket.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kubeknobs_bridge::config::{Config, GatewayConfig, Local, OscConfig};
+use kubeknobs_bridge::mapping::{Mapping, Mappings, Range};
+use kubeknobs_proto::v1::{
+    ControlEvent, PROTOCOL_VERSION, StateUpdate, client_message, server_message,
+};
+use rosc::{OscMessage, OscPacket, OscType};
+use support::{Session, TOKEN, server, start_gateway, state};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A bridge config: `/1/fader1` → `web` with label `/1/label1`, feedback to `feedback_port`.
+fn config(gateway: SocketAddr, feedback_port: u16) -> Config {
+    let fader = Mapping {
+        address: "/1/fader1".into(),
+        target: "web".into(),
+        range: Range::default(),
+        label: Some("/1/label1".into()),
+    };
+    let osc = OscConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        feedback_port,
+        client_timeout: Duration::from_secs(300),
+        mappings: Mappings::new(vec![fader]),
+    };
+    let gateway = GatewayConfig {
+        url: format!("http://{gateway}"),
+        ca_pem: None,
+        token: TOKEN.into(),
+        domain: None,
+    };
+    Config::new(
+        Local {
+            bridge_id: "test-bridge".into(),
+            osc,
+        },
+        gateway,
+    )
+}
+
+/// The bridge under test, and the sockets playing the phone.
+struct Rig {
+    phone: UdpSocket,
+    feedback: UdpSocket,
+    bridge: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<kubeknobs_bridge::Result<()>>,
+}
+
+async fn start_bridge(gateway: SocketAddr) -> Rig {
+    let feedback = UdpSocket::bind("127.0.0.1:0").await.expect("bind feedback");
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("bind phone");
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind bridge");
+    let bridge = socket.local_addr().expect("bridge addr");
+    let config = config(
+        gateway,
+        feedback.local_addr().expect("feedback addr").port(),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(kubeknobs_bridge::run_with_socket(config, socket, shutdown));
+    Rig {
+        phone,
+        feedback,
+        bridge,
+        stop,
+        task,
+    }
+}
+
+impl Rig {
+    async fn send(&self, addr: &str, arg: OscType) {
+        let packet = OscPacket::Message(OscMessage {
+            addr: addr.into(),
+            args: vec![arg],
+        });
+        let bytes = rosc::encoder::encode(&packet).expect("encode");
+        self.phone
+            .send_to(&bytes, self.bridge)
+            .await
+            .expect("send OSC");
+    }
+
+    /// The next feedback message the phone receives.
+    async fn feedback(&self) -> OscMessage {
+        let mut buf = vec![0u8; rosc::decoder::MTU];
+        let (len, _) = timeout(WAIT, self.feedback.recv_from(&mut buf))
+            .await
+            .expect("feedback in time")
+            .expect("recv feedback");
+        match rosc::decoder::decode_udp(&buf[..len])
+            .expect("feedback is OSC")
+            .1
+        {
+            OscPacket::Message(m) => m,
+            OscPacket::Bundle(b) => panic!("unexpected bundle {b:?}"),
+        }
+    }
+
+    /// Expects feedback showing `web` with the fader at `fader` and the label `label`. Earlier
+    /// states may still be in flight (a phone that appears while a session starts can get the
+    /// same state twice, which is harmless), so they are skipped.
+    async fn expect_state(&self, fader: f32, label: &str) {
+        let mut last_fader = None;
+        loop {
+            let m = self.feedback().await;
+            match (m.addr.as_str(), &m.args[..]) {
+                ("/1/fader1", [OscType::Float(v)]) => last_fader = Some(*v),
+                ("/1/label1", [OscType::String(text)]) if text == label => break,
+                ("/1/label1", _) => {}
+                _ => panic!("unexpected feedback {m:?}"),
+            }
+        }
+        assert_eq!(
+            last_fader,
+            Some(fader),
+            "fader position sent with label {label:?}"
+        );
+    }
+
+    /// Expects no feedback but (repeats of) the state `web` had before, for a short while.
+    async fn expect_no_echo(&self, fader: f32, label: &str) {
+        let mut buf = vec![0u8; rosc::decoder::MTU];
+        let quiet = Duration::from_millis(300);
+        while let Ok(received) = timeout(quiet, self.feedback.recv_from(&mut buf)).await {
+            let (len, _) = received.expect("recv feedback");
+            let (_, packet) = rosc::decoder::decode_udp(&buf[..len]).expect("feedback is OSC");
+            let OscPacket::Message(m) = packet else {
+                panic!("unexpected bundle")
+            };
+            let old_fader = [OscType::Float(fader)];
+            let old_label = [OscType::String(label.into())];
+            assert!(
+                m.args[..] == old_fader || m.args[..] == old_label,
+                "echoed a move: {m:?}"
+            );
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let result = timeout(WAIT, self.task)
+            .await
+            .expect("bridge stops in time")
+            .expect("no panic");
+        assert!(result.is_ok(), "bridge failed: {result:?}");
+    }
+}
+
+async fn next_session(sessions: &mut mpsc::UnboundedReceiver<Session>) -> Session {
+    timeout(WAIT, sessions.recv())
+        .await
+        .expect("session in time")
+        .expect("gateway running")
+}
+
+async fn next_control(session: &mut Session) -> ControlEvent {
+    let message = timeout(WAIT, session.from_bridge.message())
+        .await
+        .expect("control event in time")
+        .expect("stream ok")
+        .expect("stream open");
+    match message.msg {
+        Some(client_message::Msg::Control(c)) => c,
+        other => panic!("expected a control event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn moves_go_up_and_state_comes_back_as_feedback() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let gateway = listener.local_addr().expect("gateway addr");
+    let (mut sessions, _stop_gateway) = start_gateway(listener);
+    let rig = start_bridge(gateway).await;
+
+    // Garbage first: logged and skipped, the loop goes on.
+    rig.phone
+        .send_to(b"\x00\x01 definitely not OSC", rig.bridge)
+        .await
+        .expect("send garbage");
+    // An unknown address registers the phone as a client and sends nothing up.
+    rig.send("/1/push9", OscType::Float(1.0)).await;
+
+    let mut session = next_session(&mut sessions).await;
+    assert_eq!(session.hello.bridge_id, "test-bridge");
+    assert_eq!(session.hello.protocol_version, PROTOCOL_VERSION);
+    // The phone shows the cluster's state (desired 3 of 0..20) as soon as the session is up.
+    rig.expect_state(0.15, "web 3/3").await;
+
+    rig.send("/1/fader1", OscType::Float(0.5)).await;
+    let event = next_control(&mut session).await;
+    assert_eq!(
+        (event.seq, event.target.as_str(), event.value),
+        (1, "web", 10.0)
+    );
+    rig.send("/1/fader1", OscType::Bool(true)).await;
+    let event = next_control(&mut session).await;
+    assert_eq!((event.seq, event.value), (2, 20.0));
+    // Nothing is echoed: feedback waits for the gateway's state.
+    rig.expect_no_echo(0.15, "web 3/3").await;
+
+    let update = StateUpdate {
+        states: vec![state(10.0, 7.0)],
+    };
+    session
+        .to_bridge
+        .send(Ok(server(server_message::Msg::State(update))))
+        .await
+        .expect("send state");
+    rig.expect_state(0.5, "web 7/10").await;
+
+    rig.stop().await;
+    // The bridge closed its side of the session.
+    let end = timeout(WAIT, session.from_bridge.message())
+        .await
+        .expect("stream ends in time");
+    assert!(
+        !matches!(end, Ok(Some(_))),
+        "expected the stream to end, got {end:?}"
+    );
+}
+
+#[tokio::test]
+async fn moves_made_while_disconnected_are_never_replayed() {
+    // Reserve a port with nothing listening on it yet: the bridge keeps failing to connect.
+    let reserved = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("reserve port");
+    let gateway = reserved.local_addr().expect("gateway addr");
+    drop(reserved);
+    let rig = start_bridge(gateway).await;
+
+    rig.send("/1/fader1", OscType::Float(0.25)).await;
+    // Give the bridge time to receive (and drop) that move before the gateway exists.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let listener = TcpListener::bind(gateway)
+        .await
+        .expect("bind gateway on the reserved port");
+    let (mut sessions, _stop_gateway) = start_gateway(listener);
+    let mut session = next_session(&mut sessions).await;
+    // The phone was seen before the session: the Welcome's state reaches it.
+    rig.expect_state(0.15, "web 3/3").await;
+
+    rig.send("/1/fader1", OscType::Float(1.0)).await;
+    let event = next_control(&mut session).await;
+    assert_eq!(
+        (event.seq, event.value),
+        (1, 20.0),
+        "the stale move (5) must not be replayed"
+    );
+    rig.stop().await;
+}

@@ -1,0 +1,310 @@
+//! Starts the real `kubeknobs-gateway` and `kubeknobs-bridge` binaries for end-to-end tests, each
+//! test in its own temp dir on 127.0.0.1 with ports the programs pick themselves (`:0`) and report
+//! in their logs, and drives them with OSC tools the project did not write (liblo's `oscsend` and
+//! `oscdump`). Every wait has a deadline, so a broken pipeline fails the test instead of hanging.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long to wait for something a working pipeline does in well under a second.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Path of a workspace binary next to this test executable (`target/<profile>/NAME`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// Fails loudly when an external tool the tests need is not installed.
+pub fn require_tool(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`{tool}` is not installed: run `bash .ci/run` once, or `apt-get install liblo-tools`"
+    );
+}
+
+/// A running program whose stdout and stderr lines are collected for assertions.
+pub struct Process {
+    name: String,
+    child: Mutex<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `command`, collecting its output.
+    pub fn spawn(name: &str, mut command: Command) -> Process {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command.env(
+            "RUST_LOG",
+            std::env::var("KUBEKNOBS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        command.env("NO_COLOR", "1");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+        let err = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+        for stream in [out, err].into_iter().flatten() {
+            let lines = lines.clone();
+            let name = name.to_owned();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("[{name}] {line}");
+                    lines.lock().unwrap().push(strip_ansi(&line));
+                }
+            });
+        }
+        Process {
+            name: name.to_owned(),
+            child: Mutex::new(child),
+            lines,
+        }
+    }
+
+    /// Every line printed so far.
+    pub fn output(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// True if any line so far contains `needle`.
+    pub fn printed(&self, needle: &str) -> bool {
+        self.output().iter().any(|l| l.contains(needle))
+    }
+
+    /// Waits until a line containing every one of `needles` appears; returns it.
+    pub fn wait_for(&self, needles: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self
+                .output()
+                .into_iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return line;
+            }
+            if let Some(status) = self.exit_status() {
+                panic!(
+                    "{} exited ({status}) before printing {needles:?}",
+                    self.name
+                );
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{} did not print {needles:?} within {DEADLINE:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the program exits; returns its exit code.
+    pub fn wait_exit(&self) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{} did not exit within {DEADLINE:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True while the program runs.
+    pub fn is_running(&self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.child.lock().unwrap().try_wait().ok().flatten()
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let pid = self.child.lock().unwrap().id();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The socket address after `marker` in `line`, e.g. `listening on 127.0.0.1:4242`.
+pub fn address_after(line: &str, marker: &str) -> SocketAddr {
+    let rest = &line[line
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {line:?}"))
+        + marker.len()..];
+    let token: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != ')' && *c != ',')
+        .collect();
+    token
+        .parse()
+        .unwrap_or_else(|e| panic!("{token:?} in {line:?} is not an address: {e}"))
+}
+
+/// A UDP port that was free a moment ago (for a third-party tool that cannot report its own).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind")
+        .port()
+}
+
+/// Sends one OSC message with liblo's `oscsend`, e.g. `osc_send(port, "/1/fader1", "f", "0.5")`.
+pub fn osc_send(port: u16, address: &str, types: &str, value: &str) {
+    let status = Command::new("oscsend")
+        .args(["127.0.0.1", &port.to_string(), address, types, value])
+        .status()
+        .expect("run oscsend");
+    assert!(status.success(), "oscsend failed: {status}");
+}
+
+/// liblo's `oscdump` listening on a UDP port: what the bridge plays back to a phone.
+pub struct OscDump {
+    /// The port it listens on.
+    pub port: u16,
+    process: Process,
+}
+
+impl OscDump {
+    /// Starts `oscdump` on a free port.
+    pub fn start() -> OscDump {
+        require_tool("oscdump");
+        let port = free_udp_port();
+        let mut command = Command::new("oscdump");
+        command.args(["-L", &port.to_string()]);
+        let process = Process::spawn("oscdump", command);
+        std::thread::sleep(Duration::from_millis(100));
+        OscDump { port, process }
+    }
+
+    /// Waits for a message at `address` whose text contains `value` (as oscdump prints it).
+    pub fn wait_for(&self, address: &str, value: &str) -> String {
+        self.process.wait_for(&[&format!(" {address} "), value])
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<String> {
+        self.process.output()
+    }
+}
+
+/// Generates a CA and server certificate into `dir/certs` with `kubeknobs-gateway gen-certs`.
+pub fn gen_certs(dir: &Path) {
+    let status = Command::new(binary("kubeknobs-gateway"))
+        .args(["gen-certs", "--out"])
+        .arg(dir.join("certs"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("run gen-certs");
+    assert!(status.success(), "gen-certs failed");
+}
+
+/// The hex SHA-256 of a token, as `token_sha256` wants it.
+pub fn token_hash(token: &str) -> String {
+    kubeknobs_gateway::auth::hash_token(token)
+}
+
+/// A started gateway and the address it listens on.
+pub struct Gateway {
+    /// The process.
+    pub process: Process,
+    /// Its gRPC address.
+    pub addr: SocketAddr,
+}
+
+impl Gateway {
+    /// Writes `config` to `dir/gateway.toml` and runs the gateway on a free port.
+    pub fn start(dir: &Path, config: &str) -> Gateway {
+        let path = dir.join("gateway.toml");
+        std::fs::write(&path, config).expect("write gateway.toml");
+        let mut command = Command::new(binary("kubeknobs-gateway"));
+        command
+            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path);
+        let process = Process::spawn("gateway", command);
+        let line = process.wait_for(&["gRPC listening on"]);
+        let addr = address_after(&line, "gRPC listening on");
+        Gateway { process, addr }
+    }
+}
+
+/// A started bridge and its OSC port.
+pub struct Bridge {
+    /// The process.
+    pub process: Process,
+    /// The UDP port it reads OSC on.
+    pub osc_port: u16,
+}
+
+impl Bridge {
+    /// Writes `config` to `dir/bridge.toml` (its OSC listen must be `127.0.0.1:0`) and runs the bridge.
+    pub fn start(dir: &Path, config: &str) -> Bridge {
+        let path = dir.join("bridge.toml");
+        std::fs::write(&path, config).expect("write bridge.toml");
+        let mut command = Command::new(binary("kubeknobs-bridge"));
+        command.args(["run", "--config"]).arg(&path);
+        let process = Process::spawn("bridge", command);
+        let line = process.wait_for(&["OSC listening on"]);
+        let osc_port = address_after(&line, "OSC listening on").port();
+        Bridge { process, osc_port }
+    }
+}
