@@ -29,6 +29,8 @@ pub struct Sandbox {
 struct Replicas {
     desired: i32,
     ready: i32,
+    /// True once kubeknobs wrote it; before that nobody is known to have changed it.
+    written: bool,
 }
 
 impl Sandbox {
@@ -43,6 +45,7 @@ impl Sandbox {
                     Replicas {
                         desired: n,
                         ready: n,
+                        written: false,
                     },
                 )
             })
@@ -63,6 +66,7 @@ impl Sandbox {
                 message: format!("{} not found in the sandbox", target.describe()),
             })?;
         object.desired = value;
+        object.written = true;
         self.changed.notify_one();
         Ok(())
     }
@@ -105,7 +109,7 @@ impl Sandbox {
                     desired: r.desired,
                     current: Some(r.desired.max(r.ready)),
                     ready: Some(r.ready),
-                    manager: Some(FIELD_MANAGER.to_owned()),
+                    manager: r.written.then(|| FIELD_MANAGER.to_owned()),
                 };
                 hub.observe(&target.name, seen);
             }
