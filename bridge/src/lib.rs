@@ -58,12 +58,7 @@ const FEEDBACK_QUEUE: usize = 256;
 
 /// Checks what [`Config::load`] cannot: that tonic accepts the gateway URL, the CA and the token.
 pub fn check(config: &Config) -> Result<()> {
-    uplink::Uplink::new(
-        &config.bridge_id,
-        &config.gateway,
-        Arc::new(config.osc.mappings.clone()),
-    )?;
-    Ok(())
+    uplink_for(config).map(drop)
 }
 
 /// Runs the bridge: checks the uplink settings, binds `osc.listen`, and runs until `shutdown`.
@@ -71,11 +66,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let uplink = uplink::Uplink::new(
-        &config.bridge_id,
-        &config.gateway,
-        Arc::new(config.osc.mappings.clone()),
-    )?;
+    let uplink = uplink_for(&config)?;
     let socket = osc::bind(config.osc.listen).await?;
     serve(config, uplink, socket, shutdown, None).await
 }
@@ -86,12 +77,18 @@ pub async fn run_with_socket(
     socket: UdpSocket,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let uplink = uplink::Uplink::new(
+    let uplink = uplink_for(&config)?;
+    serve(config, uplink, socket, shutdown, None).await
+}
+
+/// The uplink `config` describes; fails if tonic refuses its URL, CA or token.
+fn uplink_for(config: &Config) -> Result<uplink::Uplink> {
+    let mappings = Arc::new(config.osc.mappings.clone());
+    Ok(uplink::Uplink::new(
         &config.bridge_id,
         &config.gateway,
-        Arc::new(config.osc.mappings.clone()),
-    )?;
-    serve(config, uplink, socket, shutdown, None).await
+        mappings,
+    )?)
 }
 
 /// Wires OSC, feedback and the uplink together and runs them until `shutdown`. Each part owns no

@@ -29,6 +29,7 @@ use super::patch::{self, Intent};
 use super::query::Params;
 use super::record::intercept;
 use super::status::ApiError;
+use super::store::Workload;
 use super::{AppState, lock, object, watch};
 
 type Answer = Result<Response, ApiError>;
@@ -123,18 +124,21 @@ async fn get_object(
     State(app): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> Answer {
-    let Path((ns, resource, name)) = path.map_err(rejected)?;
-    let kind = kind(&resource)?;
-    let store = lock(&app.shared.store);
-    let found = store
-        .get(&(kind, ns, name.clone()))
-        .ok_or_else(|| ApiError::not_found(kind, &name))?;
-    Ok(Json(object::object(found)).into_response())
+    render_stored(&app, path, object::object)
 }
 
 async fn get_scale(
     State(app): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Answer {
+    render_stored(&app, path, object::scale)
+}
+
+/// Answers with one stored object, rendered by `render` (the object itself, or its scale).
+fn render_stored(
+    app: &AppState,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    render: impl FnOnce(&Workload) -> serde_json::Value,
 ) -> Answer {
     let Path((ns, resource, name)) = path.map_err(rejected)?;
     let kind = kind(&resource)?;
@@ -142,7 +146,7 @@ async fn get_scale(
     let found = store
         .get(&(kind, ns, name.clone()))
         .ok_or_else(|| ApiError::not_found(kind, &name))?;
-    Ok(Json(object::scale(found)).into_response())
+    Ok(Json(render(found)).into_response())
 }
 
 async fn patch_scale(
