@@ -290,3 +290,29 @@ async fn every_session_sees_every_change_with_who_made_it() {
         "pods converge on the desired value"
     );
 }
+
+#[tokio::test]
+async fn the_standard_health_service_reports_the_knobs_service_serving() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let gw = gateway().await;
+    let mut health = HealthClient::new(gw.channel().await);
+    let request = HealthCheckRequest {
+        service: "kubeknobs.v1.Knobs".into(),
+    };
+    let status = health
+        .check(request)
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .expect_err("unknown service");
+    assert_eq!(unknown.code(), Code::NotFound);
+}
