@@ -10,6 +10,7 @@ pub mod backend;
 pub mod catalog;
 pub mod coalesce;
 pub mod config;
+pub mod rbac;
 pub mod server;
 pub mod service;
 pub mod shutdown;

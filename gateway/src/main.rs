@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kubeknobs_gateway::config::Config;
+use kubeknobs_gateway::config::{Config, TlsIdentity};
 use kubeknobs_gateway::telemetry::{self, LogFormat};
 use kubeknobs_gateway::{auth, server, shutdown, tls};
 
@@ -48,6 +48,18 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+    /// Print the Role and RoleBinding per namespace that the config's catalog needs, and nothing more.
+    Rbac {
+        /// The gateway config file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The gateway's ServiceAccount.
+        #[arg(long, default_value = "kubeknobs-gateway")]
+        service_account: String,
+        /// The namespace the gateway runs in.
+        #[arg(long, default_value = "kubeknobs")]
+        namespace: String,
+    },
     /// Generate a private CA and a server certificate: DIR/ca.pem, DIR/server.pem, DIR/server.key.
     GenCerts {
         /// Directory to write into (created if missing).
@@ -73,6 +85,11 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => exit(check(config)),
         Command::HashToken { token_file } => exit(hash_token(token_file)),
+        Command::Rbac {
+            config,
+            service_account,
+            namespace,
+        } => exit(rbac(config, &service_account, &namespace)),
         Command::GenCerts { out, names } => exit(gen_certs(out, &names)),
     }
 }
@@ -141,6 +158,18 @@ fn hash_token(token_file: Option<PathBuf>) -> anyhow::Result<()> {
     };
     anyhow::ensure!(!token.trim().is_empty(), "the token is empty");
     println!("{}", auth::hash_token(&token));
+    Ok(())
+}
+
+fn rbac(path: PathBuf, service_account: &str, namespace: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    // Only the catalog matters here; the TLS files usually exist only inside the cluster.
+    let config = Config::parse_with_tls(&text, &path, TlsIdentity::default())?;
+    print!(
+        "{}",
+        kubeknobs_gateway::rbac::manifests(&config.catalog, service_account, namespace)
+    );
     Ok(())
 }
 

@@ -33,7 +33,7 @@ pub struct Config {
 }
 
 /// A PEM certificate chain and private key for the gRPC server.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct TlsIdentity {
     /// PEM certificate chain, server certificate first.
     pub cert_pem: Vec<u8>,
