@@ -20,7 +20,7 @@ struct Cli {
         global = true,
         value_enum,
         env = "KUBEKNOBS_LOG_FORMAT",
-        default_value_t = LogFormat::Plain
+        default_value_t = LogFormat::Auto
     )]
     log_format: LogFormat,
 

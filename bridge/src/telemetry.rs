@@ -23,8 +23,10 @@ pub enum Error {
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable lines.
+    /// Plain on a terminal, JSON otherwise (journald, log files).
     #[default]
+    Auto,
+    /// Human-readable lines.
     Plain,
     /// One JSON object per line, for log collectors.
     Json,
@@ -36,14 +38,16 @@ pub fn init(format: LogFormat) -> Result<(), Error> {
         .with_default_directive(LevelFilter::INFO.into())
         .from_env()
         .map_err(Error::Filter)?;
-    // Colours only on a terminal: journald and log files get plain text.
+    // Colours only on a terminal.
+    let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(terminal);
     match format {
         LogFormat::Plain => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Auto if terminal => builder.try_init(),
+        LogFormat::Json | LogFormat::Auto => builder.json().try_init(),
     }
     .map_err(Error::Install)
 }

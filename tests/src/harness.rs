@@ -60,6 +60,8 @@ impl Process {
             std::env::var("KUBEKNOBS_TEST_LOG").unwrap_or_else(|_| "info".into()),
         );
         command.env("NO_COLOR", "1");
+        // Assertions read plain log lines; without this a piped program would log JSON.
+        command.env("KUBEKNOBS_LOG_FORMAT", "plain");
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
