@@ -250,3 +250,48 @@ async fn a_persistent_outage_is_reported_as_a_cluster_error() {
         "nothing half-applied"
     );
 }
+
+#[tokio::test]
+async fn the_watch_catches_up_after_the_api_server_comes_back() {
+    let rig = rig(vec![target("web", TargetKind::DeploymentReplicas, 10.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 2);
+    rig.state_where("the initial 2 replicas", |s| s["web"].desired == Some(2.0))
+        .await;
+    rig.api.stop().await;
+    rig.api
+        .scale_externally(Kind::Deployment, "default", "web", 7, "kubectl");
+    rig.api.restart().await;
+    let state = rig
+        .state_where("kubectl's change made during the outage", |s| {
+            s["web"].desired == Some(7.0) && s["web"].error.is_empty()
+        })
+        .await;
+    assert_eq!(state["web"].changed_by, "kubectl");
+}
+
+#[tokio::test]
+async fn a_write_during_a_short_outage_lands_when_the_api_server_returns() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentReplicas, 10.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 2);
+    rig.state_where("the initial 2 replicas", |s| s["web"].desired == Some(2.0))
+        .await;
+    rig.api.stop().await;
+    rig.set("web", 1, 9);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rig.api.write_count(),
+        0,
+        "nothing was written while the API server was down"
+    );
+    rig.api.restart().await;
+    let outcome = rig.outcome(1).await;
+    assert_eq!(outcome.kind, OutcomeKind::Applied as i32, "{outcome:?}");
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(9)
+    );
+    rig.state_where("9 desired after the outage", |s| {
+        s["web"].desired == Some(9.0)
+    })
+    .await;
+}
