@@ -276,11 +276,16 @@ pub struct Gateway {
 impl Gateway {
     /// Writes `config` to `dir/gateway.toml` and runs the gateway on a free port.
     pub fn start(dir: &Path, config: &str) -> Gateway {
+        Gateway::start_at(dir, config, "127.0.0.1:0")
+    }
+
+    /// Like [`Gateway::start`], listening on `listen` (to come back on the same port).
+    pub fn start_at(dir: &Path, config: &str, listen: &str) -> Gateway {
         let path = dir.join("gateway.toml");
         std::fs::write(&path, config).expect("write gateway.toml");
         let mut command = Command::new(binary("kubeknobs-gateway"));
         command
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .args(["run", "--listen", listen, "--config"])
             .arg(&path);
         let process = Process::spawn("gateway", command);
         let line = process.wait_for(&["gRPC listening on"]);

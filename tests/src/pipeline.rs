@@ -64,7 +64,8 @@ label = "/1/label1"
 
 /// A gateway (sandbox unless `cluster` says otherwise), a bridge connected to it, and oscdump.
 pub struct Pipeline {
-    _dir: tempfile::TempDir,
+    /// The directory holding configs, certificates and the token.
+    pub dir: tempfile::TempDir,
     /// The gateway process.
     pub gateway: Gateway,
     /// The bridge process.
@@ -85,7 +86,7 @@ pub fn pipeline(cluster: &str, target: (&str, &str), bridge_token: &str) -> Pipe
         &bridge_config(dir.path(), &gateway, phone.port, bridge_token),
     );
     Pipeline {
-        _dir: dir,
+        dir,
         gateway,
         bridge,
         phone,
