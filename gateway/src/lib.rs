@@ -10,6 +10,8 @@ pub mod backend;
 pub mod catalog;
 pub mod coalesce;
 pub mod config;
+pub mod metrics;
+pub mod observe;
 pub mod rbac;
 pub mod server;
 pub mod service;

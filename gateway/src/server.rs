@@ -18,6 +18,8 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::backend::{self, Backend};
 use crate::coalesce::Coalescer;
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::observe;
 use crate::service::{KnobsService, Shared};
 use crate::state::StateHub;
 
@@ -43,6 +45,9 @@ pub enum Error {
     /// No operator could ever connect.
     #[error("no operators are configured: add at least one [[operators]] entry")]
     NoOperators,
+    /// The ops port could not be bound.
+    #[error("cannot listen on {0} (server.ops_listen): {1}")]
+    OpsListener(std::net::SocketAddr, #[source] std::io::Error),
     /// The listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
@@ -78,6 +83,7 @@ pub async fn serve(
         coalescers.insert(target.name.clone(), coalescer);
         tasks.push(task);
     }
+    let readiness = hub.readiness();
     let shared = Arc::new(Shared {
         catalog: config.catalog.clone(),
         hub,
@@ -88,7 +94,27 @@ pub async fn serve(
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<KnobsServer<KnobsService>>().await;
+    tasks.push(tokio::spawn(observe::report_health::<
+        KnobsServer<KnobsService>,
+    >(health, readiness.clone())));
+    if let Some(ops_addr) = config.ops_listen {
+        let ops = TcpListener::bind(ops_addr)
+            .await
+            .map_err(|e| Error::OpsListener(ops_addr, e))?;
+        let ops_addr = ops.local_addr().map_err(Error::Listener)?;
+        tracing::info!(%ops_addr, "ops listening on {ops_addr} (/metrics, /healthz, /readyz, gRPC health)");
+        let (metrics, health_service, stopped) = (
+            Metrics::new(),
+            health_service.clone(),
+            stop.clone().cancelled_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = observe::serve(ops, metrics, readiness, health_service, stopped).await
+            {
+                tracing::error!(cause = %err, "ops server failed");
+            }
+        });
+    }
     let operators = Arc::new(config.operators.clone());
     let knobs = KnobsServer::with_interceptor(KnobsService::new(shared), operators.interceptor());
 

@@ -36,6 +36,10 @@ pub struct Observed {
 #[derive(Debug)]
 pub struct StateHub {
     tx: watch::Sender<Snapshot>,
+    /// Targets the cluster has not answered for yet (or cannot be reached for), and why;
+    /// the gateway is ready when this is empty.
+    unready: Mutex<BTreeMap<String, String>>,
+    ready_tx: watch::Sender<Readiness>,
     /// The last value kubeknobs wrote per target, and for whom: to name the operator when the
     /// change shows up in the watch under our field manager.
     writes: Mutex<HashMap<String, (i32, Arc<str>)>>,
@@ -55,8 +59,14 @@ impl StateHub {
                 (t.name.clone(), state)
             })
             .collect();
+        let unready: BTreeMap<String, String> = catalog
+            .iter()
+            .map(|t| (t.name.clone(), "not observed yet".to_owned()))
+            .collect();
         StateHub {
             tx: watch::Sender::new(Arc::new(initial)),
+            ready_tx: watch::Sender::new(summarize(&unready)),
+            unready: Mutex::new(unready),
             writes: Mutex::new(HashMap::new()),
         }
     }
@@ -77,11 +87,40 @@ impl StateHub {
             state.changed_by = changed_by;
             state.error.clear();
         });
+        self.set_ready(target, None);
     }
 
-    /// Marks `target` as unreadable, keeping its last known values.
+    /// Marks `target` as unusable (missing or deleted in the cluster), keeping its last known
+    /// values. The cluster did answer, so this does not make the gateway unready.
     pub fn set_error(&self, target: &str, error: String) {
         self.update(target, |state| state.error = error);
+        self.set_ready(target, None);
+    }
+
+    /// Marks `target` as unreadable because the cluster cannot be reached: the gateway is not
+    /// ready until it is observed again.
+    pub fn set_unreachable(&self, target: &str, error: String) {
+        self.set_ready(target, Some(error.clone()));
+        self.update(target, |state| state.error = error);
+    }
+
+    /// `Ok` when every target's state is known; `Err` names those still waiting.
+    pub fn readiness(&self) -> watch::Receiver<Readiness> {
+        self.ready_tx.subscribe()
+    }
+
+    fn set_ready(&self, target: &str, problem: Option<String>) {
+        let mut unready = self.unready.lock().unwrap_or_else(|p| p.into_inner());
+        match problem {
+            Some(why) => unready.insert(target.to_owned(), why),
+            None => unready.remove(target),
+        };
+        let summary = summarize(&unready);
+        self.ready_tx.send_if_modified(|old| {
+            let changed = *old != summary;
+            *old = summary;
+            changed
+        });
     }
 
     /// The current snapshot.
@@ -124,6 +163,20 @@ impl StateHub {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Whether the gateway can serve: `Err` says which targets it is waiting for.
+pub type Readiness = Result<(), String>;
+
+fn summarize(unready: &BTreeMap<String, String>) -> Readiness {
+    if unready.is_empty() {
+        return Ok(());
+    }
+    let waiting: Vec<String> = unready
+        .iter()
+        .map(|(t, why)| format!("{t}: {why}"))
+        .collect();
+    Err(waiting.join("; "))
 }
 
 /// The states in `new` that differ from `old`.
@@ -192,6 +245,36 @@ mod tests {
             !rx.has_changed().expect("open"),
             "an identical observation is not news"
         );
+    }
+
+    #[test]
+    fn ready_once_every_target_is_known_and_not_while_one_is_unreachable() {
+        let hub = hub();
+        let ready = hub.readiness();
+        assert!(
+            ready
+                .borrow()
+                .as_ref()
+                .unwrap_err()
+                .contains("not observed yet")
+        );
+        hub.observe("web", seen(1, "kubectl"));
+        assert!(
+            ready.borrow().as_ref().unwrap_err().starts_with("db:"),
+            "still waiting for db"
+        );
+        hub.set_error("db", "deployment default/db not found".into());
+        assert_eq!(*ready.borrow(), Ok(()), "a missing object is an answer");
+        hub.set_unreachable("web", "cannot watch: connection refused".into());
+        assert!(
+            ready
+                .borrow()
+                .as_ref()
+                .unwrap_err()
+                .contains("connection refused")
+        );
+        hub.observe("web", seen(1, "kubectl"));
+        assert_eq!(*ready.borrow(), Ok(()));
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl KubeBackend {
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &target.namespace);
         let config = watcher::Config::default().fields(&format!("metadata.name={}", target.object));
-        let mut events = watcher(api, config).default_backoff().boxed();
+        let mut events = watcher(api, config).backoff(watch_backoff()).boxed();
         let mut seen = false;
         while let Some(event) = events.next().await {
             match event {
@@ -164,7 +164,7 @@ impl KubeBackend {
                 }
                 Err(err) => {
                     tracing::warn!(target_name = %target.name, cause = %err, "watch failed; retrying");
-                    hub.set_error(
+                    hub.set_unreachable(
                         &target.name,
                         format!("cannot watch {}: {err}", target.describe()),
                     );
@@ -172,6 +172,19 @@ impl KubeBackend {
             }
         }
     }
+}
+
+/// How a failed watch is retried: from 250 ms doubling to 5 s, with jitter, starting over after
+/// each event that arrives (kube-runtime's default caps at 30 s, too slow for a gateway whose
+/// readiness and every phone's feedback wait on the watch to recover).
+fn watch_backoff() -> kube::runtime::watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(std::time::Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 /// Maps a kube error to a write error: conflicts, throttling and server errors are retryable,

@@ -20,6 +20,9 @@ pub use raw::RawConfig;
 pub struct Config {
     /// Where the gRPC server listens (`[server] listen`).
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/healthz`, `/readyz` and plaintext gRPC health are served
+    /// (`[server] ops_listen`); `None`: not served.
+    pub ops_listen: Option<SocketAddr>,
     /// The server certificate and key; `None` only when `insecure` is set.
     pub tls: Option<TlsIdentity>,
     /// Serve plaintext gRPC; only allowed on a loopback address (`--insecure`).

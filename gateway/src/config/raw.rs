@@ -33,6 +33,7 @@ struct RawServer {
     listen: Spanned<String>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
+    ops_listen: Option<Spanned<String>>,
 }
 
 impl Default for RawServer {
@@ -41,6 +42,7 @@ impl Default for RawServer {
             listen: default_listen(),
             tls_cert: None,
             tls_key: None,
+            ops_listen: None,
         }
     }
 }
@@ -103,18 +105,11 @@ impl RawConfig {
     /// Checks every field and builds the validated [`Config`].
     /// `tls`, when given, replaces the TLS files (which are then not read).
     pub(super) fn validate(self, src: &Source<'_>, tls: Option<TlsIdentity>) -> Result<Config> {
-        let listen = self
-            .server
-            .listen
-            .as_ref()
-            .parse::<SocketAddr>()
-            .map_err(|err| {
-                src.invalid(
-                    self.server.listen.span().start,
-                    "server.listen",
-                    format!("{err}: expected ADDRESS:PORT such as 0.0.0.0:50051"),
-                )
-            })?;
+        let listen = socket_addr(&self.server.listen, "server.listen", src)?;
+        let ops_listen = match &self.server.ops_listen {
+            Some(addr) => Some(socket_addr(addr, "server.ops_listen", src)?),
+            None => None,
+        };
         let tls = match tls {
             Some(identity) => Some(identity),
             None => validate_tls(&self.server, src)?,
@@ -127,6 +122,7 @@ impl RawConfig {
         }
         Ok(Config {
             listen,
+            ops_listen,
             tls,
             insecure: false,
             backend,
@@ -134,6 +130,16 @@ impl RawConfig {
             catalog,
         })
     }
+}
+
+fn socket_addr(value: &Spanned<String>, field: &str, src: &Source<'_>) -> Result<SocketAddr> {
+    value.as_ref().parse().map_err(|err| {
+        src.invalid(
+            value.span().start,
+            field,
+            format!("{err}: expected ADDRESS:PORT such as 0.0.0.0:50051"),
+        )
+    })
 }
 
 fn validate_tls(server: &RawServer, src: &Source<'_>) -> Result<Option<TlsIdentity>> {
