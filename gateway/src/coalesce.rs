@@ -20,10 +20,40 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::catalog::TargetSpec;
+use crate::metrics::Metrics;
 use crate::state::StateHub;
 
-/// Where a session receives the answers to its events.
-pub type Reply = mpsc::Sender<Result<ServerMessage, Status>>;
+/// Where a session receives the answers to its events; every outcome sent is counted.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    tx: mpsc::Sender<Result<ServerMessage, Status>>,
+    metrics: Metrics,
+}
+
+impl Reply {
+    /// Outcomes go to `tx` and are counted in `metrics`.
+    pub fn new(tx: mpsc::Sender<Result<ServerMessage, Status>>, metrics: Metrics) -> Reply {
+        Reply { tx, metrics }
+    }
+
+    /// Sends `outcome`; a session that is gone or hopelessly behind is skipped with a log, so
+    /// the writer never blocks on a slow bridge.
+    pub fn send_outcome(&self, outcome: v1::Outcome) {
+        let kind = OutcomeKind::try_from(outcome.kind).unwrap_or(OutcomeKind::Unspecified);
+        let reason = RejectReason::try_from(outcome.reason).unwrap_or(RejectReason::Unspecified);
+        self.metrics.outcome(
+            kind.as_str_name().trim_start_matches("OUTCOME_KIND_"),
+            reason.as_str_name().trim_start_matches("REJECT_REASON_"),
+        );
+        let seq = outcome.seq;
+        let msg = ServerMessage {
+            msg: Some(Msg::Outcome(outcome)),
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Ok(msg)) {
+            tracing::warn!(seq, "session is not reading; outcome not delivered");
+        }
+    }
+}
 
 /// How long one write may take before it counts as failed (and is retried).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +93,8 @@ pub struct Submission {
     pub operator: Arc<str>,
     /// Where to send the outcome.
     pub reply: Reply,
+    /// When the event arrived, for the event-to-write latency.
+    pub received: Instant,
 }
 
 /// Handle to one target's writer task.
@@ -93,6 +125,7 @@ impl Coalescer {
         target: Arc<TargetSpec>,
         writer: Arc<W>,
         hub: Arc<StateHub>,
+        metrics: Metrics,
         shutdown: CancellationToken,
     ) -> (Coalescer, tokio::task::JoinHandle<()>) {
         let slot = Arc::new(Slot::default());
@@ -100,6 +133,7 @@ impl Coalescer {
             target: target.clone(),
             writer,
             hub,
+            metrics,
             slot: slot.clone(),
         };
         (Coalescer { target, slot }, tokio::spawn(task.run(shutdown)))
@@ -130,6 +164,7 @@ struct TargetWriter<W> {
     target: Arc<TargetSpec>,
     writer: Arc<W>,
     hub: Arc<StateHub>,
+    metrics: Metrics,
     slot: Arc<Slot>,
 }
 
@@ -175,8 +210,12 @@ impl<W: Writer> TargetWriter<W> {
                 }),
             };
             let next_allowed = started + interval;
+            let took = started.elapsed().as_secs_f64();
+            self.metrics.write(&self.target.name, result.is_ok(), took);
             match result {
                 Ok(()) => {
+                    self.metrics
+                        .event_to_write(current.received.elapsed().as_secs_f64());
                     tracing::info!(target_name = %self.target.name, value = current.value, operator = %current.operator, "applied");
                     answer(
                         &self.target.name,
@@ -234,18 +273,7 @@ fn answer(target: &str, s: &Submission, kind: OutcomeKind, reason: RejectReason,
         reason: reason as i32,
         message,
     };
-    send_outcome(&s.reply, outcome);
-}
-
-/// Sends `outcome` on `reply`; a session that is gone or hopelessly behind is skipped with a log.
-pub fn send_outcome(reply: &Reply, outcome: v1::Outcome) {
-    let seq = outcome.seq;
-    let msg = ServerMessage {
-        msg: Some(Msg::Outcome(outcome)),
-    };
-    if let Err(mpsc::error::TrySendError::Full(_)) = reply.try_send(Ok(msg)) {
-        tracing::warn!(seq, "session is not reading; outcome not delivered");
-    }
+    s.reply.send_outcome(outcome);
 }
 
 #[cfg(test)]

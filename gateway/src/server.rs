@@ -74,12 +74,18 @@ pub async fn serve(
     }
 
     let stop = CancellationToken::new();
+    let metrics = Metrics::new();
     let hub = Arc::new(StateHub::new(&config.catalog));
     let mut tasks = backend.spawn_watchers(&config.catalog, hub.clone(), stop.clone());
     let mut coalescers = HashMap::new();
     for target in config.catalog.iter() {
-        let (coalescer, task) =
-            Coalescer::spawn(target.clone(), backend.clone(), hub.clone(), stop.clone());
+        let (coalescer, task) = Coalescer::spawn(
+            target.clone(),
+            backend.clone(),
+            hub.clone(),
+            metrics.clone(),
+            stop.clone(),
+        );
         coalescers.insert(target.name.clone(), coalescer);
         tasks.push(task);
     }
@@ -91,6 +97,7 @@ pub async fn serve(
         cluster: cluster.clone(),
         sandbox: backend.is_sandbox(),
         shutdown: stop.clone(),
+        metrics: metrics.clone(),
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -104,7 +111,7 @@ pub async fn serve(
         let ops_addr = ops.local_addr().map_err(Error::Listener)?;
         tracing::info!(%ops_addr, "ops listening on {ops_addr} (/metrics, /healthz, /readyz, gRPC health)");
         let (metrics, health_service, stopped) = (
-            Metrics::new(),
+            metrics.clone(),
             health_service.clone(),
             stop.clone().cancelled_owned(),
         );

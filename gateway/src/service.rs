@@ -23,7 +23,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Identity;
 use crate::catalog::Catalog;
-use crate::coalesce::{Coalescer, Reply, Submission, send_outcome};
+use crate::coalesce::{Coalescer, Reply, Submission};
+use crate::metrics::Metrics;
 use crate::state::{self, StateHub};
 
 /// How long a new session may take to say `Hello`.
@@ -45,6 +46,8 @@ pub struct Shared {
     pub sandbox: bool,
     /// Cancelled when the gateway shuts down: sessions close with UNAVAILABLE.
     pub shutdown: CancellationToken,
+    /// What the gateway counts.
+    pub metrics: Metrics,
 }
 
 /// The gRPC service.
@@ -100,6 +103,7 @@ impl Knobs for KnobsService {
             shared: self.shared.clone(),
             operator: identity.name.clone(),
             bridge: hello.bridge_id,
+            reply: Reply::new(tx.clone(), self.shared.metrics.clone()),
             tx,
         };
         tokio::spawn(session.run(inbound, snapshot));
@@ -133,11 +137,15 @@ struct Session {
     shared: Arc<Shared>,
     operator: Arc<str>,
     bridge: String,
-    tx: Reply,
+    /// State updates and the closing status.
+    tx: mpsc::Sender<Result<ServerMessage, Status>>,
+    /// Outcomes, counted.
+    reply: Reply,
 }
 
 impl Session {
     async fn run(self, mut inbound: Streaming<ClientMessage>, mut last_sent: state::Snapshot) {
+        let _counted = self.shared.metrics.session();
         let mut states = self.shared.hub.subscribe();
         states.mark_unchanged();
         let end = loop {
@@ -177,6 +185,7 @@ impl Session {
     }
 
     fn control(&self, event: v1::ControlEvent) {
+        self.shared.metrics.event_received();
         let Some(target) = self.shared.catalog.get(&event.target) else {
             let message = format!("no target named {:?} in the catalog", event.target);
             return self.reject(&event, RejectReason::UnknownTarget, message);
@@ -191,7 +200,8 @@ impl Session {
                 seq: event.seq,
                 value,
                 operator: self.operator.clone(),
-                reply: self.tx.clone(),
+                reply: self.reply.clone(),
+                received: tokio::time::Instant::now(),
             });
         }
     }
@@ -206,7 +216,7 @@ impl Session {
             reason: reason as i32,
             message,
         };
-        send_outcome(&self.tx, outcome);
+        self.reply.send_outcome(outcome);
     }
 }
 

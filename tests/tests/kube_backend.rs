@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use kubeknobs_gateway::backend::{Backend, KubeBackend};
 use kubeknobs_gateway::catalog::{Catalog, TargetKind, TargetSpec};
-use kubeknobs_gateway::coalesce::{Coalescer, Submission};
+use kubeknobs_gateway::coalesce::{Coalescer, Reply, Submission};
+use kubeknobs_gateway::metrics::Metrics;
 use kubeknobs_gateway::state::{Snapshot, StateHub};
 use kubeknobs_proto::v1::{Outcome, OutcomeKind, RejectReason, ServerMessage, server_message::Msg};
 use kubeknobs_tests::fakeapi::{FakeApiServer, Fault, Kind};
@@ -22,7 +23,7 @@ struct Rig {
     hub: Arc<StateHub>,
     coalescers: Vec<(String, Coalescer)>,
     outcomes: mpsc::Receiver<Result<ServerMessage, tonic::Status>>,
-    reply: mpsc::Sender<Result<ServerMessage, tonic::Status>>,
+    reply: Reply,
     shutdown: CancellationToken,
 }
 
@@ -50,17 +51,26 @@ async fn rig(targets: Vec<TargetSpec>) -> Rig {
     )));
     let hub = Arc::new(StateHub::new(&catalog));
     let shutdown = CancellationToken::new();
+    let metrics = Metrics::new();
     backend.spawn_watchers(&catalog, hub.clone(), shutdown.clone());
     let coalescers = catalog
         .iter()
         .map(|t| {
             (
                 t.name.clone(),
-                Coalescer::spawn(t.clone(), backend.clone(), hub.clone(), shutdown.clone()).0,
+                Coalescer::spawn(
+                    t.clone(),
+                    backend.clone(),
+                    hub.clone(),
+                    metrics.clone(),
+                    shutdown.clone(),
+                )
+                .0,
             )
         })
         .collect();
-    let (reply, outcomes) = mpsc::channel(1024);
+    let (tx, outcomes) = mpsc::channel(1024);
+    let reply = Reply::new(tx, metrics);
     Rig {
         api,
         hub,
@@ -83,6 +93,7 @@ impl Rig {
             value,
             operator: "alice".into(),
             reply: self.reply.clone(),
+            received: tokio::time::Instant::now(),
         });
     }
 

@@ -6,8 +6,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use kubeknobs_tests::fakeapi::{FakeApiServer, Kind};
-use kubeknobs_tests::harness::{DEADLINE, Gateway, address_after, gen_certs};
-use kubeknobs_tests::pipeline::gateway_config;
+use kubeknobs_tests::harness::{
+    Bridge, DEADLINE, Gateway, address_after, free_udp_port, gen_certs, osc_send,
+};
+use kubeknobs_tests::pipeline::{TOKEN, bridge_config, gateway_config};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -109,13 +111,27 @@ async fn readiness_follows_the_cluster_and_metrics_are_served() {
     assert_eq!(ready, "ready\n");
     assert_eq!(grpc_health(ops).await, ServingStatus::Serving as i32);
 
-    let (status, metrics) = tokio::task::spawn_blocking(move || get(ops, "/metrics"))
-        .await
-        .expect("metrics");
-    assert_eq!(status, 200);
-    assert!(
-        metrics.contains("kubeknobs_gateway_sessions 0"),
-        "{metrics}"
-    );
-    drop(gateway);
+    // One operator moves one fader: the metrics count the session, the event, its outcome and the write.
+    let metrics = tokio::task::spawn_blocking(move || {
+        let bridge_toml = bridge_config(dir.path(), &gateway, free_udp_port(), TOKEN);
+        let bridge = Bridge::start(dir.path(), &bridge_toml);
+        bridge.process.wait_for(&["connected", "alice"]);
+        osc_send(bridge.osc_port, "/1/fader1", "f", "0.5");
+        gateway.process.wait_for(&["applied", "value=10"]);
+        let (status, metrics) = get(ops, "/metrics");
+        assert_eq!(status, 200);
+        metrics
+    })
+    .await
+    .expect("metrics");
+    for line in [
+        "kubeknobs_gateway_sessions 1",
+        "kubeknobs_gateway_control_events_total 1",
+        "kubeknobs_gateway_outcomes_total{outcome=\"APPLIED\",reason=\"UNSPECIFIED\"} 1",
+        "kubeknobs_gateway_writes_total{target=\"web\",result=\"ok\"} 1",
+        "kubeknobs_gateway_event_to_write_seconds_count 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    assert_eq!(api.replicas(Kind::Deployment, "default", "web"), Some(10));
 }

@@ -71,8 +71,16 @@ fn harness(rate: f64, writer: Recorder) -> Harness {
     let writer = Arc::new(writer);
     let shutdown = CancellationToken::new();
     let hub = Arc::new(StateHub::new(&catalog));
-    let (coalescer, task) = Coalescer::spawn(target, writer.clone(), hub, shutdown.clone());
-    let (reply, outcomes) = mpsc::channel(1024);
+    let metrics = Metrics::new();
+    let (coalescer, task) = Coalescer::spawn(
+        target,
+        writer.clone(),
+        hub,
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    let (tx, outcomes) = mpsc::channel(1024);
+    let reply = Reply::new(tx, metrics);
     Harness {
         coalescer,
         task,
@@ -90,6 +98,7 @@ impl Harness {
             value,
             operator: "alice".into(),
             reply: self.reply.clone(),
+            received: Instant::now(),
         });
     }
 
