@@ -38,10 +38,11 @@ async fn replicas(api: &Api<Deployment>) -> Option<i32> {
 }
 
 /// Says the test skipped on fd 2 directly, past the test harness's output capture, so every run
-/// shows it (`eprintln!` would be swallowed for a passing test).
+/// shows it (`eprintln!` would be swallowed for a passing test). Appending: when fd 2 is a log
+/// file, a plain write would start at offset 0 and overwrite it.
 fn skipped(why: &str) {
     let line = format!("SKIPPED real-cluster end-to-end test: {why}\n");
-    match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
+    match std::fs::OpenOptions::new().append(true).open("/dev/stderr") {
         Ok(mut fd2) => {
             let _ = fd2.write_all(line.as_bytes());
         }
