@@ -99,9 +99,11 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => return Ok(()),
-            Some(input) = rx.recv() => {
-                for line in learner.lines(&input.source, &input.bytes) {
-                    println!("{line}");
+            Some(event) = rx.recv() => {
+                if let super::Event::Input(input) = event {
+                    for line in learner.lines(&input.source, &input.bytes) {
+                        println!("{line}");
+                    }
                 }
             }
             received = socket.recv_from(&mut buf) => match received {

@@ -82,6 +82,16 @@ pub struct Input {
     pub bytes: Vec<u8>,
 }
 
+/// What device threads tell the engine.
+#[derive(Debug)]
+pub enum Event {
+    /// Bytes arrived.
+    Input(Input),
+    /// An output (a port, or a serial device with feedback) was (re)connected: it gets the
+    /// current state of every target at once, so motor faders and LEDs show the truth on plug-in.
+    OutputConnected(Arc<str>),
+}
+
 /// A target's live state, from feedback: what MIDI feedback and pickup need.
 #[derive(Debug, Clone)]
 pub struct Level {
@@ -121,6 +131,7 @@ pub fn start(config: MidiConfig, link: Link) -> (impl Future<Output = ()>, mpsc:
         bindings: config.bindings,
         states: HashMap::new(),
         streams: HashMap::new(),
+        levels: HashMap::new(),
         link,
         sinks,
     };
@@ -132,16 +143,27 @@ struct Engine {
     bindings: Vec<Binding>,
     states: HashMap<usize, State>,
     streams: HashMap<Arc<str>, (Parser, Decoder)>,
+    /// The last level of each target, replayed to an output that (re)connects.
+    levels: HashMap<String, Level>,
     link: Link,
     sinks: Vec<std::sync::mpsc::Sender<Vec<u8>>>,
 }
 
 impl Engine {
-    async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut levels: mpsc::Receiver<Level>) {
+    async fn run(mut self, mut events: mpsc::Receiver<Event>, mut levels: mpsc::Receiver<Level>) {
         loop {
             tokio::select! {
-                Some(input) = inputs.recv() => self.input(input).await,
-                Some(level) = levels.recv() => self.level(&level),
+                Some(event) = events.recv() => match event {
+                    Event::Input(input) => self.input(input).await,
+                    Event::OutputConnected(name) => {
+                        debug!(output = %name, "showing every target's state on a new output");
+                        let all: Vec<Level> = self.levels.values().cloned().collect();
+                        for level in all {
+                            self.level(level);
+                        }
+                    }
+                },
+                Some(level) = levels.recv() => self.level(level),
                 else => return,
             }
         }
@@ -171,7 +193,7 @@ impl Engine {
         }
     }
 
-    fn level(&mut self, level: &Level) {
+    fn level(&mut self, level: Level) {
         let now = Instant::now();
         let mut bytes = Vec::new();
         for (i, b) in self.bindings.iter().enumerate() {
@@ -185,11 +207,11 @@ impl Engine {
                 }
             }
         }
-        if bytes.is_empty() {
-            return;
+        if !bytes.is_empty() {
+            debug!(target_name = %level.target, bytes = bytes.len(), "MIDI feedback");
+            self.sinks.retain(|sink| sink.send(bytes.clone()).is_ok());
         }
-        debug!(target_name = %level.target, bytes = bytes.len(), "MIDI feedback");
-        self.sinks.retain(|sink| sink.send(bytes.clone()).is_ok());
+        self.levels.insert(level.target.clone(), level);
     }
 }
 

@@ -17,7 +17,7 @@ use midir::{MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{BACKEND, Error, Input};
+use super::{BACKEND, Error, Event, Input};
 
 /// The midir client name of this bridge (and the part of port names it skips).
 pub const CLIENT: &str = "kubeknobs-bridge";
@@ -31,7 +31,7 @@ pub struct Watch {
     /// How often to list ports.
     pub rescan: Duration,
     /// Where input bytes go.
-    pub tx: mpsc::Sender<Input>,
+    pub tx: mpsc::Sender<Event>,
     /// Feedback bytes for every output; the thread ends when its sender is dropped.
     pub out: Receiver<Vec<u8>>,
 }
@@ -163,6 +163,9 @@ impl Ports {
                     Ok(conn) => {
                         super::connected("output", name);
                         self.outputs.insert(name.clone(), conn);
+                        let _ = watch
+                            .tx
+                            .try_send(Event::OutputConnected(Arc::from(name.as_str())));
                     }
                     Err(e) => warn!(error = %e, "MIDI output not connected"),
                 }
@@ -184,7 +187,7 @@ impl Ports {
     }
 }
 
-fn connect_input(name: &str, tx: mpsc::Sender<Input>) -> Result<MidiInputConnection<()>, Error> {
+fn connect_input(name: &str, tx: mpsc::Sender<Event>) -> Result<MidiInputConnection<()>, Error> {
     let err = |reason: String| Error::Connect {
         port: name.to_owned(),
         reason,
@@ -199,10 +202,10 @@ fn connect_input(name: &str, tx: mpsc::Sender<Input>) -> Result<MidiInputConnect
     // The callback runs on midir's thread: it only copies the bytes into the channel. If the
     // engine is that far behind, dropping bytes is better than blocking the MIDI system.
     let callback = move |_stamp: u64, bytes: &[u8], _: &mut ()| {
-        let _ = tx.try_send(Input {
+        let _ = tx.try_send(Event::Input(Input {
             source: source.clone(),
             bytes: bytes.to_vec(),
-        });
+        }));
     };
     input
         .connect(&port, "in", callback, ())

@@ -15,14 +15,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{Error, Input};
+use super::{Error, Event, Input};
 use crate::config::SerialConfig;
 
 /// Starts the reader (and writer) threads for one device; returns where feedback bytes go.
 pub fn spawn(
     config: SerialConfig,
     retry: Duration,
-    tx: mpsc::Sender<Input>,
+    tx: mpsc::Sender<Event>,
 ) -> std::sync::mpsc::Sender<Vec<u8>> {
     let (out_tx, out_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let open: Arc<Mutex<Option<File>>> = Arc::default();
@@ -57,7 +57,7 @@ pub fn spawn(
 fn read_forever(
     config: &SerialConfig,
     retry: Duration,
-    tx: &mpsc::Sender<Input>,
+    tx: &mpsc::Sender<Event>,
     open: &Mutex<Option<File>>,
 ) {
     let device = config.device.display().to_string();
@@ -71,8 +71,11 @@ fn read_forever(
             Ok(mut file) => {
                 warned = false;
                 info!(%device, "serial MIDI device open");
-                if let Ok(writer) = file.try_clone() {
+                if config.feedback
+                    && let Ok(writer) = file.try_clone()
+                {
                     *open.lock().unwrap_or_else(PoisonError::into_inner) = Some(writer);
+                    let _ = tx.try_send(Event::OutputConnected(source.clone()));
                 }
                 let mut buf = [0u8; 256];
                 loop {
@@ -82,10 +85,10 @@ fn read_forever(
                             break;
                         }
                         Ok(n) => {
-                            let input = Input {
+                            let input = Event::Input(Input {
                                 source: source.clone(),
                                 bytes: buf[..n].to_vec(),
-                            };
+                            });
                             if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(input) {
                                 return;
                             }

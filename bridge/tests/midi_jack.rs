@@ -1,0 +1,134 @@
+//! MIDI over a real transport: JACK (its dummy backend runs without /dev/snd), with midir's
+//! `jack` feature. The test plays the control surface through its own JACK ports: CC in, hot-plug,
+//! feedback out, the motor-fader echo not taken as a move, and a third-party sender
+//! (python-rtmidi, JACK API) driving a target. Needs a running JACK server; `.ci/run` starts
+//! `jackd -d dummy` and stops it afterwards.
+#![cfg(feature = "jack")]
+
+mod support;
+
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use midir::os::unix::{VirtualInput, VirtualOutput};
+use midir::{MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
+use support::midi::{WAIT, cc, expect_bytes, midi, start};
+
+/// A JACK output port named `client:surface` that the test sends from.
+fn surface(client: &str) -> MidiOutputConnection {
+    MidiOutput::new(client)
+        .expect("JACK server running (start one with `jackd -d dummy`, as .ci/run does)")
+        .create_virtual("surface")
+        .expect("create JACK output port")
+}
+
+/// A JACK input port named `client:leds` whose bytes arrive on the returned channel.
+fn leds(client: &str) -> (MidiInputConnection<()>, std_mpsc::Receiver<Vec<u8>>) {
+    let (tx, rx) = std_mpsc::channel();
+    let conn = MidiInput::new(client)
+        .expect("JACK server running (start one with `jackd -d dummy`, as .ci/run does)")
+        .create_virtual(
+            "leds",
+            move |_, bytes, _| {
+                let _ = tx.send(bytes.to_vec());
+            },
+            (),
+        )
+        .expect("create JACK input port");
+    (conn, rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cc_drives_a_target_and_a_replugged_device_is_picked_up_again() {
+    let mut port = surface("kk-replug");
+    let mut bridge = start(midi(&["kk-replug:surface"], &[], vec![cc(7)])).await;
+
+    let event = bridge
+        .control_while(|| port.send(&[0xB0, 7, 127]).expect("send CC"))
+        .await;
+    assert_eq!((event.target.as_str(), event.value), ("web", 20.0));
+
+    // Unplug: the port goes away long enough for a rescan to notice, then comes back.
+    drop(port);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    while bridge.controls.try_recv().is_ok() {}
+    let mut port = surface("kk-replug");
+    let event = bridge
+        .control_while(|| port.send(&[0xB0, 7, 0]).expect("send CC"))
+        .await;
+    assert_eq!(event.value, 0.0, "moves after the replug arrive");
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feedback_reaches_the_leds_and_its_echo_is_not_a_move() {
+    let mut port = surface("kk-fader");
+    // A second client: JACK would rename a second "kk-fader" to "kk-fader-01".
+    let (_leds, shown) = leds("kk-lights");
+    let mut bridge = start(midi(
+        &["kk-fader:surface"],
+        &["kk-lights:leds"],
+        vec![cc(7)],
+    ))
+    .await;
+
+    // The Welcome's state (desired 3 of 0..20) is shown as soon as the output is connected.
+    expect_bytes(&shown, &[0xB0, 7, 19]);
+    // A move once the input is connected.
+    let event = bridge
+        .control_while(|| port.send(&[0xB0, 7, 127]).expect("send move"))
+        .await;
+    assert_eq!(event.value, 20.0);
+
+    // Someone else sets 10: the fader is sent to 64. A motor fader follows and reports where it
+    // went: that echo must not become a move.
+    bridge.push_state(10.0).await;
+    expect_bytes(&shown, &[0xB0, 7, 64]);
+    while bridge.controls.try_recv().is_ok() {}
+    port.send(&[0xB0, 7, 64]).expect("send echo");
+    let echo = tokio::time::timeout(Duration::from_millis(500), bridge.controls.recv()).await;
+    assert!(echo.is_err(), "the echo was taken as a move: {echo:?}");
+    // A real move after it is.
+    port.send(&[0xB0, 7, 100]).expect("send move");
+    let event = tokio::time::timeout(WAIT, bridge.controls.recv())
+        .await
+        .expect("move in time")
+        .expect("events");
+    assert_eq!(event.value, 16.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_rtmidi_drives_a_target_through_jack() {
+    const SENDER: &str = r#"
+import sys, time, rtmidi
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "kk-python")
+out.open_virtual_port("surface")
+print("ready", flush=True)
+deadline = time.time() + 30
+while time.time() < deadline:
+    out.send_message([0xB0, 7, 127])
+    time.sleep(0.1)
+"#;
+    let python = std::env::var("KUBEKNOBS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = tokio::process::Command::new(&python)
+        .arg("-c")
+        .arg(SENDER)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let mut bridge = start(midi(&["kk-python:surface"], &[], vec![cc(7)])).await;
+    let event = tokio::time::timeout(WAIT, bridge.controls.recv())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no control event from python-rtmidi; is it installed for {python}? \
+                 (.ci/run installs it and sets KUBEKNOBS_PYTHON)"
+            )
+        })
+        .expect("events");
+    assert_eq!((event.target.as_str(), event.value), ("web", 20.0));
+    let _ = child.kill().await;
+    bridge.stop().await;
+}
