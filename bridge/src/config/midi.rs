@@ -139,6 +139,8 @@ fn binding(
                 return Err(src.at(s, &field("mode"), "a note is a button or a toggle"));
             }
             ("absolute", _) => Mode::Absolute,
+            ("button", Control::Cc(_)) => Mode::Button,
+            ("toggle", Control::Cc(_)) => Mode::Toggle,
             ("relative-twos-complement", Control::Cc(_)) => {
                 Mode::Relative(Encoding::TwosComplement)
             }
@@ -148,8 +150,8 @@ fn binding(
                 return Err(src.at(
                     s,
                     &field("mode"),
-                    "must be absolute, or for cc one of relative-twos-complement, \
-                     relative-binary-offset, relative-sign-magnitude",
+                    "must be absolute, or for cc one of button, toggle, \
+                     relative-twos-complement, relative-binary-offset, relative-sign-magnitude",
                 ));
             }
         },

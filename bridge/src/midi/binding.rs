@@ -119,7 +119,8 @@ pub struct State {
 impl State {
     /// A move of the control: the target value (`0..=1`) to send, or why nothing is sent.
     pub fn input(&mut self, b: &Binding, raw: Raw, now: Instant) -> Result<f64, Held> {
-        if !matches!(raw, Raw::Note(_))
+        // Buttons have no motors: a press that equals the light we sent is still a press.
+        if !matches!(b.mode, Mode::Button | Mode::Toggle)
             && let Some((at, sent)) = self.echo
             && sent == raw
             && now.duration_since(at) < ECHO_WINDOW
@@ -133,13 +134,15 @@ impl State {
                 self.current = Some(p);
                 p
             }
-            (Mode::Toggle, Raw::Note(true)) => {
+            // A CC button sends 127 (or anything from 64) when pressed, 0 when released.
+            (Mode::Toggle, Raw::Note(true) | Raw::Seven(64..)) => {
                 let on = self.current.is_some_and(|c| c >= 0.5);
                 let p = if on { 0.0 } else { 1.0 };
                 self.current = Some(p);
                 p
             }
             (Mode::Toggle, _) | (Mode::Relative(_), _) => return Err(Held::Ignored),
+            (Mode::Button, Raw::Seven(v)) => f64::from(u8::from(v >= 64)),
             (Mode::Absolute | Mode::Button, raw) => raw.fraction(),
         };
         if b.pickup && b.mode == Mode::Absolute && !self.picked {

@@ -77,9 +77,9 @@ pub enum Mode {
     Absolute,
     /// The value is a signed step (endless encoders).
     Relative(Encoding),
-    /// Note down = top of the range, note up = bottom (momentary).
+    /// Note down (or CC ≥ 64) = top of the range, note up (CC < 64) = bottom (momentary).
     Button,
-    /// Each note down flips between top and bottom of the range.
+    /// Each note down (or CC ≥ 64) flips between top and bottom of the range.
     Toggle,
 }
 

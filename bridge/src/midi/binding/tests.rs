@@ -165,3 +165,32 @@ fn feedback_for_14_bit_controls_and_notes() {
         .is_none()
     );
 }
+
+#[test]
+fn cc_buttons_press_at_64_and_up_and_are_never_taken_for_echoes() {
+    let now = Instant::now();
+    let toggle = binding(Control::Cc(48), Mode::Toggle);
+    let mut s = State::default();
+    assert_eq!(s.input(&toggle, Raw::Seven(127), now), Ok(1.0));
+    assert_eq!(s.input(&toggle, Raw::Seven(0), now), Err(Held::Ignored));
+    // The LED is lit by feedback (CC 127); the next press (also 127) still toggles.
+    let lit = s.feedback(&toggle, 20.0, bounds(), now).expect("feedback");
+    assert_eq!(
+        lit,
+        vec![Message::ControlChange {
+            channel: 0,
+            controller: 48,
+            value: 127
+        }]
+    );
+    assert_eq!(s.input(&toggle, Raw::Seven(127), now), Ok(0.0));
+    let button = binding(Control::Cc(32), Mode::Button);
+    assert_eq!(
+        State::default().input(&button, Raw::Seven(100), now),
+        Ok(1.0)
+    );
+    assert_eq!(
+        State::default().input(&button, Raw::Seven(10), now),
+        Ok(0.0)
+    );
+}
