@@ -136,10 +136,9 @@ pub(crate) async fn serve(
         (Some(engine), Some(levels))
     };
     let midi_engine = async move {
-        match midi_engine {
-            // The engine ends only if every MIDI source failed to start; OSC keeps going.
-            Some(engine) => engine.await,
-            None => {}
+        // The engine ends only if every MIDI source failed to start; OSC keeps going.
+        if let Some(engine) = midi_engine {
+            engine.await;
         }
         std::future::pending::<()>().await
     };

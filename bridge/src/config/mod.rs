@@ -14,13 +14,14 @@ mod raw;
 mod tests;
 mod validate;
 
+pub use midi::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
+
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::mapping::Mappings;
-use crate::midi::binding::Binding;
 
 /// Default `osc.listen`: every interface, TouchOSC's default outgoing port.
 pub const DEFAULT_OSC_LISTEN: SocketAddr =
@@ -129,54 +130,6 @@ pub struct OscConfig {
     pub mappings: Mappings,
 }
 
-/// Default `midi.rescan_ms`: how often MIDI ports are listed to find (re)plugged devices.
-pub const DEFAULT_RESCAN: Duration = Duration::from_millis(1000);
-
-/// The MIDI side of the bridge.
-#[derive(Debug, Clone)]
-pub struct MidiConfig {
-    /// Port-name patterns of MIDI inputs to open (case-insensitive substrings).
-    pub inputs: Vec<String>,
-    /// Port-name patterns of MIDI outputs that get feedback.
-    pub outputs: Vec<String>,
-    /// How often ports are listed to pick up devices plugged in after start or replugged.
-    pub rescan: Duration,
-    /// Raw MIDI byte streams from serial devices or device files.
-    pub serial: Vec<SerialConfig>,
-    /// Control → target mappings, unique by control and channel.
-    pub bindings: Vec<Binding>,
-}
-
-impl Default for MidiConfig {
-    fn default() -> MidiConfig {
-        MidiConfig {
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            rescan: DEFAULT_RESCAN,
-            serial: Vec::new(),
-            bindings: Vec::new(),
-        }
-    }
-}
-
-impl MidiConfig {
-    /// True when there is nothing MIDI to open.
-    pub fn is_empty(&self) -> bool {
-        self.inputs.is_empty() && self.outputs.is_empty() && self.serial.is_empty()
-    }
-}
-
-/// One `[[midi.serial]]`: a device that carries raw MIDI bytes.
-#[derive(Debug, Clone)]
-pub struct SerialConfig {
-    /// The device file, e.g. `/dev/ttyAMA0`, `/dev/ttyUSB0`, `/dev/snd/midiC1D0`.
-    pub device: PathBuf,
-    /// Baud rate to set when the device is a terminal (31250 for DIN MIDI); `None` leaves it.
-    pub baud: Option<u32>,
-    /// Also write feedback to the device.
-    pub feedback: bool,
-}
-
 /// The parts of a config file that do not depend on the gateway: what the demo reads from a
 /// bridge config before it supplies its own embedded gateway.
 #[derive(Debug, Clone)]
@@ -267,35 +220,6 @@ impl OscConfig {
                 out.push_str(&format!(", label {label}"));
             }
             out.push('\n');
-        }
-        out
-    }
-}
-
-impl MidiConfig {
-    fn summary(&self) -> String {
-        if self.is_empty() && self.bindings.is_empty() {
-            return "midi        none\n".to_owned();
-        }
-        let mut out = format!(
-            "midi        inputs {:?}, outputs {:?}, rescan every {} ms\n",
-            self.inputs,
-            self.outputs,
-            self.rescan.as_millis()
-        );
-        for s in &self.serial {
-            out.push_str(&format!("  serial {}", s.device.display()));
-            if let Some(b) = s.baud {
-                out.push_str(&format!(" at {b} baud"));
-            }
-            out.push('\n');
-        }
-        out.push_str(&format!("midi maps   {}\n", self.bindings.len()));
-        for b in &self.bindings {
-            out.push_str(&format!(
-                "  {} -> {}\n",
-                b.mapping.address, b.mapping.target
-            ));
         }
         out
     }

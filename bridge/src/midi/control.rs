@@ -128,17 +128,9 @@ struct ChannelState {
 }
 
 /// Turns messages of one input into control events. One per input: pairing is per stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Decoder {
     channels: [ChannelState; 16],
-}
-
-impl Default for Decoder {
-    fn default() -> Decoder {
-        Decoder {
-            channels: [ChannelState::default(); 16],
-        }
-    }
 }
 
 impl Decoder {
