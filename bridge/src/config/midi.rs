@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::Result;
 use super::raw::{RawMidi, RawMidiMapping};
 use super::validate::Source;
-use super::Result;
 use crate::mapping::{Mapping, Range};
 use crate::midi::binding::{Binding, Curve};
 use crate::midi::control::{Control, Encoding, Mode};
