@@ -132,3 +132,60 @@ while time.time() < deadline:
     let _ = child.kill().await;
     bridge.stop().await;
 }
+
+#[test]
+fn learn_prints_mapping_lines_for_midi_and_osc() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("learn.toml");
+    std::fs::write(
+        &config,
+        "[midi]\ninputs = [\"kk-learn:surface\"]\nrescan_ms = 200\n",
+    )
+    .expect("write config");
+    let osc = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe port");
+    let osc_addr = osc.local_addr().expect("addr");
+    drop(osc);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubeknobs-bridge"))
+        .args(["learn", "--config"])
+        .arg(&config)
+        .arg("--osc-listen")
+        .arg(osc_addr.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run kubeknobs-bridge learn");
+    let (tx, lines) = std_mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut port = surface("kk-learn");
+    let phone = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind phone");
+    let packet = rosc::encoder::encode(&rosc::OscPacket::Message(rosc::OscMessage {
+        addr: "/2/push3".into(),
+        args: vec![rosc::OscType::Float(1.0)],
+    }))
+    .expect("encode");
+    let want_midi = r#"{ control = "cc", number = 7, channel = 3, target = "TARGET" },  # midi: 99 from "kk-learn:surface""#;
+    let want_osc = r#"{ address = "/2/push3", target = "TARGET" },"#;
+    let (mut saw_midi, mut saw_osc) = (false, false);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(saw_midi && saw_osc) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "learn printed no line for both"
+        );
+        port.send(&[0xB2, 7, 99]).expect("send CC");
+        let _ = phone.send_to(&packet, osc_addr);
+        while let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            saw_midi |= line == want_midi;
+            saw_osc |= line.starts_with(want_osc);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

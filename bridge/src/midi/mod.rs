@@ -9,7 +9,8 @@
 //! serial devices with `feedback = true`.
 //!
 //! A missing MIDI system (no `/dev/snd/seq`, no JACK server) or a missing device is logged, never
-//! fatal: the ports thread keeps looking every `midi.rescan_ms`, and OSC keeps working.
+//! fatal: the ports thread keeps looking (every `midi.rescan_ms`, backing off while the system is
+//! missing), and OSC keeps working.
 
 pub mod binding;
 pub mod control;

@@ -5,7 +5,7 @@
 //! patterns (case-insensitive) and is not yet connected is connected; a connected port that is
 //! gone (unplugged) is dropped, so when it comes back it is connected again. A pattern that
 //! matches nothing is a warning, once, until it matches. If the MIDI system itself is missing, that
-//! is said once and retried every rescan. Between rescans the thread writes feedback bytes to
+//! is said once and retried, backing off from `rescan` to [`UNAVAILABLE_RETRY_MAX`]. Between rescans the thread writes feedback bytes to
 //! every connected output. Ports of this bridge itself are never opened (that would be a loop).
 
 use std::collections::{HashMap, HashSet};
@@ -18,6 +18,9 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{BACKEND, Error, Event, Input};
+
+/// The longest wait between attempts while the MIDI system itself is missing.
+pub const UNAVAILABLE_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The midir client name of this bridge (and the part of port names it skips).
 pub const CLIENT: &str = "kubeknobs-bridge";
@@ -91,10 +94,18 @@ struct Ports {
 impl Ports {
     fn run(mut self, watch: Watch) {
         let mut next = Instant::now();
+        let mut interval = watch.rescan;
         loop {
             if Instant::now() >= next {
                 self.rescan(&watch);
-                next = Instant::now() + watch.rescan;
+                // While the MIDI system is missing, look less and less often: every attempt
+                // makes alsa-lib (or libjack) print a line to stderr.
+                interval = if self.unavailable_warned {
+                    (interval * 2).min(UNAVAILABLE_RETRY_MAX.max(watch.rescan))
+                } else {
+                    watch.rescan
+                };
+                next = Instant::now() + interval;
             }
             let wait = next.saturating_duration_since(Instant::now());
             match watch.out.recv_timeout(wait) {
