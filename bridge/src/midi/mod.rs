@@ -218,10 +218,7 @@ impl Engine {
 
 /// Logs once that MIDI is unavailable, saying what still works.
 pub(crate) fn warn_unavailable(e: &Error) {
-    warn!(
-        error = %e,
-        "{e}; MIDI ports are disabled until it appears (OSC and serial MIDI keep working)"
-    );
+    warn!("{e}; MIDI ports are disabled until it appears (OSC and serial MIDI keep working)");
 }
 
 /// Logs a connected port.
