@@ -268,3 +268,6 @@ pub fn feedback_messages(control: Control, channel: u8, p: f64) -> Option<(Raw, 
         Control::Program => return None,
     })
 }
+
+#[cfg(test)]
+mod tests;
