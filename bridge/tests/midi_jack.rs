@@ -99,6 +99,56 @@ async fn feedback_reaches_the_leds_and_its_echo_is_not_a_move() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_replugged_output_is_shown_the_state_again() {
+    let (leds_port, shown) = leds("kk-ring");
+    let bridge = start(midi(&[], &["kk-ring:leds"], vec![cc(7)])).await;
+    expect_bytes(&shown, &[0xB0, 7, 19]);
+    drop((leds_port, shown));
+    bridge.push_state(10.0).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Plugged back in: it gets the state that changed while it was away, without a new update.
+    let (_leds, shown) = leds("kk-ring");
+    expect_bytes(&shown, &[0xB0, 7, 64]);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relative_encoders_and_pitch_bend_over_jack() {
+    use kubeknobs_bridge::midi::control::{Control, Encoding, Mode};
+    let mut encoder = cc(16);
+    encoder.mode = Mode::Relative(Encoding::TwosComplement);
+    let mut bend = cc(0);
+    bend.control = Control::PitchBend;
+    bend.mapping.address = "midi ch1 pitchbend".into();
+    let mut port = surface("kk-encoder");
+    let mut bridge = start(midi(&["kk-encoder:surface"], &[], vec![encoder, bend])).await;
+
+    // A pitch bend to the top drives the target to its max (and proves the port is connected).
+    let event = bridge
+        .control_while(|| port.send(&[0xE0, 0x7F, 0x7F]).expect("send bend"))
+        .await;
+    assert_eq!(event.value, 20.0);
+    // The gateway reports 3 again (someone else); 10 steps up from 3/20 = 0.15 is 0.229 → 5.
+    bridge.push_state(3.0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while bridge.controls.try_recv().is_ok() {}
+    port.send(&[0xB0, 16, 10]).expect("send encoder");
+    let event = tokio::time::timeout(WAIT, bridge.controls.recv())
+        .await
+        .expect("encoder move in time")
+        .expect("events");
+    assert_eq!(event.value, 5.0);
+    // And 127 is one step down (two's complement): 0.229 - 0.008 = 0.221 → 4.
+    port.send(&[0xB0, 16, 127]).expect("send encoder");
+    let event = tokio::time::timeout(WAIT, bridge.controls.recv())
+        .await
+        .expect("encoder move in time")
+        .expect("events");
+    assert_eq!(event.value, 4.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn python_rtmidi_drives_a_target_through_jack() {
     const SENDER: &str = r#"
 import sys, time, rtmidi
