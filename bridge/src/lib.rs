@@ -5,7 +5,9 @@
 //! - [`config`] — the TOML file, parsed then validated;
 //! - [`mapping`] — pure scaling between control values and target values;
 //! - [`osc`] — the UDP socket, decoding, and the registry of OSC clients;
-//! - [`feedback`] — gateway state → OSC messages to every client;
+//! - [`midi`] — MIDI ports (midir, hot-plug), serial MIDI, the byte parser, MIDI mappings and
+//!   MIDI feedback;
+//! - [`feedback`] — gateway state → OSC messages to every client, and levels to the MIDI side;
 //! - [`uplink`] — the gRPC session with reconnects;
 //! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway;
 //! - [`telemetry`] — logging.
@@ -18,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod feedback;
 pub mod mapping;
+pub mod midi;
 pub mod osc;
 pub mod telemetry;
 pub mod uplink;
@@ -83,7 +86,10 @@ pub async fn run_with_socket(
 
 /// The uplink `config` describes; fails if tonic refuses its URL, CA or token.
 fn uplink_for(config: &Config) -> Result<uplink::Uplink> {
-    let mappings = Arc::new(config.osc.mappings.clone());
+    // The uplink checks every mapped target against the catalog, OSC and MIDI alike.
+    let mut all: Vec<mapping::Mapping> = config.osc.mappings.iter().cloned().collect();
+    all.extend(config.midi.bindings.iter().map(|b| b.mapping.clone()));
+    let mappings = Arc::new(mapping::Mappings::new(all));
     Ok(uplink::Uplink::new(
         &config.bridge_id,
         &config.gateway,
@@ -119,16 +125,35 @@ pub(crate) async fn serve(
         link,
         feedback: feedback_tx.clone(),
     };
+    let midi_config = config.midi;
+    let (midi_engine, midi_levels) = if midi_config.is_empty() {
+        if !midi_config.bindings.is_empty() {
+            tracing::warn!("midi.mappings are configured but no midi.inputs or midi.serial");
+        }
+        (None, None)
+    } else {
+        let (engine, levels) = midi::start(midi_config, receiver.link.clone());
+        (Some(engine), Some(levels))
+    };
+    let midi_engine = async move {
+        // The engine ends only if every MIDI source failed to start; OSC keeps going.
+        if let Some(engine) = midi_engine {
+            engine.await;
+        }
+        std::future::pending::<()>().await
+    };
     let feedback = feedback::Feedback::new(
         socket,
         mappings,
         config.osc.feedback_port,
         clients,
         observer,
+        midi_levels,
     );
 
     tokio::select! {
         () = shutdown => info!("shutting down"),
+        () = midi_engine => {}
         () = receiver.run() => {}
         () = feedback.run(feedback_rx) => {}
         () = uplink.run(publisher, feedback_tx) => {}

@@ -41,6 +41,22 @@ enum Command {
     /// Prints what to type into TouchOSC, then a line per target state change.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+    /// List the MIDI input and output ports this machine has (names to use in midi.inputs and
+    /// midi.outputs; a part of the name is enough).
+    Ports,
+    /// Print each incoming MIDI and OSC event as the mapping line that would map it.
+    Learn(LearnArgs),
+}
+
+#[derive(Debug, Args)]
+struct LearnArgs {
+    /// Take midi.inputs, midi.serial and osc.listen from this bridge config (default: every MIDI
+    /// input, no serial device, OSC on 0.0.0.0:8000).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where to receive OSC (overrides the config's osc.listen).
+    #[arg(long, value_name = "ADDR")]
+    osc_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +128,43 @@ async fn dispatch(command: Command) -> ExitCode {
         },
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo(args).await,
+        Command::Ports => ports(),
+        Command::Learn(args) => learn(args).await,
     }
+}
+
+fn ports() -> ExitCode {
+    match kubeknobs_bridge::midi::ports::list() {
+        Ok((inputs, outputs)) => {
+            println!("MIDI inputs ({}):", kubeknobs_bridge::midi::BACKEND);
+            for name in inputs {
+                println!("  {name}");
+            }
+            println!("MIDI outputs ({}):", kubeknobs_bridge::midi::BACKEND);
+            for name in outputs {
+                println!("  {name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn learn(args: LearnArgs) -> ExitCode {
+    use kubeknobs_bridge::config::{DEFAULT_OSC_LISTEN, Local, MidiConfig};
+    let (midi, listen) = match &args.config {
+        Some(path) => match Local::load(path) {
+            Ok(local) => (local.midi, local.osc.listen),
+            Err(e) => return config_error(&e),
+        },
+        None => (MidiConfig::default(), DEFAULT_OSC_LISTEN),
+    };
+    let listen = args.osc_listen.unwrap_or(listen);
+    let result = kubeknobs_bridge::midi::learn::run(midi, listen, shutdown_signal()).await;
+    finish(result.context("learn failed"))
 }
 
 /// Loads the config, or prints why not and gives the exit code for it.

@@ -44,6 +44,7 @@ fn config(gateway: SocketAddr, feedback_port: u16) -> Config {
         Local {
             bridge_id: "test-bridge".into(),
             osc,
+            midi: Default::default(),
         },
         gateway,
     )

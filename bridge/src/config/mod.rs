@@ -8,10 +8,13 @@
 //! The demo builds a [`Config`] in code from a [`Local`] and its own [`GatewayConfig`].
 
 mod gateway;
+mod midi;
 mod raw;
 #[cfg(test)]
 mod tests;
 mod validate;
+
+pub use midi::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -82,6 +85,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The OSC side.
     pub osc: OscConfig,
+    /// The MIDI side (empty when the file has no `[midi]` table).
+    pub midi: MidiConfig,
 }
 
 /// How to reach the gateway.
@@ -133,6 +138,8 @@ pub struct Local {
     pub bridge_id: String,
     /// See [`Config::osc`].
     pub osc: OscConfig,
+    /// See [`Config::midi`].
+    pub midi: MidiConfig,
 }
 
 impl Config {
@@ -153,6 +160,7 @@ impl Config {
             bridge_id: local.bridge_id,
             gateway,
             osc: local.osc,
+            midi: local.midi,
         }
     }
 
@@ -171,6 +179,7 @@ impl Config {
             g.token.len(),
             self.osc.summary()
         );
+        out.push_str(&self.midi.summary());
         if !out.ends_with('\n') {
             out.push('\n');
         }

@@ -12,6 +12,8 @@ pub(super) struct RawConfig {
     pub gateway: Option<Spanned<RawGateway>>,
     #[serde(default)]
     pub osc: RawOsc,
+    #[serde(default)]
+    pub midi: RawMidi,
 }
 
 /// `[gateway]`.
@@ -43,6 +45,45 @@ pub(super) struct RawMapping {
     pub target: Spanned<String>,
     pub range: Option<Spanned<[f64; 2]>>,
     pub label: Option<Spanned<String>>,
+}
+
+/// `[midi]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMidi {
+    #[serde(default)]
+    pub inputs: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub outputs: Vec<Spanned<String>>,
+    pub rescan_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub serial: Vec<RawSerial>,
+    #[serde(default)]
+    pub mappings: Vec<RawMidiMapping>,
+}
+
+/// One `[[midi.serial]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSerial {
+    pub device: Spanned<String>,
+    pub baud: Option<Spanned<u32>>,
+    pub feedback: Option<bool>,
+}
+
+/// One `[[midi.mappings]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMidiMapping {
+    pub control: Spanned<String>,
+    pub number: Option<Spanned<u16>>,
+    pub channel: Option<Spanned<u8>>,
+    pub target: Spanned<String>,
+    pub mode: Option<Spanned<String>>,
+    pub invert: Option<bool>,
+    pub curve: Option<Spanned<String>>,
+    pub pickup: Option<Spanned<bool>>,
+    pub feedback: Option<bool>,
 }
 
 /// Deserializes `text`, returning the serde error with the dotted path of the offending field.

@@ -212,3 +212,141 @@ fn load_names_a_missing_file() {
             .starts_with("/nonexistent/bridge.toml: cannot read config file")
     );
 }
+
+const MIDI: &str = r#"
+[gateway]
+url = "http://127.0.0.1:50051"
+token_file = "token.txt"
+[midi]
+inputs = ["nanoKONTROL2"]
+outputs = ["X-Touch"]
+rescan_ms = 500
+[[midi.serial]]
+device = "/dev/ttyAMA0"
+baud = 31250
+feedback = true
+[[midi.mappings]]
+control = "cc"
+number = 7
+channel = 2
+target = "web"
+pickup = true
+curve = "log"
+invert = true
+[[midi.mappings]]
+control = "cc"
+number = 16
+target = "api"
+mode = "relative-twos-complement"
+[[midi.mappings]]
+control = "note"
+number = 36
+target = "api"
+mode = "toggle"
+feedback = false
+[[midi.mappings]]
+control = "nrpn"
+number = 300
+target = "web"
+[[midi.mappings]]
+control = "pitchbend"
+channel = 1
+target = "web"
+"#;
+
+#[test]
+fn parses_midi() {
+    use crate::midi::binding::Curve;
+    use crate::midi::control::{Control, Encoding, Mode};
+    let (config, _dir) = parse(MIDI);
+    let midi = config.expect("valid config").midi;
+    assert_eq!(midi.inputs, ["nanoKONTROL2"]);
+    assert_eq!(midi.outputs, ["X-Touch"]);
+    assert_eq!(midi.rescan, Duration::from_millis(500));
+    assert_eq!(midi.serial[0].baud, Some(31250));
+    assert!(midi.serial[0].feedback);
+    let b = &midi.bindings;
+    assert_eq!(b.len(), 5);
+    assert_eq!((b[0].control, b[0].channel), (Control::Cc(7), Some(1)));
+    assert!(b[0].pickup && b[0].invert && b[0].curve == Curve::Log && b[0].feedback);
+    assert_eq!(b[0].mapping.address, "midi ch2 cc7");
+    assert_eq!(b[1].mode, Mode::Relative(Encoding::TwosComplement));
+    assert_eq!(b[1].channel, None);
+    assert_eq!((b[2].mode, b[2].feedback), (Mode::Toggle, false));
+    assert_eq!(b[3].control, Control::Nrpn(300));
+    assert_eq!(b[4].control, Control::PitchBend);
+}
+
+#[test]
+fn reports_midi_errors_with_file_line_and_field() {
+    let with = |extra: &str| format!("{MIDI}{extra}");
+    let line = MIDI.lines().count() + 1;
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"knob\"\ntarget = \"web\"\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].control: must be one of cc, cc14, nrpn, note, pitchbend, program",
+            line + 1
+        )
+    );
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"cc\"\nnumber = 128\ntarget = \"web\"\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].number: must be 0..127 for cc",
+            line + 2
+        )
+    );
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"cc\"\nnumber = 7\nchannel = 17\ntarget = \"web\"\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].channel: must be 1..16 (omit it for any channel)",
+            line + 3
+        )
+    );
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"cc\"\nnumber = 7\nchannel = 2\ntarget = \"x\"\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].control: midi ch2 cc7 is already mapped by midi.mappings[0]",
+            line + 1
+        )
+    );
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"note\"\nnumber = 1\nmode = \"relative-binary-offset\"\ntarget = \"x\"\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].mode: a note is a button or a toggle",
+            line + 3
+        )
+    );
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"cc\"\nnumber = 9\nmode = \"relative-binary-offset\"\npickup = true\ntarget = \"x\"\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].pickup: applies to absolute controls only",
+            line + 4
+        )
+    );
+    assert!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"cc\"\nnumber = 9\ntarget = \"x\"\nspeed = 2\n"
+        ))
+        .contains("midi.mappings[5]")
+    );
+}
+
+#[test]
+fn the_nanokontrol2_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nanokontrol2.toml");
+    let local = Local::load(&path).expect("examples/nanokontrol2.toml is valid");
+    assert_eq!(local.midi.inputs, ["nanoKONTROL2"]);
+    assert_eq!(local.midi.bindings.len(), 4);
+}

@@ -106,6 +106,7 @@ fn local_from(src: &Source<'_>, raw: &RawConfig) -> Result<Local> {
     Ok(Local {
         bridge_id,
         osc: osc(src, &raw.osc)?,
+        midi: super::midi::midi(src, &raw.midi)?,
     })
 }
 

@@ -1,4 +1,5 @@
-//! Feedback: plays the cluster's live state back to every OSC client.
+//! Feedback: plays the cluster's live state back to every OSC client, and hands it to the MIDI
+//! side (LEDs, motor faders, pickup) as [`crate::midi::Level`]s.
 //!
 //! Contract: feedback is the truth. It is built only from state the gateway reports (the
 //! `Welcome`'s targets and every `StateUpdate`), never echoed from what a control sent, so a change
@@ -77,6 +78,7 @@ pub(crate) struct Feedback {
     clients: SharedClients,
     known: HashMap<String, Known>,
     observer: Option<Observer>,
+    midi: Option<mpsc::Sender<crate::midi::Level>>,
 }
 
 impl Feedback {
@@ -87,6 +89,7 @@ impl Feedback {
         port: u16,
         clients: SharedClients,
         observer: Option<Observer>,
+        midi: Option<mpsc::Sender<crate::midi::Level>>,
     ) -> Feedback {
         Feedback {
             socket,
@@ -95,6 +98,7 @@ impl Feedback {
             clients,
             known: HashMap::new(),
             observer,
+            midi,
         }
     }
 
@@ -170,6 +174,17 @@ impl Feedback {
         if let (Some(observer), Some(known)) = (&self.observer, self.known.get(target)) {
             // Display only: if the observer lags, it misses a line rather than slowing feedback.
             let _ = observer.try_send(known.state.clone());
+        }
+        if let (Some(midi), Some(known)) = (&self.midi, self.known.get(target))
+            && let (Some(desired), Some(bounds)) = (known.state.desired, known.bounds)
+        {
+            let level = crate::midi::Level {
+                target: target.to_owned(),
+                desired,
+                bounds,
+            };
+            // The same state stream drives MIDI feedback; if the MIDI side is gone, so be it.
+            let _ = midi.send(level).await;
         }
         self.send(target, clients).await;
     }

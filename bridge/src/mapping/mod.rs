@@ -98,6 +98,15 @@ impl Bounds {
             Err(Error::BadBounds { min, max, step })
         }
     }
+
+    /// One step as a fraction of `max - min` (0 when continuous or when `min == max`).
+    pub fn fraction_of_step(&self) -> f64 {
+        if self.max > self.min && self.step > 0.0 {
+            self.step / (self.max - self.min)
+        } else {
+            0.0
+        }
+    }
 }
 
 impl TryFrom<&kubeknobs_proto::v1::Bounds> for Bounds {

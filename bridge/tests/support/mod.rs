@@ -1,6 +1,10 @@
 //! A scripted fake gateway: a real tonic server speaking kubeknobs.v1 on 127.0.0.1, which hands
 //! each session to the test to drive.
 
+// Each test crate uses a different part of the MIDI helpers.
+#[allow(dead_code)]
+pub mod midi;
+
 use kubeknobs_proto::v1::knobs_server::{Knobs, KnobsServer};
 use kubeknobs_proto::v1::{
     Bounds, ClientMessage, Hello, PROTOCOL_VERSION, ServerMessage, Target, TargetState, Welcome,

@@ -1,0 +1,291 @@
+//! `[midi]` rules: port patterns, serial devices, and `[[midi.mappings]]`, each failure naming
+//! the file, the line and the field.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Result;
+use super::raw::{RawMidi, RawMidiMapping};
+use super::validate::Source;
+use crate::mapping::{Mapping, Range};
+use crate::midi::binding::{Binding, Curve};
+use crate::midi::control::{Control, Encoding, Mode};
+
+/// Default `midi.rescan_ms`: how often MIDI ports are listed to find (re)plugged devices.
+pub const DEFAULT_RESCAN: Duration = Duration::from_millis(1000);
+
+/// The MIDI side of the bridge.
+#[derive(Debug, Clone)]
+pub struct MidiConfig {
+    /// Port-name patterns of MIDI inputs to open (case-insensitive substrings).
+    pub inputs: Vec<String>,
+    /// Port-name patterns of MIDI outputs that get feedback.
+    pub outputs: Vec<String>,
+    /// How often ports are listed to pick up devices plugged in after start or replugged.
+    pub rescan: Duration,
+    /// Raw MIDI byte streams from serial devices or device files.
+    pub serial: Vec<SerialConfig>,
+    /// Control → target mappings, unique by control and channel.
+    pub bindings: Vec<Binding>,
+}
+
+impl Default for MidiConfig {
+    fn default() -> MidiConfig {
+        MidiConfig {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            rescan: DEFAULT_RESCAN,
+            serial: Vec::new(),
+            bindings: Vec::new(),
+        }
+    }
+}
+
+impl MidiConfig {
+    /// True when there is nothing MIDI to open.
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty() && self.outputs.is_empty() && self.serial.is_empty()
+    }
+}
+
+/// One `[[midi.serial]]`: a device that carries raw MIDI bytes.
+#[derive(Debug, Clone)]
+pub struct SerialConfig {
+    /// The device file, e.g. `/dev/ttyAMA0`, `/dev/ttyUSB0`, `/dev/snd/midiC1D0`.
+    pub device: PathBuf,
+    /// Baud rate to set when the device is a terminal (31250 for DIN MIDI); `None` leaves it.
+    pub baud: Option<u32>,
+    /// Also write feedback to the device.
+    pub feedback: bool,
+}
+
+impl MidiConfig {
+    pub(super) fn summary(&self) -> String {
+        if self.is_empty() && self.bindings.is_empty() {
+            return "midi        none\n".to_owned();
+        }
+        let mut out = format!(
+            "midi        inputs {:?}, outputs {:?}, rescan every {} ms\n",
+            self.inputs,
+            self.outputs,
+            self.rescan.as_millis()
+        );
+        for s in &self.serial {
+            out.push_str(&format!("  serial {}", s.device.display()));
+            if let Some(b) = s.baud {
+                out.push_str(&format!(" at {b} baud"));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!("midi maps   {}\n", self.bindings.len()));
+        for b in &self.bindings {
+            out.push_str(&format!(
+                "  {} -> {}\n",
+                b.mapping.address, b.mapping.target
+            ));
+        }
+        out
+    }
+}
+
+pub(super) fn midi(src: &Source<'_>, raw: &RawMidi) -> Result<MidiConfig> {
+    let patterns = |list: &[toml::Spanned<String>], name: &str| -> Result<Vec<String>> {
+        list.iter()
+            .enumerate()
+            .map(|(i, p)| match p.get_ref().trim() {
+                "" => Err(src.at(
+                    p,
+                    &format!("midi.{name}[{i}]"),
+                    "must be part of a port name (see `kubeknobs-bridge ports`)",
+                )),
+                t => Ok(t.to_owned()),
+            })
+            .collect()
+    };
+    let rescan = match &raw.rescan_ms {
+        Some(r) if !(100..=60_000).contains(r.get_ref()) => {
+            return Err(src.at(r, "midi.rescan_ms", "must be 100..60000"));
+        }
+        Some(r) => Duration::from_millis(*r.get_ref()),
+        None => DEFAULT_RESCAN,
+    };
+    let mut serial = Vec::with_capacity(raw.serial.len());
+    for (i, s) in raw.serial.iter().enumerate() {
+        if s.device.get_ref().trim().is_empty() {
+            return Err(src.at(
+                &s.device,
+                &format!("midi.serial[{i}].device"),
+                "must name a device file",
+            ));
+        }
+        if let Some(b) = &s.baud
+            && *b.get_ref() == 0
+        {
+            return Err(src.at(
+                b,
+                &format!("midi.serial[{i}].baud"),
+                "must be above 0 (31250 for DIN MIDI)",
+            ));
+        }
+        serial.push(SerialConfig {
+            device: src.resolve(s.device.get_ref().trim()),
+            baud: s.baud.as_ref().map(|b| *b.get_ref()),
+            feedback: s.feedback.unwrap_or(false),
+        });
+    }
+    let mut seen: HashMap<(Control, Option<u8>), usize> = HashMap::new();
+    let mut bindings = Vec::with_capacity(raw.mappings.len());
+    for (i, m) in raw.mappings.iter().enumerate() {
+        let field = |name: &str| format!("midi.mappings[{i}].{name}");
+        let b = binding(src, m, &field)?;
+        if let Some(first) = seen.insert((b.control, b.channel), i) {
+            return Err(src.at(
+                &m.control,
+                &field("control"),
+                format!(
+                    "{} is already mapped by midi.mappings[{first}]",
+                    b.mapping.address
+                ),
+            ));
+        }
+        bindings.push(b);
+    }
+    Ok(MidiConfig {
+        inputs: patterns(&raw.inputs, "inputs")?,
+        outputs: patterns(&raw.outputs, "outputs")?,
+        rescan,
+        serial,
+        bindings,
+    })
+}
+
+fn binding(
+    src: &Source<'_>,
+    m: &RawMidiMapping,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Binding> {
+    const CONTROLS: &str = "must be one of cc, cc14, nrpn, note, pitchbend, program";
+    let kind = m.control.get_ref().trim().to_ascii_lowercase();
+    let number = |max: u16| -> Result<u16> {
+        match &m.number {
+            Some(n) if *n.get_ref() <= max => Ok(*n.get_ref()),
+            Some(n) => Err(src.at(n, &field("number"), format!("must be 0..{max} for {kind}"))),
+            None => Err(src.at(
+                &m.control,
+                &field("number"),
+                format!("{kind} needs a number (0..{max})"),
+            )),
+        }
+    };
+    // The casts below are of numbers just checked to be at most 127 or 31.
+    let control = match kind.as_str() {
+        "cc" => Control::Cc(number(127)? as u8),
+        "cc14" => Control::Cc14(number(31)? as u8),
+        "nrpn" => Control::Nrpn(number(16383)?),
+        "note" => Control::Note(number(127)? as u8),
+        "pitchbend" | "program" => {
+            if let Some(n) = &m.number {
+                return Err(src.at(n, &field("number"), format!("{kind} has no number")));
+            }
+            if kind == "program" {
+                Control::Program
+            } else {
+                Control::PitchBend
+            }
+        }
+        _ => return Err(src.at(&m.control, &field("control"), CONTROLS)),
+    };
+    let channel = match &m.channel {
+        Some(c) if !(1..=16).contains(c.get_ref()) => {
+            return Err(src.at(
+                c,
+                &field("channel"),
+                "must be 1..16 (omit it for any channel)",
+            ));
+        }
+        Some(c) => Some(c.get_ref() - 1),
+        None => None,
+    };
+    let mode = match (&m.mode, control) {
+        (None, Control::Note(_)) => Mode::Button,
+        (None, _) => Mode::Absolute,
+        (Some(s), control) => match (s.get_ref().trim(), control) {
+            ("button", Control::Note(_)) => Mode::Button,
+            ("toggle", Control::Note(_)) => Mode::Toggle,
+            (_, Control::Note(_)) => {
+                return Err(src.at(s, &field("mode"), "a note is a button or a toggle"));
+            }
+            ("absolute", _) => Mode::Absolute,
+            ("button", Control::Cc(_)) => Mode::Button,
+            ("toggle", Control::Cc(_)) => Mode::Toggle,
+            ("relative-twos-complement", Control::Cc(_)) => {
+                Mode::Relative(Encoding::TwosComplement)
+            }
+            ("relative-binary-offset", Control::Cc(_)) => Mode::Relative(Encoding::BinaryOffset),
+            ("relative-sign-magnitude", Control::Cc(_)) => Mode::Relative(Encoding::SignMagnitude),
+            _ => {
+                return Err(src.at(
+                    s,
+                    &field("mode"),
+                    "must be absolute, or for cc one of button, toggle, \
+                     relative-twos-complement, relative-binary-offset, relative-sign-magnitude",
+                ));
+            }
+        },
+    };
+    let curve = match &m.curve {
+        None => Curve::Linear,
+        Some(c) => match c.get_ref().trim() {
+            "linear" => Curve::Linear,
+            "log" => Curve::Log,
+            _ => return Err(src.at(c, &field("curve"), "must be linear or log")),
+        },
+    };
+    let pickup = match &m.pickup {
+        Some(p) if *p.get_ref() && mode != Mode::Absolute => {
+            return Err(src.at(p, &field("pickup"), "applies to absolute controls only"));
+        }
+        Some(p) => *p.get_ref(),
+        None => false,
+    };
+    let target = m.target.get_ref().trim();
+    if target.is_empty() {
+        return Err(src.at(
+            &m.target,
+            &field("target"),
+            "must name a gateway catalog target",
+        ));
+    }
+    let address = match channel {
+        Some(c) => format!("midi ch{} {}", c + 1, short(control)),
+        None => format!("midi {}", short(control)),
+    };
+    Ok(Binding {
+        control,
+        channel,
+        mode,
+        invert: m.invert.unwrap_or(false),
+        curve,
+        pickup,
+        feedback: m.feedback.unwrap_or(true),
+        mapping: Mapping {
+            address,
+            target: target.to_owned(),
+            range: Range::default(),
+            label: None,
+        },
+    })
+}
+
+/// `cc7`, `cc14 1`, `nrpn 300`, `note36`, `pitchbend`, `program`.
+fn short(control: Control) -> String {
+    match control {
+        Control::Cc(n) => format!("cc{n}"),
+        Control::Cc14(n) => format!("cc14 {n}"),
+        Control::Nrpn(n) => format!("nrpn {n}"),
+        Control::Note(n) => format!("note{n}"),
+        Control::PitchBend => "pitchbend".into(),
+        Control::Program => "program".into(),
+    }
+}

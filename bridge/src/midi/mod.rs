@@ -1,0 +1,227 @@
+//! MIDI in and out: USB control surfaces through midir, raw MIDI byte streams from serial devices,
+//! and feedback to LEDs and motor faders.
+//!
+//! Device I/O stays at the rim: midir callbacks and serial reader threads only `try_send` raw
+//! bytes into one channel ([`Input`]); the engine task parses them ([`parser`]), decodes controls
+//! ([`control`]), runs each matching [`binding::Binding`] (pure) and hands the value to the same
+//! [`Link::send_move`] OSC uses. Feedback reaches it as [`Level`]s from the `feedback` task (the
+//! same state stream that drives OSC feedback) and leaves as bytes to every MIDI output and to
+//! serial devices with `feedback = true`.
+//!
+//! A missing MIDI system (no `/dev/snd/seq`, no JACK server) or a missing device is logged, never
+//! fatal: the ports thread keeps looking (every `midi.rescan_ms`, backing off while the system is
+//! missing), and OSC keeps working.
+
+pub mod binding;
+pub mod control;
+pub mod learn;
+pub mod message;
+pub mod parser;
+pub mod ports;
+pub mod serial;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::config::MidiConfig;
+use crate::mapping::Bounds;
+use crate::uplink::Link;
+use binding::{Binding, State};
+use control::Decoder;
+use parser::Parser;
+
+/// What can go wrong on the MIDI side; logged, never fatal to the bridge.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// midir could not open the MIDI system (ALSA sequencer or JACK server missing).
+    #[error("MIDI system unavailable ({backend}): {reason}")]
+    Unavailable {
+        /// `ALSA sequencer` or `JACK`.
+        backend: &'static str,
+        /// midir's reason.
+        reason: String,
+    },
+    /// A port was listed but could not be opened.
+    #[error("cannot connect MIDI port {port}: {reason}")]
+    Connect {
+        /// The port name.
+        port: String,
+        /// midir's reason.
+        reason: String,
+    },
+    /// A serial device could not be opened, configured or read.
+    #[error("serial MIDI device {device}")]
+    Serial {
+        /// The device file.
+        device: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The MIDI backend this build uses, for messages.
+pub const BACKEND: &str = if cfg!(feature = "jack") {
+    "JACK"
+} else {
+    "ALSA sequencer"
+};
+
+/// Raw bytes from one MIDI source (a port name or a device file).
+#[derive(Debug)]
+pub struct Input {
+    /// Where they came from; each source has its own parser state.
+    pub source: Arc<str>,
+    /// The bytes, possibly a partial message.
+    pub bytes: Vec<u8>,
+}
+
+/// What device threads tell the engine.
+#[derive(Debug)]
+pub enum Event {
+    /// Bytes arrived.
+    Input(Input),
+    /// An output (a port, or a serial device with feedback) was (re)connected: it gets the
+    /// current state of every target at once, so motor faders and LEDs show the truth on plug-in.
+    OutputConnected(Arc<str>),
+}
+
+/// A target's live state, from feedback: what MIDI feedback and pickup need.
+#[derive(Debug, Clone)]
+pub struct Level {
+    /// The catalog target.
+    pub target: String,
+    /// Its desired value.
+    pub desired: f64,
+    /// Its bounds from the gateway.
+    pub bounds: Bounds,
+}
+
+/// Capacity of the input channel; a callback that finds it full drops the bytes (counted).
+pub const INPUT_QUEUE: usize = 1024;
+
+/// Starts the device side (ports thread, serial threads) and returns the engine future and the
+/// sender feedback uses. The threads stop when the engine future is dropped.
+pub fn start(config: MidiConfig, link: Link) -> (impl Future<Output = ()>, mpsc::Sender<Level>) {
+    let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let (level_tx, level_rx) = mpsc::channel(256);
+    let mut sinks = Vec::new();
+    if !config.inputs.is_empty() || !config.outputs.is_empty() {
+        let (out_tx, out_rx) = std::sync::mpsc::channel();
+        sinks.push(out_tx);
+        ports::spawn(ports::Watch {
+            inputs: config.inputs.clone(),
+            outputs: config.outputs.clone(),
+            rescan: config.rescan,
+            tx: input_tx.clone(),
+            out: out_rx,
+        });
+    }
+    for s in &config.serial {
+        sinks.push(serial::spawn(s.clone(), config.rescan, input_tx.clone()));
+    }
+    drop(input_tx);
+    let engine = Engine {
+        bindings: config.bindings,
+        states: HashMap::new(),
+        streams: HashMap::new(),
+        levels: HashMap::new(),
+        link,
+        sinks,
+    };
+    (engine.run(input_rx, level_rx), level_tx)
+}
+
+/// The engine: parsing, bindings and their state, feedback out.
+struct Engine {
+    bindings: Vec<Binding>,
+    states: HashMap<usize, State>,
+    streams: HashMap<Arc<str>, (Parser, Decoder)>,
+    /// The last level of each target, replayed to an output that (re)connects.
+    levels: HashMap<String, Level>,
+    link: Link,
+    sinks: Vec<std::sync::mpsc::Sender<Vec<u8>>>,
+}
+
+impl Engine {
+    async fn run(mut self, mut events: mpsc::Receiver<Event>, mut levels: mpsc::Receiver<Level>) {
+        loop {
+            tokio::select! {
+                Some(event) = events.recv() => match event {
+                    Event::Input(input) => self.input(input).await,
+                    Event::OutputConnected(name) => {
+                        debug!(output = %name, "showing every target's state on a new output");
+                        let all: Vec<Level> = self.levels.values().cloned().collect();
+                        for level in all {
+                            self.level(level);
+                        }
+                    }
+                },
+                Some(level) = levels.recv() => self.level(level),
+                else => return,
+            }
+        }
+    }
+
+    async fn input(&mut self, input: Input) {
+        let (parser, decoder) = self.streams.entry(input.source.clone()).or_default();
+        let mut events = Vec::new();
+        for message in parser.feed_all(&input.bytes) {
+            events.extend(decoder.decode(&message));
+        }
+        let now = Instant::now();
+        for event in events {
+            for (i, b) in self.bindings.iter().enumerate() {
+                if !b.matches(&event) {
+                    continue;
+                }
+                let state = self.states.entry(i).or_default();
+                match state.input(b, event.raw, now) {
+                    Ok(value) => {
+                        debug!(address = %b.mapping.address, value, source = %input.source, "MIDI move");
+                        self.link.send_move(&b.mapping, value).await;
+                    }
+                    Err(held) => debug!(address = %b.mapping.address, ?held, "MIDI move held"),
+                }
+            }
+        }
+    }
+
+    fn level(&mut self, level: Level) {
+        let now = Instant::now();
+        let mut bytes = Vec::new();
+        for (i, b) in self.bindings.iter().enumerate() {
+            if b.mapping.target != level.target {
+                continue;
+            }
+            let state = self.states.entry(i).or_default();
+            if let Some(messages) = state.feedback(b, level.desired, level.bounds, now) {
+                for m in messages {
+                    bytes.extend(m.to_bytes());
+                }
+            }
+        }
+        if !bytes.is_empty() {
+            debug!(target_name = %level.target, bytes = bytes.len(), "MIDI feedback");
+            self.sinks.retain(|sink| sink.send(bytes.clone()).is_ok());
+        }
+        self.levels.insert(level.target.clone(), level);
+    }
+}
+
+/// Logs once that MIDI is unavailable, saying what still works.
+pub(crate) fn warn_unavailable(e: &Error) {
+    warn!("{e}; MIDI ports are disabled until it appears (OSC and serial MIDI keep working)");
+}
+
+/// Logs a connected port.
+pub(crate) fn connected(direction: &str, port: &str) {
+    info!(port, "MIDI {direction} connected: {port}");
+}
