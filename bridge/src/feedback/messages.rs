@@ -35,8 +35,14 @@ pub fn messages(
 
 /// `"<target> <ready>/<desired>"`, e.g. `web 7/10`; an unknown number shows as `?`.
 pub fn label_text(state: &TargetState) -> String {
+    // The proto says: with an error set, the values are the last known ones.
+    let stale = if state.error.is_empty() {
+        ""
+    } else {
+        " (stale)"
+    };
     format!(
-        "{} {}/{}",
+        "{} {}/{}{stale}",
         state.target,
         number(state.ready),
         number(state.desired)
@@ -96,6 +102,13 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn labels_last_known_values_as_stale_when_state_has_an_error() {
+        let mut s = state(Some(10.0), Some(7.0));
+        s.error = "stale: gateway unreachable".into();
+        assert_eq!(label_text(&s), format!("{} 7/10 (stale)", s.target));
     }
 
     #[test]

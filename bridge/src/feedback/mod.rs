@@ -7,7 +7,8 @@
 //! client seen within `osc.client_timeout_secs` gets, at `client_ip:feedback_port`, one float per
 //! mapping of that target (the inverse-mapped `desired`) and, where a mapping has a `label`, a
 //! text like `web 7/10` (`<target> <ready>/<desired>`, `?` when unknown). A new client gets the
-//! state of every mapped target at once.
+//! state of every mapped target at once. While the gateway is unreachable, clients keep getting
+//! the last known state, labelled `(stale)`, until a new session brings the truth.
 
 mod messages;
 
@@ -59,6 +60,8 @@ pub enum Event {
     States(Vec<TargetState>),
     /// A client sent its first packet (or its first after being forgotten).
     NewClient(IpAddr),
+    /// The gateway session ended (the reason): every known state is now stale.
+    Disconnected(String),
 }
 
 /// Gets a copy of every target state feedback receives (the demo prints them).
@@ -149,6 +152,17 @@ impl Feedback {
                         }
                     }
                     self.changed(&name, &clients).await;
+                }
+            }
+            Event::Disconnected(reason) => {
+                let stale = format!("stale: gateway unreachable ({reason})");
+                let names: Vec<String> = self.known.keys().cloned().collect();
+                for known in self.known.values_mut() {
+                    known.state.error.clone_from(&stale);
+                }
+                let clients = self.active_clients();
+                for name in names {
+                    self.send(&name, &clients).await;
                 }
             }
             Event::NewClient(ip) => {

@@ -162,6 +162,10 @@ impl Uplink {
             if let Error::Unauthenticated(_) = err {
                 backoff.give_up_hurrying();
             }
+            // Phones keep their last state, marked stale, until a new session brings the truth.
+            let _ = feedback
+                .send(feedback::Event::Disconnected(err.to_string()))
+                .await;
             let delay = backoff.next_delay();
             match &err {
                 Error::Unauthenticated(_) => error!(
