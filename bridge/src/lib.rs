@@ -21,6 +21,7 @@ pub mod demo;
 pub mod feedback;
 pub mod mapping;
 pub mod midi;
+pub mod ops;
 pub mod osc;
 pub mod telemetry;
 pub mod uplink;
@@ -43,6 +44,9 @@ pub enum Error {
     /// The OSC socket could not be set up.
     #[error(transparent)]
     Osc(#[from] osc::Error),
+    /// The ops port (`ops.listen`) could not be bound.
+    #[error("cannot listen on {0} (ops.listen)")]
+    Ops(std::net::SocketAddr, #[source] std::io::Error),
 }
 
 impl Error {
@@ -97,6 +101,35 @@ fn uplink_for(config: &Config) -> Result<uplink::Uplink> {
     )?)
 }
 
+/// Binds the ops port if configured; the returned future serves it (or never resolves if off).
+async fn start_ops(
+    listen: Option<std::net::SocketAddr>,
+    metrics: ops::Metrics,
+) -> Result<impl Future<Output = ()>> {
+    let listener = match listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Ops(addr, e))?;
+            let bound = listener.local_addr().map_err(|e| Error::Ops(addr, e))?;
+            info!("ops listening on {bound} (/metrics, /healthz, /readyz)");
+            Some(listener)
+        }
+        None => None,
+    };
+    Ok(async move {
+        match listener {
+            Some(listener) => {
+                if let Err(e) = ops::serve(listener, metrics, std::future::pending()).await {
+                    tracing::error!(error = %e, "ops server failed");
+                }
+                std::future::pending::<()>().await
+            }
+            None => std::future::pending().await,
+        }
+    })
+}
+
 /// Wires OSC, feedback and the uplink together and runs them until `shutdown`. Each part owns no
 /// state that outlives it, so shutdown just stops them: the gateway sees the session end.
 pub(crate) async fn serve(
@@ -107,6 +140,9 @@ pub(crate) async fn serve(
     observer: Option<feedback::Observer>,
 ) -> Result<()> {
     let local = socket.local_addr().map_err(osc::Error::LocalAddr)?;
+    // The ops port is announced before OSC, so "OSC listening" means both are up.
+    let metrics = ops::Metrics::new();
+    let ops_server = start_ops(config.ops_listen, metrics.clone()).await?;
     info!("OSC listening on {local}");
     info!(
         port = config.osc.feedback_port,
@@ -115,7 +151,7 @@ pub(crate) async fn serve(
     let socket = Arc::new(socket);
     let mappings = Arc::new(config.osc.mappings);
     let clients = Arc::new(Mutex::new(osc::Clients::new(config.osc.client_timeout)));
-    let (publisher, link) = uplink::pair();
+    let (publisher, link) = uplink::pair(metrics.clone());
     let (feedback_tx, feedback_rx) = mpsc::channel(FEEDBACK_QUEUE);
 
     let receiver = osc::Receiver {
@@ -124,6 +160,7 @@ pub(crate) async fn serve(
         clients: clients.clone(),
         link,
         feedback: feedback_tx.clone(),
+        metrics,
     };
     let midi_config = config.midi;
     let (midi_engine, midi_levels) = if midi_config.is_empty() {
@@ -153,6 +190,7 @@ pub(crate) async fn serve(
 
     tokio::select! {
         () = shutdown => info!("shutting down"),
+        () = ops_server => {}
         () = midi_engine => {}
         () = receiver.run() => {}
         () = feedback.run(feedback_rx) => {}

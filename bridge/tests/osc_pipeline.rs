@@ -45,6 +45,7 @@ fn config(gateway: SocketAddr, feedback_port: u16) -> Config {
             bridge_id: "test-bridge".into(),
             osc,
             midi: Default::default(),
+            ops_listen: None,
         },
         gateway,
     )

@@ -300,6 +300,8 @@ pub struct Bridge {
     pub process: Process,
     /// The UDP port it reads OSC on.
     pub osc_port: u16,
+    /// Its ops port (`/metrics`, `/healthz`, `/readyz`), when its config has `[ops]`.
+    pub ops: Option<SocketAddr>,
 }
 
 impl Bridge {
@@ -312,6 +314,16 @@ impl Bridge {
         let process = Process::spawn("bridge", command);
         let line = process.wait_for(&["OSC listening on"]);
         let osc_port = address_after(&line, "OSC listening on").port();
-        Bridge { process, osc_port }
+        // Announced before the OSC line, so it is there now if it ever will be.
+        let ops = process
+            .output()
+            .iter()
+            .find(|l| l.contains("ops listening on"))
+            .map(|l| address_after(l, "ops listening on"));
+        Bridge {
+            process,
+            osc_port,
+            ops,
+        }
     }
 }

@@ -135,3 +135,32 @@ async fn readiness_follows_the_cluster_and_metrics_are_served() {
     }
     assert_eq!(api.replicas(Kind::Deployment, "default", "web"), Some(10));
 }
+
+#[test]
+fn the_bridge_ops_port_follows_its_gateway_session_and_counts_moves() {
+    let p = kubeknobs_tests::pipeline::connected("backend = \"sandbox\"", ("default", "web"));
+    let ops = p.bridge.ops.expect("the pipeline's bridge has an ops port");
+    assert_eq!(get(ops, "/healthz").0, 200);
+    assert_eq!(wait_for_status(ops, "/readyz", 200), "ready\n");
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .send_to(b"\x00garbage", ("127.0.0.1", p.bridge.osc_port))
+        .expect("send");
+    osc_send(p.bridge.osc_port, "/2/unknown", "f", "0.5");
+    osc_send(p.bridge.osc_port, "/1/fader1", "f", "0.5");
+    p.gateway.process.wait_for(&["applied", "value=10"]);
+    let (_, metrics) = get(ops, "/metrics");
+    for line in [
+        "kubeknobs_bridge_osc_packets_total{result=\"malformed\"} 1",
+        "kubeknobs_bridge_osc_packets_total{result=\"ok\"} 2",
+        "kubeknobs_bridge_moves_total{result=\"unknown_address\"} 1",
+        "kubeknobs_bridge_moves_total{result=\"sent\"} 1",
+        "kubeknobs_bridge_gateway_connected 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+
+    p.gateway.process.terminate();
+    assert!(wait_for_status(ops, "/readyz", 503).contains("no gateway session"));
+}

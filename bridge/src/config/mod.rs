@@ -87,6 +87,8 @@ pub struct Config {
     pub osc: OscConfig,
     /// The MIDI side (empty when the file has no `[midi]` table).
     pub midi: MidiConfig,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`[ops] listen`); `None`: not served.
+    pub ops_listen: Option<SocketAddr>,
 }
 
 /// How to reach the gateway.
@@ -140,6 +142,8 @@ pub struct Local {
     pub osc: OscConfig,
     /// See [`Config::midi`].
     pub midi: MidiConfig,
+    /// See [`Config::ops_listen`].
+    pub ops_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -161,6 +165,7 @@ impl Config {
             gateway,
             osc: local.osc,
             midi: local.midi,
+            ops_listen: local.ops_listen,
         }
     }
 

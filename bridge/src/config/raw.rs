@@ -14,6 +14,15 @@ pub(super) struct RawConfig {
     pub osc: RawOsc,
     #[serde(default)]
     pub midi: RawMidi,
+    #[serde(default)]
+    pub ops: RawOps,
+}
+
+/// `[ops]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOps {
+    pub listen: Option<Spanned<String>>,
 }
 
 /// `[gateway]`.

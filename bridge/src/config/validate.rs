@@ -103,10 +103,18 @@ fn local_from(src: &Source<'_>, raw: &RawConfig) -> Result<Local> {
         Some(id) => id.get_ref().trim().to_owned(),
         None => default_bridge_id(),
     };
+    let ops_listen =
+        match &raw.ops.listen {
+            Some(l) => Some(l.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
+                src.at(l, "ops.listen", "not a socket address like 127.0.0.1:9465")
+            })?),
+            None => None,
+        };
     Ok(Local {
         bridge_id,
         osc: osc(src, &raw.osc)?,
         midi: super::midi::midi(src, &raw.midi)?,
+        ops_listen,
     })
 }
 

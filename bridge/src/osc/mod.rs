@@ -86,6 +86,8 @@ pub(crate) struct Receiver {
     pub link: Link,
     /// Tells feedback about new clients.
     pub feedback: mpsc::Sender<feedback::Event>,
+    /// Counts packets and moves that go nowhere.
+    pub metrics: crate::ops::Metrics,
 }
 
 impl Receiver {
@@ -110,9 +112,11 @@ impl Receiver {
             Ok(m) => m,
             Err(e) => {
                 warn!(%from, error = %e, "malformed OSC packet");
+                self.metrics.packet("malformed");
                 return;
             }
         };
+        self.metrics.packet("ok");
         let is_new = lock(&self.clients).touch(from.ip(), Instant::now());
         if is_new {
             info!(client = %from.ip(), "new OSC client");
@@ -133,6 +137,7 @@ impl Receiver {
     async fn message(&self, message: OscMessage, from: SocketAddr) {
         let Some(mapping) = self.mappings.by_address(&message.addr) else {
             info!(address = %message.addr, %from, "unknown OSC address");
+            self.metrics.moved("unknown_address");
             return;
         };
         match mapping::arg_value(&message.args, &mapping.range) {
@@ -140,10 +145,13 @@ impl Receiver {
                 debug!(address = %mapping.address, value, %from, "OSC move");
                 self.link.send_move(mapping, value).await;
             }
-            Err(e) => warn!(
-                address = %mapping.address, %from, error = %e,
-                "unusable OSC value; nothing sent"
-            ),
+            Err(e) => {
+                warn!(
+                    address = %mapping.address, %from, error = %e,
+                    "unusable OSC value; nothing sent"
+                );
+                self.metrics.moved("invalid");
+            }
         }
     }
 }

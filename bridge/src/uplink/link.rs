@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::mapping::{Bounds, Mapping};
+use crate::ops::Metrics;
 
 /// One live session as the OSC side sees it.
 pub(crate) struct LiveSession {
@@ -43,35 +44,43 @@ type Slot = Option<Arc<LiveSession>>;
 #[derive(Clone)]
 pub struct Link {
     rx: watch::Receiver<Slot>,
+    metrics: Metrics,
 }
 
 /// The uplink's side of a [`Link`]: publishes the live session.
 pub(crate) struct Publisher {
     tx: watch::Sender<Slot>,
+    metrics: Metrics,
 }
 
-/// A connected pair: the uplink publishes, the OSC side sends.
-pub(crate) fn pair() -> (Publisher, Link) {
+/// A connected pair: the uplink publishes, the OSC and MIDI sides send; both count in `metrics`.
+pub(crate) fn pair(metrics: Metrics) -> (Publisher, Link) {
     let (tx, rx) = watch::channel(None);
-    (Publisher { tx }, Link { rx })
+    let link = Link {
+        rx,
+        metrics: metrics.clone(),
+    };
+    (Publisher { tx, metrics }, link)
 }
 
 impl Publisher {
     /// Makes `session` the live one until the returned guard is dropped, however the session ends.
     pub(crate) fn publish(&self, session: LiveSession) -> Published<'_> {
         self.tx.send_replace(Some(Arc::new(session)));
-        Published { tx: &self.tx }
+        self.metrics.set_connected(true);
+        Published { publisher: self }
     }
 }
 
 /// Clears the live session when dropped.
 pub(crate) struct Published<'a> {
-    tx: &'a watch::Sender<Slot>,
+    publisher: &'a Publisher,
 }
 
 impl Drop for Published<'_> {
     fn drop(&mut self) {
-        self.tx.send_replace(None);
+        self.publisher.tx.send_replace(None);
+        self.publisher.metrics.set_connected(false);
     }
 }
 
@@ -89,6 +98,7 @@ impl Link {
         let Some(session) = session else {
             let address = &mapping.address;
             warn!(%address, "not connected to gateway; move of {address} not sent");
+            self.metrics.moved("not_connected");
             return;
         };
         let bounds = match session.catalog.get(&mapping.target) {
@@ -99,6 +109,7 @@ impl Link {
                     address = %mapping.address, target_name = %mapping.target,
                     "target not usable in this session; move not sent"
                 );
+                self.metrics.moved("unmapped");
                 return;
             }
         };
@@ -106,6 +117,7 @@ impl Link {
             Ok(v) => v,
             Err(e) => {
                 warn!(address = %mapping.address, error = %e, "move not sent");
+                self.metrics.moved("invalid");
                 return;
             }
         };
@@ -119,10 +131,14 @@ impl Link {
             msg: Some(client_message::Msg::Control(event)),
         };
         match session.tx.send(message).await {
-            Ok(()) => debug!(seq, target_name = %mapping.target, value, "control event sent"),
+            Ok(()) => {
+                debug!(seq, target_name = %mapping.target, value, "control event sent");
+                self.metrics.moved("sent");
+            }
             Err(_) => {
                 let address = &mapping.address;
                 warn!(%address, "not connected to gateway; move of {address} not sent");
+                self.metrics.moved("not_connected");
             }
         }
     }

@@ -93,6 +93,7 @@ pub async fn start(midi: MidiConfig) -> Running {
         bridge_id: "midi-test".into(),
         osc,
         midi,
+        ops_listen: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(kubeknobs_bridge::run_with_socket(
