@@ -7,13 +7,12 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kubeknobs_bridge::config::{Config, GatewayConfig, Local, OscConfig};
-use kubeknobs_bridge::mapping::{Mapping, Mappings, Range};
+use kubeknobs_bridge::config::Config;
 use kubeknobs_proto::v1::{
     ControlEvent, PROTOCOL_VERSION, StateUpdate, client_message, server_message,
 };
 use rosc::{OscMessage, OscPacket, OscType};
-use support::{Session, TOKEN, server, start_gateway, state};
+use support::{Session, bridge_config, server, start_gateway, state};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
@@ -22,32 +21,13 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A bridge config: `/1/fader1` → `web` with label `/1/label1`, feedback to `feedback_port`.
 fn config(gateway: SocketAddr, feedback_port: u16) -> Config {
-    let fader = Mapping {
-        address: "/1/fader1".into(),
-        target: "web".into(),
-        range: Range::default(),
-        label: Some("/1/label1".into()),
-    };
-    let osc = OscConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        feedback_port,
-        client_timeout: Duration::from_secs(300),
-        mappings: Mappings::new(vec![fader]),
-    };
-    let gateway = GatewayConfig {
-        url: format!("http://{gateway}"),
-        ca_pem: None,
-        token: TOKEN.into(),
-        domain: None,
-    };
-    Config::new(
-        Local {
-            bridge_id: "test-bridge".into(),
-            osc,
-            midi: Default::default(),
-            ops_listen: None,
-        },
+    let osc_listen = "127.0.0.1:0".parse().expect("addr");
+    bridge_config(
         gateway,
+        osc_listen,
+        feedback_port,
+        Some("/1/label1"),
+        Default::default(),
     )
 }
 

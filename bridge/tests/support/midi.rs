@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kubeknobs_bridge::config::{Config, GatewayConfig, Local, MidiConfig, OscConfig};
-use kubeknobs_bridge::mapping::{Mapping, Mappings, Range};
+use kubeknobs_bridge::config::MidiConfig;
+use kubeknobs_bridge::mapping::{Mapping, Range};
 use kubeknobs_bridge::midi::binding::{Binding, Curve};
 use kubeknobs_bridge::midi::control::{Control, Mode};
 use kubeknobs_proto::v1::{
@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 
-use super::{Session, TOKEN, server, start_gateway, state};
+use super::{Session, server, start_gateway, state};
 
 /// How long anything may take.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -71,38 +71,11 @@ pub async fn start(midi: MidiConfig) -> Running {
     let (mut sessions, stop_gateway) = start_gateway(listener);
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind osc");
     let osc_addr = socket.local_addr().expect("osc addr");
-    let fader = Mapping {
-        address: "/1/fader1".into(),
-        target: "web".into(),
-        range: Range::default(),
-        label: None,
-    };
-    let osc = OscConfig {
-        listen: osc_addr,
-        feedback_port: 9,
-        client_timeout: Duration::from_secs(300),
-        mappings: Mappings::new(vec![fader]),
-    };
-    let gateway = GatewayConfig {
-        url: format!("http://{gateway}"),
-        ca_pem: None,
-        token: TOKEN.into(),
-        domain: None,
-    };
-    let local = Local {
-        bridge_id: "midi-test".into(),
-        osc,
-        midi,
-        ops_listen: None,
-    };
+    let config = super::bridge_config(gateway, osc_addr, 9, None, midi);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(kubeknobs_bridge::run_with_socket(
-        Config::new(local, gateway),
-        socket,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let task = tokio::spawn(kubeknobs_bridge::run_with_socket(config, socket, async {
+        let _ = stopped.await;
+    }));
     let Session {
         hello,
         to_bridge,
@@ -111,7 +84,7 @@ pub async fn start(midi: MidiConfig) -> Running {
         .await
         .expect("session in time")
         .expect("gateway running");
-    assert_eq!(hello.bridge_id, "midi-test");
+    assert_eq!(hello.bridge_id, "test-bridge");
     let (tx, controls) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(m)) = from_bridge.message().await {

@@ -18,6 +18,44 @@ use tonic::{Request, Response, Status, Streaming};
 /// The only token the fake accepts.
 pub const TOKEN: &str = "test-token";
 
+/// A bridge config talking plaintext to the fake gateway at `gateway`: OSC on `osc_listen` with
+/// `/1/fader1` → `web` (and `label`, if any), feedback to `feedback_port`, and `midi`.
+pub fn bridge_config(
+    gateway: std::net::SocketAddr,
+    osc_listen: std::net::SocketAddr,
+    feedback_port: u16,
+    label: Option<&str>,
+    midi: kubeknobs_bridge::config::MidiConfig,
+) -> kubeknobs_bridge::Config {
+    use kubeknobs_bridge::config::{GatewayConfig, Local, OscConfig};
+    use kubeknobs_bridge::mapping::{Mapping, Mappings, Range};
+    let fader = Mapping {
+        address: "/1/fader1".into(),
+        target: "web".into(),
+        range: Range::default(),
+        label: label.map(Into::into),
+    };
+    let osc = OscConfig {
+        listen: osc_listen,
+        feedback_port,
+        client_timeout: std::time::Duration::from_secs(300),
+        mappings: Mappings::new(vec![fader]),
+    };
+    let gateway = GatewayConfig {
+        url: format!("http://{gateway}"),
+        ca_pem: None,
+        token: TOKEN.into(),
+        domain: None,
+    };
+    let local = Local {
+        bridge_id: "test-bridge".into(),
+        osc,
+        midi,
+        ops_listen: None,
+    };
+    kubeknobs_bridge::Config::new(local, gateway)
+}
+
 /// One session as the fake gateway saw it, handed to the test to script.
 pub struct Session {
     pub hello: Hello,
