@@ -16,6 +16,7 @@ use tonic::{Request, Status};
 pub struct Operator {
     name: Arc<str>,
     token_sha256: [u8; 32],
+    groups: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Operator {
@@ -32,7 +33,14 @@ impl Operator {
         Operator {
             name: name.into(),
             token_sha256,
+            groups: Arc::new([]),
         }
+    }
+
+    /// The same operator, member of `groups` (for `group:NAME` policy rules).
+    pub fn with_groups(mut self, groups: Vec<String>) -> Operator {
+        self.groups = groups.into();
+        self
     }
 
     /// Parses a hex SHA-256 as written in the config (`token_sha256`).
@@ -54,6 +62,18 @@ impl Operator {
 pub struct Identity {
     /// The operator's configured name.
     pub name: Arc<str>,
+    /// The groups the operator belongs to.
+    pub groups: Arc<[String]>,
+}
+
+impl Identity {
+    /// An identity named `name` in `groups`.
+    pub fn new(name: &str, groups: Vec<String>) -> Identity {
+        Identity {
+            name: name.into(),
+            groups: groups.into(),
+        }
+    }
 }
 
 /// Every operator that may connect.
@@ -113,6 +133,7 @@ impl Operators {
             if bool::from(op.token_sha256.ct_eq(&presented)) {
                 found = Some(Identity {
                     name: op.name.clone(),
+                    groups: op.groups.clone(),
                 });
             }
         }

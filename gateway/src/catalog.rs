@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use kubeknobs_proto::v1;
 
+use crate::policy::Action;
+
 /// What a target changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetKind {
@@ -24,6 +26,13 @@ impl TargetKind {
         match self {
             TargetKind::DeploymentReplicas => "deployment",
             TargetKind::StatefulSetReplicas => "statefulset",
+        }
+    }
+
+    /// What a control event on this kind does, for the policy.
+    pub fn action(self) -> Action {
+        match self {
+            TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas => Action::Move,
         }
     }
 
@@ -54,6 +63,8 @@ pub struct TargetSpec {
     pub max_writes_per_second: f64,
     /// Replicas the sandbox backend starts with.
     pub sandbox_initial: i32,
+    /// The largest change one write makes; a bigger jump is walked in steps of this size.
+    pub max_step: Option<i32>,
 }
 
 /// A value refused before it reached the cluster.
@@ -174,6 +185,7 @@ mod tests {
             max: 20,
             max_writes_per_second: 2.0,
             sandbox_initial: 1,
+            max_step: None,
         }
     }
 

@@ -6,6 +6,10 @@
 //! before taking the next. So at most the configured rate reaches the cluster, and the last value
 //! received is always the last one written: nothing is dropped silently.
 //!
+//! A target with `max_step` walks big jumps in steps (each a write, spaced like any other), so
+//! 0 → 100 reaches 100 without ever asking the cluster for more than `max_step` at once; a newer
+//! value takes over the walk. With a gateway-wide [`WriteBudget`], each write also waits its turn.
+//!
 //! Retryable failures (conflicts, throttling, outages, timeouts) are retried with backoff, never
 //! faster than the write interval; if a newer value arrives meanwhile, the retry writes that one.
 
@@ -20,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::catalog::TargetSpec;
+use crate::ratelimit::WriteBudget;
 use crate::state::StateHub;
 
 /// Where a session receives the answers to its events.
@@ -95,12 +100,26 @@ impl Coalescer {
         hub: Arc<StateHub>,
         shutdown: CancellationToken,
     ) -> (Coalescer, tokio::task::JoinHandle<()>) {
+        Coalescer::spawn_with_budget(target, writer, hub, shutdown, None)
+    }
+
+    /// Like [`Coalescer::spawn`], and each write first waits for its turn in `budget` (the
+    /// whole gateway's writes per second).
+    pub fn spawn_with_budget<W: Writer>(
+        target: Arc<TargetSpec>,
+        writer: Arc<W>,
+        hub: Arc<StateHub>,
+        shutdown: CancellationToken,
+        budget: Option<Arc<WriteBudget>>,
+    ) -> (Coalescer, tokio::task::JoinHandle<()>) {
         let slot = Arc::new(Slot::default());
         let task = TargetWriter {
             target: target.clone(),
             writer,
             hub,
             slot: slot.clone(),
+            budget,
+            last_written: Mutex::new(None),
         };
         (Coalescer { target, slot }, tokio::spawn(task.run(shutdown)))
     }
@@ -131,6 +150,10 @@ struct TargetWriter<W> {
     writer: Arc<W>,
     hub: Arc<StateHub>,
     slot: Arc<Slot>,
+    budget: Option<Arc<WriteBudget>>,
+    /// The last value this writer wrote successfully: where a walk in steps continues from
+    /// when the watch has not reported the object yet.
+    last_written: Mutex<Option<i32>>,
 }
 
 impl<W: Writer> TargetWriter<W> {
@@ -147,7 +170,21 @@ impl<W: Writer> TargetWriter<W> {
                 }
             }
             if let Some(submission) = self.slot.take() {
-                let next_allowed = self.write_latest(submission, interval).await;
+                let next_allowed = match self.step_toward(submission.value) {
+                    Ok(Some(step)) => self.write_step(submission, step, interval).await,
+                    Ok(None) => self.write_latest(submission, interval).await,
+                    Err(message) => {
+                        let reason = RejectReason::ClusterError;
+                        answer(
+                            &self.target.name,
+                            &submission,
+                            OutcomeKind::Rejected,
+                            reason,
+                            message,
+                        );
+                        continue;
+                    }
+                };
                 sleep_until(next_allowed).await;
             }
         }
@@ -159,6 +196,7 @@ impl<W: Writer> TargetWriter<W> {
         let mut backoff = BACKOFF_START;
         let mut attempt = 1;
         loop {
+            self.wait_for_budget().await;
             let started = Instant::now();
             self.hub
                 .record_write(&self.target.name, current.value, current.operator.clone());
@@ -177,6 +215,7 @@ impl<W: Writer> TargetWriter<W> {
             let next_allowed = started + interval;
             match result {
                 Ok(()) => {
+                    self.set_last_written(current.value);
                     tracing::info!(target_name = %self.target.name, value = current.value, operator = %current.operator, "applied");
                     answer(
                         &self.target.name,
@@ -221,6 +260,94 @@ impl<W: Writer> TargetWriter<W> {
                 }
             }
         }
+    }
+}
+
+impl<W: Writer> TargetWriter<W> {
+    async fn wait_for_budget(&self) {
+        if let Some(budget) = &self.budget {
+            budget.acquire().await;
+        }
+    }
+
+    fn set_last_written(&self, value: i32) {
+        *self.last_written.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+    }
+
+    /// The intermediate value to write when `value` is more than `max_step` away from the
+    /// target's current desired value (observed, else last written); `None` to write it as is.
+    /// Refused while the current value is unknown: a jump of unknown size is not walked blind.
+    fn step_toward(&self, value: i32) -> Result<Option<i32>, String> {
+        let Some(step) = self.target.max_step else {
+            return Ok(None);
+        };
+        let observed = self
+            .hub
+            .snapshot()
+            .get(&self.target.name)
+            .and_then(|s| s.desired);
+        let last = *self.last_written.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(base) = observed.map(|d| d as i32).or(last) else {
+            return Err(format!(
+                "the current replicas of {} are not known yet, so a move cannot be walked in steps of {step}; try again",
+                self.target.describe()
+            ));
+        };
+        Ok(((value - base).abs() > step).then(|| base + step * (value - base).signum()))
+    }
+
+    /// Writes one step towards `submission`, then puts it back to continue the walk (unless a
+    /// newer value arrived meanwhile, which then continues the walk instead). A failed step
+    /// rejects the submission: a walk does not retry through an outage.
+    async fn write_step(&self, submission: Submission, step: i32, interval: Duration) -> Instant {
+        self.wait_for_budget().await;
+        let started = Instant::now();
+        self.hub
+            .record_write(&self.target.name, step, submission.operator.clone());
+        let result = timeout(WRITE_TIMEOUT, self.writer.write(&self.target, step)).await;
+        match result {
+            Ok(Ok(())) => {
+                self.set_last_written(step);
+                tracing::info!(target_name = %self.target.name, step, value = submission.value, operator = %submission.operator, "stepped");
+                let mut pending = self.slot.pending.lock().unwrap_or_else(|p| p.into_inner());
+                if pending.is_none() {
+                    *pending = Some(submission);
+                    drop(pending);
+                    self.slot.notify.notify_one();
+                } else {
+                    drop(pending);
+                    let reason = RejectReason::Unspecified;
+                    let msg = "a later value replaced it".to_owned();
+                    answer(
+                        &self.target.name,
+                        &submission,
+                        OutcomeKind::Superseded,
+                        reason,
+                        msg,
+                    );
+                }
+            }
+            Ok(Err(err)) => self.reject_step(&submission, step, &err.to_string()),
+            Err(_) => self.reject_step(&submission, step, "the API server did not answer in time"),
+        }
+        started + interval
+    }
+
+    fn reject_step(&self, submission: &Submission, step: i32, cause: &str) {
+        let message = format!(
+            "walking {} towards {} in steps of at most {}: writing {step} failed: {cause}",
+            self.target.describe(),
+            submission.value,
+            self.target.max_step.unwrap_or_default()
+        );
+        tracing::warn!(target_name = %self.target.name, step, cause, "step rejected");
+        answer(
+            &self.target.name,
+            submission,
+            OutcomeKind::Rejected,
+            RejectReason::ClusterError,
+            message,
+        );
     }
 }
 

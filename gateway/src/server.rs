@@ -13,11 +13,13 @@ use kubeknobs_proto::v1::knobs_server::KnobsServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::backend::{self, Backend};
 use crate::coalesce::Coalescer;
 use crate::config::Config;
+use crate::ratelimit::{OperatorLimits, WriteBudget};
 use crate::service::{KnobsService, Shared};
 use crate::state::StateHub;
 
@@ -72,14 +74,23 @@ pub async fn serve(
     let hub = Arc::new(StateHub::new(&config.catalog));
     let mut tasks = backend.spawn_watchers(&config.catalog, hub.clone(), stop.clone());
     let mut coalescers = HashMap::new();
+    let budget = Arc::new(WriteBudget::new(config.limits.writes_per_second));
     for target in config.catalog.iter() {
-        let (coalescer, task) =
-            Coalescer::spawn(target.clone(), backend.clone(), hub.clone(), stop.clone());
+        let (coalescer, task) = Coalescer::spawn_with_budget(
+            target.clone(),
+            backend.clone(),
+            hub.clone(),
+            stop.clone(),
+            Some(budget.clone()),
+        );
         coalescers.insert(target.name.clone(), coalescer);
         tasks.push(task);
     }
     let shared = Arc::new(Shared {
         catalog: config.catalog.clone(),
+        policy: config.policy.clone(),
+        limits: OperatorLimits::new(config.limits.clone()),
+        session: config.session.clone(),
         hub,
         coalescers,
         cluster: cluster.clone(),
@@ -90,7 +101,11 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<KnobsServer<KnobsService>>().await;
     let operators = Arc::new(config.operators.clone());
-    let knobs = KnobsServer::with_interceptor(KnobsService::new(shared), operators.interceptor());
+    let knobs = InterceptedService::new(
+        KnobsServer::new(KnobsService::new(shared))
+            .max_decoding_message_size(config.session.max_message_bytes),
+        operators.interceptor(),
+    );
 
     let mut server = Server::builder();
     if let Some(tls) = &config.tls {

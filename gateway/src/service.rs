@@ -1,7 +1,7 @@
 //! The `kubeknobs.v1.Knobs/Session` handler: one task per bridge session.
 //!
 //! The operator was authenticated by the interceptor before we get here. A session must open
-//! with `Hello` (within [`HELLO_TIMEOUT`]); it is answered with `Welcome` (identity, cluster,
+//! with `Hello` (within `server.hello_timeout_ms`); it is answered with `Welcome` (identity, cluster,
 //! catalog with live state), then the session task forwards every state change to the bridge
 //! and checks each control event before handing it to its target's coalescer. Every event gets
 //! exactly one `Outcome`, here (unknown target, bad value) or from the coalescer.
@@ -24,10 +24,11 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::Identity;
 use crate::catalog::Catalog;
 use crate::coalesce::{Coalescer, Reply, Submission, send_outcome};
+use crate::config::SessionLimits;
+use crate::policy::Policy;
+use crate::ratelimit::{OperatorLimits, SessionPermit};
 use crate::state::{self, StateHub};
 
-/// How long a new session may take to say `Hello`.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
 const OUTBOUND_CAPACITY: usize = 4096;
 
@@ -35,6 +36,12 @@ const OUTBOUND_CAPACITY: usize = 4096;
 pub struct Shared {
     /// The targets.
     pub catalog: Catalog,
+    /// Who may see and change which targets.
+    pub policy: Policy,
+    /// Per-operator event rates and session counts.
+    pub limits: OperatorLimits,
+    /// Hello timeout and message size.
+    pub session: SessionLimits,
     /// Live state of every target.
     pub hub: Arc<StateHub>,
     /// One coalescer per target, by name.
@@ -75,8 +82,15 @@ impl Knobs for KnobsService {
             .get::<Identity>()
             .cloned()
             .ok_or_else(|| Status::unauthenticated("no operator identity"))?;
+        let permit = self
+            .shared
+            .limits
+            .open_session(&identity.name)
+            .inspect_err(|err| {
+                tracing::warn!(operator = %identity.name, reason = %err, "session refused");
+            })?;
         let mut inbound = request.into_inner();
-        let hello = await_hello(&mut inbound).await?;
+        let hello = await_hello(&mut inbound, self.shared.session.hello_timeout).await?;
         tracing::info!(operator = %identity.name, bridge = %hello.bridge_id, "session opened");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -89,6 +103,7 @@ impl Knobs for KnobsService {
                 .shared
                 .catalog
                 .iter()
+                .filter(|t| self.shared.policy.can_see(&identity, &t.name))
                 .map(|t| t.to_proto(snapshot[&t.name].clone()))
                 .collect(),
             protocol_version: v1::PROTOCOL_VERSION,
@@ -99,6 +114,8 @@ impl Knobs for KnobsService {
         let session = Session {
             shared: self.shared.clone(),
             operator: identity.name.clone(),
+            identity,
+            permit,
             bridge: hello.bridge_id,
             tx,
         };
@@ -108,10 +125,17 @@ impl Knobs for KnobsService {
 }
 
 /// Waits for the first message, which must be a `Hello` with a protocol we speak.
-async fn await_hello(inbound: &mut Streaming<ClientMessage>) -> Result<v1::Hello, Status> {
-    let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+async fn await_hello(
+    inbound: &mut Streaming<ClientMessage>,
+    within: Duration,
+) -> Result<v1::Hello, Status> {
+    let first = tokio::time::timeout(within, inbound.message())
         .await
-        .map_err(|_| Status::deadline_exceeded(format!("no Hello within {HELLO_TIMEOUT:?}")))??;
+        .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "no Hello within {within:?} (server.hello_timeout_ms): a session must start with Hello"
+            ))
+        })??;
     match first.and_then(|m| m.msg) {
         Some(client_message::Msg::Hello(hello))
             if hello.protocol_version == v1::PROTOCOL_VERSION =>
@@ -131,6 +155,8 @@ async fn await_hello(inbound: &mut Streaming<ClientMessage>) -> Result<v1::Hello
 
 struct Session {
     shared: Arc<Shared>,
+    identity: Identity,
+    permit: SessionPermit,
     operator: Arc<str>,
     bridge: String,
     tx: Reply,
@@ -145,12 +171,17 @@ impl Session {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => self.handle(message),
                     Ok(None) => break "bridge closed the session".to_owned(),
-                    Err(status) => break format!("stream error: {}", status.message()),
+                    Err(status) => {
+                        let message = format!("bad client message: {}", status.message());
+                        let _ = self.tx.try_send(Err(Status::new(status.code(), message.clone())));
+                        break message;
+                    }
                 },
                 changed = states.changed() => {
                     if changed.is_err() { break "state hub closed".to_owned() }
                     let now = states.borrow_and_update().clone();
-                    let updates = state::changes(&last_sent, &now);
+                    let mut updates = state::changes(&last_sent, &now);
+                    updates.retain(|s| self.shared.policy.can_see(&self.identity, &s.target));
                     last_sent = now;
                     if !updates.is_empty() && self.tx.send(Ok(state_update(updates))).await.is_err() {
                         break "bridge went away".to_owned();
@@ -177,10 +208,22 @@ impl Session {
     }
 
     fn control(&self, event: v1::ControlEvent) {
-        let Some(target) = self.shared.catalog.get(&event.target) else {
+        if let Err(err) = self.permit.check_event() {
+            return self.reject(&event, RejectReason::RateLimited, err.to_string());
+        }
+        let visible = self.shared.policy.can_see(&self.identity, &event.target);
+        let Some(target) = self.shared.catalog.get(&event.target).filter(|_| visible) else {
             let message = format!("no target named {:?} in the catalog", event.target);
             return self.reject(&event, RejectReason::UnknownTarget, message);
         };
+        let action = target.kind.action();
+        if let Err(err) = self
+            .shared
+            .policy
+            .authorize(&self.identity, &target.name, action)
+        {
+            return self.reject(&event, RejectReason::Forbidden, err.to_string());
+        }
         let value = match target.check(event.value) {
             Ok(value) => value,
             Err(refusal) => return self.reject(&event, refusal.reason, refusal.message),

@@ -151,6 +151,7 @@ mod tests {
                 max: 20,
                 max_writes_per_second: 2.0,
                 sandbox_initial: 0,
+                max_step: None,
             });
         }
         StateHub::new(&catalog)

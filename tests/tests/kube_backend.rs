@@ -36,6 +36,7 @@ fn target(name: &str, kind: TargetKind, rate: f64) -> TargetSpec {
         max: 50,
         max_writes_per_second: rate,
         sandbox_initial: 0,
+        max_step: None,
     }
 }
 

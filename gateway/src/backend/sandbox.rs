@@ -134,6 +134,7 @@ mod tests {
             max: 20,
             max_writes_per_second: 2.0,
             sandbox_initial: 2,
+            max_step: None,
         });
         let sandbox = Arc::new(Sandbox::new(&catalog));
         let hub = Arc::new(StateHub::new(&catalog));

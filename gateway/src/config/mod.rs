@@ -5,13 +5,18 @@
 //! can point an admin at the exact spot. Relative paths (TLS files) are resolved against the
 //! directory of the config file, and TLS files are read here so a missing key fails at start-up.
 
+mod limits;
+mod policy;
 mod raw;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::auth::Operators;
 use crate::catalog::Catalog;
+use crate::policy::Policy;
+use crate::ratelimit::Limits;
 
 pub use raw::RawConfig;
 
@@ -30,6 +35,30 @@ pub struct Config {
     pub operators: Operators,
     /// The targets bridges may change.
     pub catalog: Catalog,
+    /// Who may see and change which targets (`[[policy]]`).
+    pub policy: Policy,
+    /// How fast operators and the gateway may go (`[limits]`).
+    pub limits: Limits,
+    /// Limits on the session protocol itself (`[server]`).
+    pub session: SessionLimits,
+}
+
+/// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// How long a new session may take to say `Hello`.
+    pub hello_timeout: Duration,
+    /// The largest gRPC message the gateway decodes; larger ones fail the session.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> SessionLimits {
+        SessionLimits {
+            hello_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024,
+        }
+    }
 }
 
 /// A PEM certificate chain and private key for the gRPC server.

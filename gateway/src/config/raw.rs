@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BackendConfig, Config, Result, Source, TlsIdentity};
+use super::limits::RawLimits;
+use super::policy::RawRule;
+use super::{BackendConfig, Config, Result, SessionLimits, Source, TlsIdentity};
 use crate::auth::{Operator, Operators};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
 
@@ -23,6 +26,10 @@ pub struct RawConfig {
     operators: Vec<Spanned<RawOperator>>,
     #[serde(default)]
     targets: BTreeMap<Spanned<String>, Spanned<RawTarget>>,
+    #[serde(default)]
+    policy: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    limits: RawLimits,
 }
 
 /// `[server]`
@@ -33,6 +40,8 @@ struct RawServer {
     listen: Spanned<String>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
+    hello_timeout_ms: Option<Spanned<i64>>,
+    max_message_bytes: Option<Spanned<i64>>,
 }
 
 impl Default for RawServer {
@@ -41,6 +50,8 @@ impl Default for RawServer {
             listen: default_listen(),
             tls_cert: None,
             tls_key: None,
+            hello_timeout_ms: None,
+            max_message_bytes: None,
         }
     }
 }
@@ -64,6 +75,8 @@ struct RawCluster {
 struct RawOperator {
     name: Spanned<String>,
     token_sha256: Spanned<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 /// One `[targets.NAME]` table.
@@ -80,6 +93,7 @@ struct RawTarget {
     #[serde(default = "default_rate")]
     max_writes_per_second: Spanned<f64>,
     initial: Option<Spanned<i64>>,
+    max_step: Option<Spanned<i64>>,
 }
 
 fn default_namespace() -> String {
@@ -125,6 +139,9 @@ impl RawConfig {
         for (name, target) in &self.targets {
             catalog.insert(validate_target(name, target, src)?);
         }
+        let policy = super::policy::validate(&self.policy, &catalog, src)?;
+        let limits = super::limits::validate(&self.limits, src)?;
+        let session = validate_session(&self.server, src)?;
         Ok(Config {
             listen,
             tls,
@@ -132,8 +149,34 @@ impl RawConfig {
             backend,
             operators,
             catalog,
+            policy,
+            limits,
+            session,
         })
     }
+}
+
+fn validate_session(server: &RawServer, src: &Source<'_>) -> Result<SessionLimits> {
+    let mut session = SessionLimits::default();
+    let within = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| {
+        let n = *v.as_ref();
+        if (lo..=hi).contains(&n) {
+            Ok(n as u64)
+        } else {
+            Err(src.invalid(
+                v.span().start,
+                format!("server.{field}"),
+                format!("{n} must be within {lo}..={hi}"),
+            ))
+        }
+    };
+    if let Some(v) = &server.hello_timeout_ms {
+        session.hello_timeout = Duration::from_millis(within(v, "hello_timeout_ms", 1, 600_000)?);
+    }
+    if let Some(v) = &server.max_message_bytes {
+        session.max_message_bytes = within(v, "max_message_bytes", 256, 16 << 20)? as usize;
+    }
+    Ok(session)
 }
 
 fn validate_tls(server: &RawServer, src: &Source<'_>) -> Result<Option<TlsIdentity>> {
@@ -206,7 +249,7 @@ fn validate_operators(raw: &[Spanned<RawOperator>], src: &Source<'_>) -> Result<
         let hash = Operator::parse_hash(hash_field.as_ref())
             .map_err(|msg| src.invalid(hash_field.span().start, field("token_sha256"), msg))?;
         operators
-            .add(Operator::new(name, hash))
+            .add(Operator::new(name, hash).with_groups(op.as_ref().groups.clone()))
             .map_err(|msg| src.invalid(op.span().start, field("name"), msg))?;
     }
     Ok(operators)
@@ -285,6 +328,17 @@ fn validate_target(
         Some(v) => *v.as_ref(),
         None => min,
     };
+    let max_step = match &t.max_step {
+        Some(v) if !(1..=MAX_REPLICAS).contains(v.as_ref()) => {
+            return Err(src.invalid(
+                v.span().start,
+                field("max_step"),
+                format!("{} must be within 1..={MAX_REPLICAS}", v.as_ref()),
+            ));
+        }
+        Some(v) => Some(*v.as_ref() as i32),
+        None => None,
+    };
     Ok(TargetSpec {
         name: name.as_ref().clone(),
         kind,
@@ -294,6 +348,7 @@ fn validate_target(
         max: max as i32,
         max_writes_per_second: rate,
         sandbox_initial: initial as i32,
+        max_step,
     })
 }
 

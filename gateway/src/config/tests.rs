@@ -161,3 +161,24 @@ fn given_tls_material_replaces_the_files_without_reading_them() {
     assert_eq!(config.tls.expect("tls").cert_pem, b"C");
     assert!(parse(&text).is_err(), "plain parse still reads them");
 }
+
+#[test]
+fn policy_rules_are_validated_with_their_line() {
+    let rule = "\n[[policy]]\nrule = \"r\"\noperators = [\"alice\"]\ntargets = [\"nope\"]\n";
+    let err = error_of(&format!("{GOOD}{rule}"));
+    assert!(
+        err.contains(":23: policy[0].targets: no target named \"nope\""),
+        "{err}"
+    );
+    let rule = "\n[[policy]]\noperators = [\"*\"]\ntargets = [\"web\"]\nactions = [\"fly\"]\n";
+    let err = error_of(&format!("{GOOD}{rule}"));
+    assert!(
+        err.contains("policy[0].actions: unknown action \"fly\""),
+        "{err}"
+    );
+    let rule =
+        "\n[[policy]]\noperators = [\"group:ops\"]\ntargets = [\"w*\"]\nactions = [\"move\"]\n";
+    let config = parse(&format!("{GOOD}{rule}")).expect("valid");
+    let ops = crate::auth::Identity::new("x", vec!["ops".into()]);
+    assert!(config.policy.can_see(&ops, "web"));
+}
