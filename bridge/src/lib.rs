@@ -125,7 +125,8 @@ pub(crate) async fn serve(
         config.osc.feedback_port,
         clients,
         observer,
-    );
+    )
+    .with_presence_label(config.osc.presence_label.clone());
 
     tokio::select! {
         () = shutdown => info!("shutting down"),

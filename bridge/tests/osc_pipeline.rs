@@ -32,6 +32,7 @@ fn config(gateway: SocketAddr, feedback_port: u16) -> Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         feedback_port,
         client_timeout: Duration::from_secs(300),
+        presence_label: None,
         mappings: Mappings::new(vec![fader]),
     };
     let gateway = GatewayConfig {

@@ -64,6 +64,8 @@ pub struct Limits {
     pub sessions_per_operator: u32,
     /// Writes per second to the API server, for the whole gateway.
     pub writes_per_second: f64,
+    /// How long a released touch still holds its target (see `touch`).
+    pub touch_grace: Duration,
 }
 
 impl Default for Limits {
@@ -73,6 +75,7 @@ impl Default for Limits {
             events_burst: NonZeroU32::new(100).expect("non-zero"),
             sessions_per_operator: 4,
             writes_per_second: 50.0,
+            touch_grace: Duration::from_millis(1000),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
 use crate::service::{KnobsService, Shared};
 use crate::state::StateHub;
+use crate::touch::Holds;
 
 /// How long shutdown waits for writers and sessions before giving up on them.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -90,6 +91,8 @@ pub async fn serve(
         catalog: config.catalog.clone(),
         policy: config.policy.clone(),
         limits: OperatorLimits::new(config.limits.clone()),
+        roster: Arc::default(),
+        holds: Holds::new(config.limits.touch_grace),
         session: config.session.clone(),
         hub,
         coalescers,

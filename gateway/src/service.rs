@@ -26,8 +26,10 @@ use crate::catalog::Catalog;
 use crate::coalesce::{Coalescer, Reply, Submission, send_outcome};
 use crate::config::SessionLimits;
 use crate::policy::Policy;
+use crate::presence::{Member, Roster};
 use crate::ratelimit::{OperatorLimits, SessionPermit};
 use crate::state::{self, StateHub};
+use crate::touch::Holds;
 
 /// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
 const OUTBOUND_CAPACITY: usize = 4096;
@@ -42,6 +44,10 @@ pub struct Shared {
     pub limits: OperatorLimits,
     /// Hello timeout and message size.
     pub session: SessionLimits,
+    /// Who is connected.
+    pub roster: Arc<Roster>,
+    /// Who holds which target's control.
+    pub holds: Holds,
     /// Live state of every target.
     pub hub: Arc<StateHub>,
     /// One coalescer per target, by name.
@@ -114,6 +120,10 @@ impl Knobs for KnobsService {
         let session = Session {
             shared: self.shared.clone(),
             operator: identity.name.clone(),
+            member: self
+                .shared
+                .roster
+                .join(identity.name.clone(), hello.bridge_id.clone()),
             identity,
             permit,
             bridge: hello.bridge_id,
@@ -157,6 +167,7 @@ struct Session {
     shared: Arc<Shared>,
     identity: Identity,
     permit: SessionPermit,
+    member: Member,
     operator: Arc<str>,
     bridge: String,
     tx: Reply,
@@ -166,6 +177,7 @@ impl Session {
     async fn run(self, mut inbound: Streaming<ClientMessage>, mut last_sent: state::Snapshot) {
         let mut states = self.shared.hub.subscribe();
         states.mark_unchanged();
+        let mut presence = self.shared.roster.subscribe();
         let end = loop {
             tokio::select! {
                 message = inbound.message() => match message {
@@ -187,6 +199,14 @@ impl Session {
                         break "bridge went away".to_owned();
                     }
                 }
+                changed = presence.changed() => {
+                    if changed.is_err() { break "roster closed".to_owned() }
+                    let now = (**presence.borrow_and_update()).clone();
+                    let message = ServerMessage { msg: Some(Msg::Presence(now)) };
+                    if self.tx.send(Ok(message)).await.is_err() {
+                        break "bridge went away".to_owned();
+                    }
+                }
                 () = self.tx.closed() => break "bridge went away".to_owned(),
                 () = self.shared.shutdown.cancelled() => {
                     let _ = self.tx.send(Err(Status::unavailable("gateway is shutting down; reconnect later"))).await;
@@ -194,12 +214,14 @@ impl Session {
                 }
             }
         };
+        self.shared.holds.release_session(self.member.id);
         tracing::info!(operator = %self.operator, bridge = %self.bridge, reason = %end, "session closed");
     }
 
     fn handle(&self, message: ClientMessage) {
         match message.msg {
             Some(client_message::Msg::Control(event)) => self.control(event),
+            Some(client_message::Msg::Touch(touch)) => self.touch(touch),
             Some(client_message::Msg::Hello(_)) => {
                 tracing::warn!(operator = %self.operator, "second Hello ignored");
             }
@@ -224,6 +246,9 @@ impl Session {
         {
             return self.reject(&event, RejectReason::Forbidden, err.to_string());
         }
+        if let Err(err) = self.shared.holds.check(&target.name, &self.operator) {
+            return self.reject(&event, RejectReason::Held, err.to_string());
+        }
         let value = match target.check(event.value) {
             Ok(value) => value,
             Err(refusal) => return self.reject(&event, refusal.reason, refusal.message),
@@ -236,6 +261,39 @@ impl Session {
                 operator: self.operator.clone(),
                 reply: self.tx.clone(),
             });
+        }
+    }
+
+    /// Takes or releases the hold on a target this operator may change; a touch on anything else
+    /// (unknown, invisible, forbidden, held by someone else) is logged and changes nothing.
+    fn touch(&self, touch: v1::TouchEvent) {
+        let target = self
+            .shared
+            .catalog
+            .get(&touch.target)
+            .filter(|t| self.shared.policy.can_see(&self.identity, &t.name));
+        let Some(target) = target else {
+            tracing::warn!(operator = %self.operator, target_name = %touch.target, "touch of an unknown target ignored");
+            return;
+        };
+        let action = target.kind.action();
+        if let Err(err) = self
+            .shared
+            .policy
+            .authorize(&self.identity, &target.name, action)
+        {
+            tracing::warn!(operator = %self.operator, cause = %err, "touch ignored");
+            return;
+        }
+        match self
+            .shared
+            .holds
+            .touch(&target.name, &self.operator, self.member.id, touch.touched)
+        {
+            Ok(()) => {
+                tracing::debug!(operator = %self.operator, target_name = %target.name, touched = touch.touched, "touch")
+            }
+            Err(err) => tracing::info!(operator = %self.operator, cause = %err, "touch ignored"),
         }
     }
 

@@ -31,6 +31,7 @@ pub(super) struct RawOsc {
     pub listen: Option<Spanned<String>>,
     pub feedback_port: Option<Spanned<u16>>,
     pub client_timeout_secs: Option<Spanned<u64>>,
+    pub presence_label: Option<Spanned<String>>,
     #[serde(default)]
     pub mappings: Vec<RawMapping>,
 }

@@ -2,7 +2,7 @@
 //!
 //! One tokio `UdpSocket` receives into a `rosc::decoder::MTU` buffer; each packet is decoded and
 //! its bundles flattened. A mapped address becomes a move handed to the uplink; an unknown
-//! address is logged at info; a malformed packet is logged with its sender and skipped. Nothing a
+//! address is logged at info; `<mapped address>/z` (TouchOSC's touch/release) becomes a touch; a malformed packet is logged with its sender and skipped. Nothing a
 //! client sends can stop the loop. Every sender is recorded in the [`Clients`] registry, and a
 //! new one is announced to feedback so its controls jump to the cluster's state at once.
 //! The same socket sends feedback (see `feedback`), so there is one OSC port to open.
@@ -131,6 +131,14 @@ impl Receiver {
     }
 
     async fn message(&self, message: OscMessage, from: SocketAddr) {
+        if let Some(mapping) = touch_of(&self.mappings, &message.addr) {
+            // TouchOSC sends `<address>/z 1` on touch and `0` on release.
+            match message.args.first().and_then(touch_state) {
+                Some(touched) => self.link.send_touch(mapping, touched).await,
+                None => warn!(address = %message.addr, %from, "unusable touch value; nothing sent"),
+            }
+            return;
+        }
         let Some(mapping) = self.mappings.by_address(&message.addr) else {
             info!(address = %message.addr, %from, "unknown OSC address");
             return;
@@ -145,6 +153,27 @@ impl Receiver {
                 "unusable OSC value; nothing sent"
             ),
         }
+    }
+}
+
+/// The mapping whose touch address (`<address>/z`) `addr` is, unless `addr` is itself mapped.
+fn touch_of<'m>(mappings: &'m Mappings, addr: &str) -> Option<&'m mapping::Mapping> {
+    if mappings.by_address(addr).is_some() {
+        return None;
+    }
+    mappings.by_address(addr.strip_suffix("/z")?)
+}
+
+/// A touch argument: non-zero numbers and `true` are a touch, zero and `false` a release.
+fn touch_state(arg: &rosc::OscType) -> Option<bool> {
+    use rosc::OscType;
+    match arg {
+        OscType::Float(v) => v.is_finite().then_some(*v != 0.0),
+        OscType::Double(v) => v.is_finite().then_some(*v != 0.0),
+        OscType::Int(v) => Some(*v != 0),
+        OscType::Long(v) => Some(*v != 0),
+        OscType::Bool(b) => Some(*b),
+        _ => None,
     }
 }
 
@@ -182,6 +211,15 @@ mod tests {
             .map(|m| m.addr)
             .collect();
         assert_eq!(addrs, ["/a", "/b", "/c"]);
+    }
+
+    #[test]
+    fn touch_values_are_numbers_or_booleans() {
+        assert_eq!(touch_state(&OscType::Float(1.0)), Some(true));
+        assert_eq!(touch_state(&OscType::Int(0)), Some(false));
+        assert_eq!(touch_state(&OscType::Bool(true)), Some(true));
+        assert_eq!(touch_state(&OscType::Float(f32::NAN)), None);
+        assert_eq!(touch_state(&OscType::String("1".into())), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kubeknobs_proto::v1::{ClientMessage, ControlEvent, client_message};
+use kubeknobs_proto::v1::{ClientMessage, ControlEvent, TouchEvent, client_message};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
@@ -123,6 +123,28 @@ impl Link {
             Err(_) => {
                 let address = &mapping.address;
                 warn!(%address, "not connected to gateway; move of {address} not sent");
+            }
+        }
+    }
+
+    /// Tells the gateway that the control of `mapping` was touched or released (not queued
+    /// while disconnected: a reconnect starts with nothing held).
+    pub async fn send_touch(&self, mapping: &Mapping, touched: bool) {
+        let session = self.rx.borrow().clone();
+        let Some(session) = session else {
+            debug!(address = %mapping.address, "not connected to gateway; touch not sent");
+            return;
+        };
+        let message = ClientMessage {
+            msg: Some(client_message::Msg::Touch(TouchEvent {
+                target: mapping.target.clone(),
+                touched,
+            })),
+        };
+        match session.tx.send(message).await {
+            Ok(()) => debug!(target_name = %mapping.target, touched, "touch sent"),
+            Err(_) => {
+                debug!(address = %mapping.address, "not connected to gateway; touch not sent")
             }
         }
     }

@@ -19,6 +19,7 @@ pub(super) struct RawLimits {
     events_burst: Option<Spanned<i64>>,
     sessions_per_operator: Option<Spanned<i64>>,
     writes_per_second: Option<Spanned<f64>>,
+    touch_grace_ms: Option<Spanned<i64>>,
 }
 
 fn count(src: &Source<'_>, value: &Spanned<i64>, field: &str, max: i64) -> Result<u32> {
@@ -57,6 +58,17 @@ pub(super) fn validate(raw: &RawLimits, src: &Source<'_>) -> Result<Limits> {
             ));
         }
         limits.writes_per_second = rate;
+    }
+    if let Some(v) = &raw.touch_grace_ms {
+        let ms = *v.as_ref();
+        if !(0..=60_000).contains(&ms) {
+            return Err(src.invalid(
+                v.span().start,
+                "limits.touch_grace_ms",
+                format!("{ms} must be within 0..=60000"),
+            ));
+        }
+        limits.touch_grace = std::time::Duration::from_millis(ms as u64);
     }
     Ok(limits)
 }

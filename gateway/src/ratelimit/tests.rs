@@ -6,6 +6,7 @@ fn limits(per_second: u32, burst: u32, sessions: u32) -> OperatorLimits {
         events_burst: NonZeroU32::new(burst).unwrap(),
         sessions_per_operator: sessions,
         writes_per_second: 10.0,
+        touch_grace: Duration::from_secs(1),
     })
 }
 
