@@ -65,6 +65,8 @@ pub struct TargetSpec {
     pub sandbox_initial: i32,
     /// The largest change one write makes; a bigger jump is walked in steps of this size.
     pub max_step: Option<i32>,
+    /// Writes are server-side dry runs (`dryRun=All`): checked by the API server, never persisted.
+    pub dry_run: bool,
 }
 
 /// A value refused before it reached the cluster.
@@ -186,6 +188,7 @@ mod tests {
             max_writes_per_second: 2.0,
             sandbox_initial: 1,
             max_step: None,
+            dry_run: false,
         }
     }
 

@@ -23,6 +23,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::audit::{self, Audit, Record};
 use crate::catalog::TargetSpec;
 use crate::ratelimit::WriteBudget;
 use crate::state::StateHub;
@@ -68,6 +69,17 @@ pub struct Submission {
     pub operator: Arc<str>,
     /// Where to send the outcome.
     pub reply: Reply,
+    /// When the gateway received the event (for the audit's latency).
+    pub received: Instant,
+}
+
+/// What every target's writer shares with the others.
+#[derive(Debug, Clone, Default)]
+pub struct WriterShared {
+    /// The whole gateway's writes per second.
+    pub budget: Option<Arc<WriteBudget>>,
+    /// Where applied and rejected outcomes are audited.
+    pub audit: Option<Arc<Audit>>,
 }
 
 /// Handle to one target's writer task.
@@ -100,18 +112,19 @@ impl Coalescer {
         hub: Arc<StateHub>,
         shutdown: CancellationToken,
     ) -> (Coalescer, tokio::task::JoinHandle<()>) {
-        Coalescer::spawn_with_budget(target, writer, hub, shutdown, None)
+        Coalescer::spawn_with(target, writer, hub, shutdown, WriterShared::default())
     }
 
-    /// Like [`Coalescer::spawn`], and each write first waits for its turn in `budget` (the
-    /// whole gateway's writes per second).
-    pub fn spawn_with_budget<W: Writer>(
+    /// Like [`Coalescer::spawn`], with the gateway-wide parts: each write first waits for its
+    /// turn in the write budget, and every outcome is audited.
+    pub fn spawn_with<W: Writer>(
         target: Arc<TargetSpec>,
         writer: Arc<W>,
         hub: Arc<StateHub>,
         shutdown: CancellationToken,
-        budget: Option<Arc<WriteBudget>>,
+        shared: WriterShared,
     ) -> (Coalescer, tokio::task::JoinHandle<()>) {
+        let WriterShared { budget, audit } = shared;
         let slot = Arc::new(Slot::default());
         let task = TargetWriter {
             target: target.clone(),
@@ -119,6 +132,7 @@ impl Coalescer {
             hub,
             slot: slot.clone(),
             budget,
+            audit,
             last_written: Mutex::new(None),
         };
         (Coalescer { target, slot }, tokio::spawn(task.run(shutdown)))
@@ -151,6 +165,7 @@ struct TargetWriter<W> {
     hub: Arc<StateHub>,
     slot: Arc<Slot>,
     budget: Option<Arc<WriteBudget>>,
+    audit: Option<Arc<Audit>>,
     /// The last value this writer wrote successfully: where a walk in steps continues from
     /// when the watch has not reported the object yet.
     last_written: Mutex<Option<i32>>,
@@ -175,13 +190,7 @@ impl<W: Writer> TargetWriter<W> {
                     Ok(None) => self.write_latest(submission, interval).await,
                     Err(message) => {
                         let reason = RejectReason::ClusterError;
-                        answer(
-                            &self.target.name,
-                            &submission,
-                            OutcomeKind::Rejected,
-                            reason,
-                            message,
-                        );
+                        self.finish(&submission, OutcomeKind::Rejected, reason, message);
                         continue;
                     }
                 };
@@ -193,6 +202,7 @@ impl<W: Writer> TargetWriter<W> {
     /// Writes `current` (or whatever replaces it during retries) and answers its sender.
     /// Returns when the next write may start.
     async fn write_latest(&self, mut current: Submission, interval: Duration) -> Instant {
+        let old = self.desired();
         let mut backoff = BACKOFF_START;
         let mut attempt = 1;
         loop {
@@ -217,8 +227,8 @@ impl<W: Writer> TargetWriter<W> {
                 Ok(()) => {
                     self.set_last_written(current.value);
                     tracing::info!(target_name = %self.target.name, value = current.value, operator = %current.operator, "applied");
-                    answer(
-                        &self.target.name,
+                    self.finish_from(
+                        old,
                         &current,
                         OutcomeKind::Applied,
                         RejectReason::Unspecified,
@@ -232,8 +242,7 @@ impl<W: Writer> TargetWriter<W> {
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     attempt += 1;
                     if let Some(newer) = self.slot.take() {
-                        answer(
-                            &self.target.name,
+                        self.finish(
                             &current,
                             OutcomeKind::Superseded,
                             RejectReason::Unspecified,
@@ -249,8 +258,8 @@ impl<W: Writer> TargetWriter<W> {
                         self.target.describe()
                     );
                     tracing::warn!(target_name = %self.target.name, value = current.value, cause = %err, "write rejected");
-                    answer(
-                        &self.target.name,
+                    self.finish_from(
+                        old,
                         &current,
                         OutcomeKind::Rejected,
                         RejectReason::ClusterError,
@@ -264,6 +273,49 @@ impl<W: Writer> TargetWriter<W> {
 }
 
 impl<W: Writer> TargetWriter<W> {
+    /// The target's desired value as last observed.
+    fn desired(&self) -> Option<f64> {
+        self.hub.snapshot().get(&self.target.name)?.desired
+    }
+
+    /// Answers `s` (and audits applied and rejected outcomes), from the current desired value.
+    fn finish(&self, s: &Submission, kind: OutcomeKind, reason: RejectReason, message: String) {
+        self.finish_from(self.desired(), s, kind, reason, message);
+    }
+
+    /// Answers `s` (and audits applied and rejected outcomes); `old` is the value before.
+    fn finish_from(
+        &self,
+        old: Option<f64>,
+        s: &Submission,
+        kind: OutcomeKind,
+        reason: RejectReason,
+        mut message: String,
+    ) {
+        if kind == OutcomeKind::Applied && self.target.dry_run {
+            message = "dry run: the cluster accepted it, nothing was changed".to_owned();
+        }
+        if let (Some(audit), OutcomeKind::Applied | OutcomeKind::Rejected) = (&self.audit, kind) {
+            audit.record(&Record {
+                time: Record::now(),
+                operator: &s.operator,
+                target: &self.target.name,
+                old,
+                new: f64::from(s.value),
+                outcome: if kind == OutcomeKind::Applied {
+                    "applied"
+                } else {
+                    "rejected"
+                },
+                reason: (kind == OutcomeKind::Rejected).then(|| audit::reason_name(reason)),
+                message: &message,
+                latency_ms: Record::latency_since(s.received),
+                dry_run: self.target.dry_run,
+            });
+        }
+        answer(&self.target.name, s, kind, reason, message);
+    }
+
     async fn wait_for_budget(&self) {
         if let Some(budget) = &self.budget {
             budget.acquire().await;
@@ -318,13 +370,7 @@ impl<W: Writer> TargetWriter<W> {
                     drop(pending);
                     let reason = RejectReason::Unspecified;
                     let msg = "a later value replaced it".to_owned();
-                    answer(
-                        &self.target.name,
-                        &submission,
-                        OutcomeKind::Superseded,
-                        reason,
-                        msg,
-                    );
+                    self.finish(&submission, OutcomeKind::Superseded, reason, msg);
                 }
             }
             Ok(Err(err)) => self.reject_step(&submission, step, &err.to_string()),
@@ -341,8 +387,7 @@ impl<W: Writer> TargetWriter<W> {
             self.target.max_step.unwrap_or_default()
         );
         tracing::warn!(target_name = %self.target.name, step, cause, "step rejected");
-        answer(
-            &self.target.name,
+        self.finish(
             submission,
             OutcomeKind::Rejected,
             RejectReason::ClusterError,

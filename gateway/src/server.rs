@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+use crate::audit::Audit;
 use crate::backend::{self, Backend};
-use crate::coalesce::Coalescer;
+use crate::coalesce::{Coalescer, WriterShared};
 use crate::config::Config;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
 use crate::service::{KnobsService, Shared};
@@ -52,6 +53,9 @@ pub enum Error {
     /// The cluster could not be reached.
     #[error(transparent)]
     Backend(#[from] backend::Error),
+    /// The audit file could not be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::Error),
     /// The gRPC server failed (bad TLS material, accept errors).
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -76,13 +80,18 @@ pub async fn serve(
     let mut tasks = backend.spawn_watchers(&config.catalog, hub.clone(), stop.clone());
     let mut coalescers = HashMap::new();
     let budget = Arc::new(WriteBudget::new(config.limits.writes_per_second));
+    let audit = Arc::new(Audit::open(config.audit_file.as_deref())?);
     for target in config.catalog.iter() {
-        let (coalescer, task) = Coalescer::spawn_with_budget(
+        let shared = WriterShared {
+            budget: Some(budget.clone()),
+            audit: Some(audit.clone()),
+        };
+        let (coalescer, task) = Coalescer::spawn_with(
             target.clone(),
             backend.clone(),
             hub.clone(),
             stop.clone(),
-            Some(budget.clone()),
+            shared,
         );
         coalescers.insert(target.name.clone(), coalescer);
         tasks.push(task);
@@ -93,6 +102,7 @@ pub async fn serve(
         limits: OperatorLimits::new(config.limits.clone()),
         roster: Arc::default(),
         holds: Holds::new(config.limits.touch_grace),
+        audit,
         session: config.session.clone(),
         hub,
         coalescers,

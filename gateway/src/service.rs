@@ -21,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::audit::{self, Audit, Record};
 use crate::auth::Identity;
 use crate::catalog::Catalog;
 use crate::coalesce::{Coalescer, Reply, Submission, send_outcome};
@@ -48,6 +49,8 @@ pub struct Shared {
     pub roster: Arc<Roster>,
     /// Who holds which target's control.
     pub holds: Holds,
+    /// The audit trail.
+    pub audit: Arc<Audit>,
     /// Live state of every target.
     pub hub: Arc<StateHub>,
     /// One coalescer per target, by name.
@@ -230,6 +233,7 @@ impl Session {
     }
 
     fn control(&self, event: v1::ControlEvent) {
+        let received = tokio::time::Instant::now();
         if let Err(err) = self.permit.check_event() {
             return self.reject(&event, RejectReason::RateLimited, err.to_string());
         }
@@ -260,6 +264,7 @@ impl Session {
                 value,
                 operator: self.operator.clone(),
                 reply: self.tx.clone(),
+                received,
             });
         }
     }
@@ -299,6 +304,24 @@ impl Session {
 
     fn reject(&self, event: &v1::ControlEvent, reason: RejectReason, message: String) {
         tracing::warn!(operator = %self.operator, target_name = %event.target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
+        let old = self
+            .shared
+            .hub
+            .snapshot()
+            .get(&event.target)
+            .and_then(|s| s.desired);
+        self.shared.audit.record(&Record {
+            time: Record::now(),
+            operator: &self.operator,
+            target: &event.target,
+            old,
+            new: event.value,
+            outcome: "rejected",
+            reason: Some(audit::reason_name(reason)),
+            message: &message,
+            latency_ms: 0.0,
+            dry_run: false,
+        });
         let outcome = v1::Outcome {
             seq: event.seq,
             target: event.target.clone(),

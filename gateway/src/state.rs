@@ -152,6 +152,7 @@ mod tests {
                 max_writes_per_second: 2.0,
                 sandbox_initial: 0,
                 max_step: None,
+                dry_run: false,
             });
         }
         StateHub::new(&catalog)

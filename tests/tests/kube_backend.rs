@@ -37,6 +37,7 @@ fn target(name: &str, kind: TargetKind, rate: f64) -> TargetSpec {
         max_writes_per_second: rate,
         sandbox_initial: 0,
         max_step: None,
+        dry_run: false,
     }
 }
 
@@ -84,6 +85,7 @@ impl Rig {
             value,
             operator: "alice".into(),
             reply: self.reply.clone(),
+            received: tokio::time::Instant::now(),
         });
     }
 
@@ -250,4 +252,28 @@ async fn a_persistent_outage_is_reported_as_a_cluster_error() {
         Some(1),
         "nothing half-applied"
     );
+}
+
+#[tokio::test]
+async fn a_dry_run_target_sends_dry_run_all_and_changes_nothing() {
+    let mut dry = target("web", TargetKind::DeploymentReplicas, 10.0);
+    dry.dry_run = true;
+    let mut rig = rig(vec![dry]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 2);
+    rig.set("web", 1, 7);
+    let o = rig.outcome(1).await;
+    assert_eq!(o.kind, OutcomeKind::Applied as i32);
+    assert!(o.message.contains("dry run"), "{}", o.message);
+    let patch = rig
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("a PATCH");
+    assert_eq!(patch.query_param("dryRun").as_deref(), Some("All"));
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(2)
+    );
+    assert_eq!(rig.api.write_count(), 0, "nothing persisted");
 }

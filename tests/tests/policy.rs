@@ -125,3 +125,31 @@ async fn state_updates_of_invisible_targets_are_not_sent() {
         }
     }
 }
+
+#[tokio::test]
+async fn forbidden_changes_are_audited_with_the_rule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("audit.jsonl");
+    let config = format!("[audit]\nfile = {:?}\n{CONFIG}", file.display().to_string());
+    let gw = Gateway::start(&config).await;
+    let (bob, mut bob_rx, _) = gw.welcome("bob-token").await;
+    bob.send(control(1, "db", 3.0)).await.expect("send");
+    outcome(&mut bob_rx, 1).await;
+    let text = std::fs::read_to_string(&file).expect("audit file");
+    let line: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a line")).expect("json");
+    assert_eq!(line["operator"], "bob");
+    assert_eq!(line["target"], "db");
+    assert_eq!(
+        (line["old"].as_f64(), line["new"].as_f64()),
+        (Some(1.0), Some(3.0))
+    );
+    assert_eq!(line["outcome"], "rejected");
+    assert_eq!(line["reason"], "forbidden");
+    assert!(
+        line["message"]
+            .as_str()
+            .expect("message")
+            .contains("bob-no-db")
+    );
+}

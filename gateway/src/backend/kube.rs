@@ -3,7 +3,8 @@
 //! Each target gets its own `watcher` (a field selector on its name) with kube-runtime's default
 //! backoff, so an API outage is retried and the watch catches up by re-listing. Writes are merge
 //! patches of `spec.replicas` on the scale subresource under the `kubeknobs` field manager, so
-//! the object's managedFields tell a kubeknobs change from a `kubectl scale`.
+//! the object's managedFields tell a kubeknobs change from a `kubectl scale`. A `dry_run` target
+//! sends `dryRun=All`: the API server validates and admits the write but persists nothing.
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -102,6 +103,7 @@ impl KubeBackend {
         let api: Api<K> = Api::namespaced(self.client.clone(), &target.namespace);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
+            dry_run: target.dry_run,
             ..Default::default()
         };
         let patch = Patch::Merge(serde_json::json!({ "spec": { "replicas": value } }));

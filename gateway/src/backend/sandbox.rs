@@ -65,6 +65,10 @@ impl Sandbox {
                 retryable: false,
                 message: format!("{} not found in the sandbox", target.describe()),
             })?;
+        if target.dry_run {
+            // Like the API server's dry run: checked, not persisted.
+            return Ok(());
+        }
         object.desired = value;
         object.written = true;
         self.changed.notify_one();
@@ -135,6 +139,7 @@ mod tests {
             max_writes_per_second: 2.0,
             sandbox_initial: 2,
             max_step: None,
+            dry_run: false,
         });
         let sandbox = Arc::new(Sandbox::new(&catalog));
         let hub = Arc::new(StateHub::new(&catalog));

@@ -68,6 +68,7 @@ fn web(rate: f64) -> Arc<TargetSpec> {
         max_writes_per_second: rate,
         sandbox_initial: 0,
         max_step: None,
+        dry_run: false,
     })
 }
 
@@ -111,6 +112,7 @@ impl Harness {
             value,
             operator: "alice".into(),
             reply: self.reply.clone(),
+            received: tokio::time::Instant::now(),
         });
     }
 

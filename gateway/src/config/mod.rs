@@ -41,6 +41,8 @@ pub struct Config {
     pub limits: Limits,
     /// Limits on the session protocol itself (`[server]`).
     pub session: SessionLimits,
+    /// A file that gets every audit line too (`audit.file`, relative to the config file).
+    pub audit_file: Option<PathBuf>,
 }
 
 /// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`).

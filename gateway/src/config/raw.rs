@@ -30,6 +30,15 @@ pub struct RawConfig {
     policy: Vec<Spanned<RawRule>>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+/// `[audit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    file: Option<String>,
 }
 
 /// `[server]`
@@ -65,6 +74,8 @@ fn default_listen() -> Spanned<String> {
 #[serde(deny_unknown_fields)]
 struct RawCluster {
     backend: Option<Spanned<String>>,
+    #[serde(default)]
+    dry_run: bool,
     kubeconfig: Option<String>,
     context: Option<String>,
 }
@@ -94,6 +105,8 @@ struct RawTarget {
     max_writes_per_second: Spanned<f64>,
     initial: Option<Spanned<i64>>,
     max_step: Option<Spanned<i64>>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 fn default_namespace() -> String {
@@ -137,7 +150,9 @@ impl RawConfig {
         let operators = validate_operators(&self.operators, src)?;
         let mut catalog = Catalog::default();
         for (name, target) in &self.targets {
-            catalog.insert(validate_target(name, target, src)?);
+            let mut spec = validate_target(name, target, src)?;
+            spec.dry_run |= self.cluster.dry_run;
+            catalog.insert(spec);
         }
         let policy = super::policy::validate(&self.policy, &catalog, src)?;
         let limits = super::limits::validate(&self.limits, src)?;
@@ -152,6 +167,7 @@ impl RawConfig {
             policy,
             limits,
             session,
+            audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
         })
     }
 }
@@ -349,6 +365,7 @@ fn validate_target(
         max_writes_per_second: rate,
         sandbox_initial: initial as i32,
         max_step,
+        dry_run: t.dry_run,
     })
 }
 
