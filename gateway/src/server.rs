@@ -17,6 +17,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::audit::Audit;
+use crate::auth::Authenticator;
 use crate::backend::{self, Backend};
 use crate::coalesce::{Coalescer, WriterShared};
 use crate::config::Config;
@@ -45,7 +46,9 @@ pub enum Error {
     #[error("the catalog has no targets: add at least one [targets.NAME] table")]
     EmptyCatalog,
     /// No operator could ever connect.
-    #[error("no operators are configured: add at least one [[operators]] entry")]
+    #[error(
+        "no operators are configured: add at least one [[operators]] entry or auth.tokens_file"
+    )]
     NoOperators,
     /// The listener's address could not be read.
     #[error("listener: {0}")]
@@ -53,6 +56,9 @@ pub enum Error {
     /// The cluster could not be reached.
     #[error(transparent)]
     Backend(#[from] backend::Error),
+    /// The tokens file could not be used.
+    #[error("auth.tokens_file: {0}")]
+    Tokens(#[source] crate::config::Error),
     /// The audit file could not be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::Error),
@@ -113,7 +119,11 @@ pub async fn serve(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<KnobsServer<KnobsService>>().await;
-    let operators = Arc::new(config.operators.clone());
+    let operators = Arc::new(
+        Authenticator::load(config.operators.clone(), config.tokens_file.clone())
+            .map_err(Error::Tokens)?,
+    );
+    tasks.push(tokio::spawn(operators.clone().watch(stop.clone())));
     let knobs = InterceptedService::new(
         KnobsServer::new(KnobsService::new(shared))
             .max_decoding_message_size(config.session.max_message_bytes),
@@ -162,7 +172,7 @@ fn check_security(config: &Config, addr: std::net::SocketAddr) -> Result<(), Err
     if config.catalog.is_empty() {
         return Err(Error::EmptyCatalog);
     }
-    if config.operators.is_empty() {
+    if config.operators.is_empty() && config.tokens_file.is_none() {
         return Err(Error::NoOperators);
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! directory of the config file, and TLS files are read here so a missing key fails at start-up.
 
 mod limits;
+mod operators;
 mod policy;
 mod raw;
 
@@ -18,6 +19,7 @@ use crate::catalog::Catalog;
 use crate::policy::Policy;
 use crate::ratelimit::Limits;
 
+pub use operators::load_tokens;
 pub use raw::RawConfig;
 
 /// A validated gateway configuration.
@@ -43,6 +45,8 @@ pub struct Config {
     pub session: SessionLimits,
     /// A file that gets every audit line too (`audit.file`, relative to the config file).
     pub audit_file: Option<PathBuf>,
+    /// More operators, re-read whenever the file changes (`auth.tokens_file`).
+    pub tokens_file: Option<PathBuf>,
 }
 
 /// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`).

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::limits::RawLimits;
+use super::operators::{RawOperator, validate_operators};
 use super::policy::RawRule;
 use super::{BackendConfig, Config, Result, SessionLimits, Source, TlsIdentity};
-use crate::auth::{Operator, Operators};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
 
 /// The whole file.
@@ -32,6 +32,15 @@ pub struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    tokens_file: Option<Spanned<String>>,
 }
 
 /// `[audit]`
@@ -78,16 +87,6 @@ struct RawCluster {
     dry_run: bool,
     kubeconfig: Option<String>,
     context: Option<String>,
-}
-
-/// One `[[operators]]` entry.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOperator {
-    name: Spanned<String>,
-    token_sha256: Spanned<String>,
-    #[serde(default)]
-    groups: Vec<String>,
 }
 
 /// One `[targets.NAME]` table.
@@ -148,6 +147,17 @@ impl RawConfig {
         };
         let backend = validate_cluster(&self.cluster, src)?;
         let operators = validate_operators(&self.operators, src)?;
+        let tokens_file = match &self.auth.tokens_file {
+            Some(file) => {
+                let path = src.resolve(file.as_ref());
+                let extra = super::operators::load_tokens(&path)?;
+                operators
+                    .merged(&extra)
+                    .map_err(|msg| src.invalid(file.span().start, "auth.tokens_file", msg))?;
+                Some(path)
+            }
+            None => None,
+        };
         let mut catalog = Catalog::default();
         for (name, target) in &self.targets {
             let mut spec = validate_target(name, target, src)?;
@@ -168,6 +178,7 @@ impl RawConfig {
             limits,
             session,
             audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
+            tokens_file,
         })
     }
 }
@@ -247,28 +258,6 @@ fn validate_cluster(cluster: &RawCluster, src: &Source<'_>) -> Result<BackendCon
         "sandbox" => Ok(BackendConfig::Sandbox),
         other => Err(src.invalid(backend.span().start, "cluster.backend", format!("unknown backend {other:?}: expected \"kube\" or \"sandbox\""))),
     }
-}
-
-fn validate_operators(raw: &[Spanned<RawOperator>], src: &Source<'_>) -> Result<Operators> {
-    let mut operators = Operators::default();
-    for (i, op) in raw.iter().enumerate() {
-        let field = |name: &str| format!("operators[{i}].{name}");
-        let name = op.as_ref().name.as_ref().trim();
-        if name.is_empty() {
-            return Err(src.invalid(
-                op.as_ref().name.span().start,
-                field("name"),
-                "must not be empty",
-            ));
-        }
-        let hash_field = &op.as_ref().token_sha256;
-        let hash = Operator::parse_hash(hash_field.as_ref())
-            .map_err(|msg| src.invalid(hash_field.span().start, field("token_sha256"), msg))?;
-        operators
-            .add(Operator::new(name, hash).with_groups(op.as_ref().groups.clone()))
-            .map_err(|msg| src.invalid(op.span().start, field("name"), msg))?;
-    }
-    Ok(operators)
 }
 
 fn validate_target(

@@ -5,11 +5,15 @@
 //! many bytes matched. The check runs in a tonic interceptor at the edge: handlers read the
 //! [`Identity`] from request extensions and never see credentials.
 
+mod reload;
+
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
+
+pub use reload::Authenticator;
 
 /// An operator allowed to connect.
 #[derive(Clone)]
@@ -57,7 +61,8 @@ impl Operator {
     }
 }
 
-/// The authenticated operator of a request, put into request extensions by [`Operators::interceptor`].
+/// The authenticated operator of a request, put into request extensions by
+/// [`Authenticator::interceptor`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The operator's configured name.
@@ -115,6 +120,15 @@ impl Operators {
         Ok(())
     }
 
+    /// These operators and `other`'s, refused if a name or token is in both.
+    pub fn merged(&self, other: &Operators) -> Result<Operators, String> {
+        let mut all = self.clone();
+        for op in &other.list {
+            all.add(op.clone())?;
+        }
+        Ok(all)
+    }
+
     /// Number of operators.
     pub fn len(&self) -> usize {
         self.list.len()
@@ -159,22 +173,6 @@ impl Operators {
         self.authenticate(token.trim()).ok_or_else(|| {
             Status::unauthenticated("invalid bearer token: no operator has this token")
         })
-    }
-
-    /// A tonic interceptor that authenticates each call and stores its [`Identity`].
-    pub fn interceptor(
-        self: Arc<Self>,
-    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
-        move |mut request: Request<()>| {
-            let identity = self.check(&request).inspect_err(|status| {
-                let peer = request
-                    .remote_addr()
-                    .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-                tracing::warn!(%peer, reason = status.message(), "session refused");
-            })?;
-            request.extensions_mut().insert(identity);
-            Ok(request)
-        }
     }
 }
 
