@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::audit::Audit;
 use crate::auth::Authenticator;
@@ -42,6 +42,9 @@ pub enum Error {
         "--insecure is refused on {0}: plaintext gRPC is only allowed on a loopback address (127.0.0.1, ::1)"
     )]
     InsecureNotLoopback(std::net::SocketAddr),
+    /// Client certificates need TLS.
+    #[error("auth.client_ca needs TLS: client certificates cannot be checked with --insecure")]
+    ClientAuthNeedsTls,
     /// The catalog is empty.
     #[error("the catalog has no targets: add at least one [targets.NAME] table")]
     EmptyCatalog,
@@ -132,9 +135,14 @@ pub async fn serve(
 
     let mut server = Server::builder();
     if let Some(tls) = &config.tls {
-        server = server.tls_config(
-            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
-        )?;
+        let mut tls_config =
+            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        if let Some(client) = &config.client_auth {
+            tls_config = tls_config
+                .client_ca_root(Certificate::from_pem(&client.ca_pem))
+                .client_auth_optional(!client.required);
+        }
+        server = server.tls_config(tls_config)?;
     }
     let scheme = if config.tls.is_some() {
         "TLS"
@@ -167,12 +175,13 @@ fn check_security(config: &Config, addr: std::net::SocketAddr) -> Result<(), Err
     match (&config.tls, config.insecure) {
         (_, true) if !addr.ip().is_loopback() => return Err(Error::InsecureNotLoopback(addr)),
         (None, false) => return Err(Error::NoTls),
+        (None, true) if config.client_auth.is_some() => return Err(Error::ClientAuthNeedsTls),
         _ => {}
     }
     if config.catalog.is_empty() {
         return Err(Error::EmptyCatalog);
     }
-    if config.operators.is_empty() && config.tokens_file.is_none() {
+    if config.operators.is_empty() && config.tokens_file.is_none() && config.client_auth.is_none() {
         return Err(Error::NoOperators);
     }
     Ok(())

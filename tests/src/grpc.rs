@@ -90,17 +90,23 @@ impl Gateway {
 
     /// A TLS channel to the gateway.
     pub async fn channel(&self) -> Channel {
-        let tls = ClientTlsConfig::new()
+        self.try_channel(None).await.expect("connect")
+    }
+
+    /// A TLS channel to the gateway, presenting `client` as client certificate if given.
+    pub async fn try_channel(
+        &self,
+        client: Option<tonic::transport::Identity>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let mut tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&self.ca))
             .domain_name("localhost");
+        if let Some(identity) = client {
+            tls = tls.identity(identity);
+        }
         let endpoint =
             Channel::from_shared(format!("https://localhost:{}", self.addr.port())).expect("uri");
-        endpoint
-            .tls_config(tls)
-            .expect("tls")
-            .connect()
-            .await
-            .expect("connect")
+        endpoint.tls_config(tls).expect("tls").connect().await
     }
 
     /// Opens a session as `token`; returns the sender for client messages and the server stream.

@@ -47,3 +47,92 @@ async fn a_rotated_token_is_accepted_and_the_old_one_refused_without_a_restart()
     let (_a, _ar, alice) = gw.welcome("alice-token").await;
     assert_eq!(alice.operator, "alice", "config operators are unaffected");
 }
+
+/// A CA and a client certificate it signed for `cn` in organization `org`, as PEM.
+fn client_pki(cn: &str, org: &str) -> (String, tonic::transport::Identity) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "operators CA");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca).expect("sign");
+    (
+        ca.pem(),
+        tonic::transport::Identity::from_pem(cert.pem(), key.serialize_pem()),
+    )
+}
+
+async fn session_on(
+    channel: tonic::transport::Channel,
+    token: Option<&str>,
+) -> Result<kubeknobs_proto::v1::Welcome, tonic::Status> {
+    use kubeknobs_proto::v1::{knobs_client::KnobsClient, server_message::Msg};
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(kubeknobs_tests::grpc::hello())
+        .await
+        .expect("queue");
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("ascii");
+        request.metadata_mut().insert("authorization", value);
+    }
+    let mut stream = KnobsClient::new(channel)
+        .session(request)
+        .await?
+        .into_inner();
+    match stream.message().await? {
+        Some(kubeknobs_proto::v1::ServerMessage {
+            msg: Some(Msg::Welcome(w)),
+        }) => Ok(w),
+        other => panic!("Welcome first, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_certificate_from_the_configured_ca_names_the_operator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca_pem, erin) = client_pki("erin", "ops");
+    let ca_path = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_path, ca_pem).expect("write");
+    let config = format!(
+        "[auth]\nclient_ca = {:?}\n[targets.web]\nkind = \"deployment-replicas\"\nname = \"web\"\nmax = 5\n[[policy]]\noperators = [\"group:ops\"]\ntargets = [\"*\"]\n",
+        ca_path.display().to_string()
+    );
+    let gw = Gateway::start(&config).await;
+
+    let welcome = session_on(gw.try_channel(Some(erin)).await.expect("mTLS"), None)
+        .await
+        .expect("a certificate is enough");
+    assert_eq!(welcome.operator, "erin");
+    assert_eq!(welcome.targets.len(), 1, "group ops from O= sees web");
+
+    // Without a certificate, bearer tokens still work, and no credentials at all are refused.
+    let plain = gw.try_channel(None).await.expect("connect");
+    let alice = session_on(plain.clone(), Some("alice-token"))
+        .await
+        .expect("token");
+    assert_eq!(alice.operator, "alice");
+    let err = session_on(plain, None).await.expect_err("refused");
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A certificate from another CA is refused by the TLS handshake.
+    let (_, mallory) = client_pki("mallory", "ops");
+    let refused = match gw.try_channel(Some(mallory)).await {
+        Err(_) => true,
+        Ok(channel) => session_on(channel, None).await.is_err(),
+    };
+    assert!(
+        refused,
+        "a certificate the configured CA did not sign is refused"
+    );
+}

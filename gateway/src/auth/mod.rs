@@ -5,6 +5,7 @@
 //! many bytes matched. The check runs in a tonic interceptor at the edge: handlers read the
 //! [`Identity`] from request extensions and never see credentials.
 
+mod cert;
 mod reload;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
+pub use cert::identity_from_der;
 pub use reload::Authenticator;
 
 /// An operator allowed to connect.

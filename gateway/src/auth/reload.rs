@@ -1,3 +1,5 @@
+//! Who is calling: a verified client certificate (mutual TLS, see `cert`), or a bearer token.
+//!
 //! Token rotation without a restart: the operators of the config plus those of
 //! `auth.tokens_file`, re-read whenever that file changes.
 //!
@@ -101,12 +103,21 @@ impl Authenticator {
         }
     }
 
+    /// A verified client certificate names the operator (mutual TLS); otherwise the bearer
+    /// token does.
+    fn identify(&self, request: &Request<()>) -> Result<super::Identity, Status> {
+        if let Some(leaf) = request.peer_certs().as_deref().and_then(|c| c.first()) {
+            return super::identity_from_der(leaf).map_err(Status::unauthenticated);
+        }
+        self.operators().check(request)
+    }
+
     /// A tonic interceptor that authenticates each call and stores its [`super::Identity`].
     pub fn interceptor(
         self: Arc<Self>,
     ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
         move |mut request: Request<()>| {
-            let identity = self.operators().check(&request).inspect_err(|status| {
+            let identity = self.identify(&request).inspect_err(|status| {
                 let peer = request
                     .remote_addr()
                     .map_or_else(|| "unknown".to_owned(), |a| a.to_string());

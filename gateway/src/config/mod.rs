@@ -47,6 +47,17 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     /// More operators, re-read whenever the file changes (`auth.tokens_file`).
     pub tokens_file: Option<PathBuf>,
+    /// Mutual TLS: client certificates from this CA name their operator (`auth.client_ca`).
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Client certificates the gateway accepts (`[auth] client_ca`, `client_cert_required`).
+#[derive(Clone, Debug)]
+pub struct ClientAuth {
+    /// PEM CA certificate(s) that sign client certificates.
+    pub ca_pem: Vec<u8>,
+    /// Refuse connections without a client certificate (else bearer tokens still work).
+    pub required: bool,
 }
 
 /// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`).

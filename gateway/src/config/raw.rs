@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::limits::RawLimits;
 use super::operators::{RawOperator, validate_operators};
 use super::policy::RawRule;
-use super::{BackendConfig, Config, Result, SessionLimits, Source, TlsIdentity};
+use super::{BackendConfig, ClientAuth, Config, Result, SessionLimits, Source, TlsIdentity};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
 
 /// The whole file.
@@ -41,6 +41,9 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     tokens_file: Option<Spanned<String>>,
+    client_ca: Option<Spanned<String>>,
+    #[serde(default)]
+    client_cert_required: bool,
 }
 
 /// `[audit]`
@@ -179,8 +182,30 @@ impl RawConfig {
             session,
             audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
             tokens_file,
+            client_auth: validate_client_auth(&self.auth, src)?,
         })
     }
+}
+
+fn validate_client_auth(auth: &RawAuth, src: &Source<'_>) -> Result<Option<ClientAuth>> {
+    let Some(ca) = &auth.client_ca else {
+        if auth.client_cert_required {
+            return Err(src.invalid(0, "auth.client_cert_required", "needs auth.client_ca"));
+        }
+        return Ok(None);
+    };
+    let (_, ca_pem) = src.read_file(ca.as_ref()).map_err(|err| {
+        let shown = src.resolve(ca.as_ref());
+        src.invalid(
+            ca.span().start,
+            "auth.client_ca",
+            format!("cannot read {}: {err}", shown.display()),
+        )
+    })?;
+    Ok(Some(ClientAuth {
+        ca_pem,
+        required: auth.client_cert_required,
+    }))
 }
 
 fn validate_session(server: &RawServer, src: &Source<'_>) -> Result<SessionLimits> {
