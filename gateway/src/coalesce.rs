@@ -38,13 +38,23 @@ pub const MAX_ATTEMPTS: u32 = 6;
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
+/// Who a write is for: the operator and their groups (for impersonation).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The operator's name.
+    pub name: &'a str,
+    /// The operator's groups.
+    pub groups: &'a [String],
+}
+
 /// Something that sets a target's value in a cluster.
 pub trait Writer: Send + Sync + 'static {
-    /// Sets `target` to `value`.
+    /// Sets `target` to `value` on behalf of `actor`.
     fn write(
         &self,
         target: &TargetSpec,
         value: i32,
+        actor: Actor<'_>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
 }
 
@@ -67,6 +77,8 @@ pub struct Submission {
     pub value: i32,
     /// Who asked.
     pub operator: Arc<str>,
+    /// The groups of who asked.
+    pub groups: Arc<[String]>,
     /// Where to send the outcome.
     pub reply: Reply,
     /// When the gateway received the event (for the audit's latency).
@@ -80,6 +92,16 @@ pub struct WriterShared {
     pub budget: Option<Arc<WriteBudget>>,
     /// Where applied and rejected outcomes are audited.
     pub audit: Option<Arc<Audit>>,
+}
+
+impl Submission {
+    /// Who the write is for.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            name: &self.operator,
+            groups: &self.groups,
+        }
+    }
 }
 
 /// Handle to one target's writer task.
@@ -212,7 +234,8 @@ impl<W: Writer> TargetWriter<W> {
                 .record_write(&self.target.name, current.value, current.operator.clone());
             let result = match timeout(
                 WRITE_TIMEOUT,
-                self.writer.write(&self.target, current.value),
+                self.writer
+                    .write(&self.target, current.value, current.actor()),
             )
             .await
             {
@@ -356,7 +379,11 @@ impl<W: Writer> TargetWriter<W> {
         let started = Instant::now();
         self.hub
             .record_write(&self.target.name, step, submission.operator.clone());
-        let result = timeout(WRITE_TIMEOUT, self.writer.write(&self.target, step)).await;
+        let result = timeout(
+            WRITE_TIMEOUT,
+            self.writer.write(&self.target, step, submission.actor()),
+        )
+        .await;
         match result {
             Ok(Ok(())) => {
                 self.set_last_written(step);

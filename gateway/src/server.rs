@@ -78,7 +78,8 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Listener)?;
     check_security(&config, addr)?;
-    let backend = Arc::new(Backend::connect(&config.backend, &config.catalog).await?);
+    let backend =
+        Arc::new(Backend::connect(&config.backend, &config.catalog, config.impersonate).await?);
     let cluster = backend.cluster_name();
     if backend.is_sandbox() {
         tracing::warn!("cluster is the built-in SANDBOX (in memory): nothing real is changed");

@@ -263,6 +263,7 @@ impl Session {
                 seq: event.seq,
                 value,
                 operator: self.operator.clone(),
+                groups: self.identity.groups.clone(),
                 reply: self.tx.clone(),
                 received,
             });

@@ -42,14 +42,22 @@ fn target(name: &str, kind: TargetKind, rate: f64) -> TargetSpec {
 }
 
 async fn rig(targets: Vec<TargetSpec>) -> Rig {
+    rig_with(targets, false).await
+}
+
+async fn rig_with(targets: Vec<TargetSpec>, impersonate: bool) -> Rig {
     let api = FakeApiServer::start().await;
     let mut catalog = Catalog::default();
     for t in targets {
         catalog.insert(t);
     }
-    let backend = Arc::new(Backend::Kube(Arc::new(
-        KubeBackend::from_config(api.config(), "fake").expect("client"),
-    )));
+    let kube = KubeBackend::from_config(api.config(), "fake").expect("client");
+    let kube = if impersonate {
+        kube.impersonating()
+    } else {
+        kube
+    };
+    let backend = Arc::new(Backend::Kube(Arc::new(kube)));
     let hub = Arc::new(StateHub::new(&catalog));
     let shutdown = CancellationToken::new();
     backend.spawn_watchers(&catalog, hub.clone(), shutdown.clone());
@@ -84,6 +92,7 @@ impl Rig {
             seq,
             value,
             operator: "alice".into(),
+            groups: vec!["ops".to_owned()].into(),
             reply: self.reply.clone(),
             received: tokio::time::Instant::now(),
         });
@@ -276,4 +285,30 @@ async fn a_dry_run_target_sends_dry_run_all_and_changes_nothing() {
         Some(2)
     );
     assert_eq!(rig.api.write_count(), 0, "nothing persisted");
+}
+
+#[tokio::test]
+async fn with_impersonation_each_write_names_the_operator_and_groups() {
+    let mut rig = rig_with(
+        vec![target("web", TargetKind::DeploymentReplicas, 10.0)],
+        true,
+    )
+    .await;
+    rig.api.add(Kind::Deployment, "default", "web", 2);
+    rig.set("web", 1, 4);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    let requests = rig.api.requests();
+    let patch = requests
+        .iter()
+        .find(|r| r.method == "PATCH")
+        .expect("a PATCH");
+    assert_eq!(patch.header("impersonate-user"), Some("alice"));
+    assert_eq!(patch.header_all("impersonate-group"), ["ops"]);
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.method == "GET")
+            .all(|r| r.header("impersonate-user").is_none()),
+        "watches stay the gateway's own"
+    );
 }

@@ -6,9 +6,10 @@
 //! the object's managedFields tell a kubeknobs change from a `kubectl scale`. A `dry_run` target
 //! sends `dryRun=All`: the API server validates and admits the write but persists nothing.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -22,13 +23,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::Error;
 use crate::catalog::{TargetKind, TargetSpec};
-use crate::coalesce::WriteError;
+use crate::coalesce::{Actor, WriteError};
 use crate::state::{FIELD_MANAGER, Observed, StateHub};
+
+/// Clients impersonating an operator, by operator name and groups.
+type ImpersonatingClients = HashMap<(String, Vec<String>), Client>;
 
 /// A Kubernetes cluster.
 pub struct KubeBackend {
     client: Client,
     cluster: String,
+    /// With impersonation: the client config to derive per-operator clients from, and those
+    /// clients by operator and groups.
+    impersonation: Option<Mutex<ImpersonatingClients>>,
+    /// The client config, to derive impersonating clients from.
+    base: Config,
 }
 
 impl KubeBackend {
@@ -73,11 +82,42 @@ impl KubeBackend {
         cluster: impl Into<String>,
     ) -> Result<KubeBackend, Error> {
         config.default_retry = false;
-        let client = Client::try_from(config).map_err(Error::Client)?;
+        let client = Client::try_from(config.clone()).map_err(Error::Client)?;
         Ok(KubeBackend {
             client,
             cluster: cluster.into(),
+            impersonation: None,
+            base: config,
         })
+    }
+
+    /// Makes every write as the operator who asked for it (`Impersonate-User`/`Impersonate-Group`),
+    /// so the cluster's RBAC decides and its audit log names the operator. Watches stay the
+    /// gateway's own. The gateway's account then needs `impersonate` on users and groups.
+    pub fn impersonating(mut self) -> KubeBackend {
+        self.impersonation = Some(Mutex::new(HashMap::new()));
+        self
+    }
+
+    /// The client to write with for `actor`.
+    fn client_for(&self, actor: Actor<'_>) -> Result<Client, WriteError> {
+        let Some(clients) = &self.impersonation else {
+            return Ok(self.client.clone());
+        };
+        let key = (actor.name.to_owned(), actor.groups.to_vec());
+        let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let mut config = self.base.clone();
+        config.auth_info.impersonate = Some(key.0.clone());
+        config.auth_info.impersonate_groups = (!key.1.is_empty()).then(|| key.1.clone());
+        let client = Client::try_from(config).map_err(|err| WriteError {
+            retryable: false,
+            message: format!("cannot build a client impersonating {}: {err}", actor.name),
+        })?;
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     /// The context and server this backend talks to.
@@ -85,22 +125,37 @@ impl KubeBackend {
         &self.cluster
     }
 
-    /// Sets `target`'s replicas through the scale subresource.
-    pub async fn write(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError> {
+    /// Sets `target`'s replicas through the scale subresource, as `actor` when impersonating.
+    pub async fn write(
+        &self,
+        target: &TargetSpec,
+        value: i32,
+        actor: Actor<'_>,
+    ) -> Result<(), WriteError> {
+        let client = self.client_for(actor)?;
         match target.kind {
-            TargetKind::DeploymentReplicas => self.patch_scale::<Deployment>(target, value).await,
-            TargetKind::StatefulSetReplicas => self.patch_scale::<StatefulSet>(target, value).await,
+            TargetKind::DeploymentReplicas => {
+                self.patch_scale::<Deployment>(client, target, value).await
+            }
+            TargetKind::StatefulSetReplicas => {
+                self.patch_scale::<StatefulSet>(client, target, value).await
+            }
         }
     }
 
-    async fn patch_scale<K>(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError>
+    async fn patch_scale<K>(
+        &self,
+        client: Client,
+        target: &TargetSpec,
+        value: i32,
+    ) -> Result<(), WriteError>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
             + DeserializeOwned
             + Debug,
     {
-        let api: Api<K> = Api::namespaced(self.client.clone(), &target.namespace);
+        let api: Api<K> = Api::namespaced(client, &target.namespace);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             dry_run: target.dry_run,

@@ -22,7 +22,7 @@ fn observed(desired: i32) -> crate::state::Observed {
 }
 
 impl Writer for Recorder {
-    async fn write(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError> {
+    async fn write(&self, target: &TargetSpec, value: i32, _: Actor<'_>) -> Result<(), WriteError> {
         self.writes.lock().unwrap().push((value, Instant::now()));
         let result = self.script.lock().unwrap().pop_front().unwrap_or(Ok(()));
         if let (Ok(()), Some(hub)) = (&result, self.watch.lock().unwrap().as_ref()) {
@@ -111,6 +111,7 @@ impl Harness {
             seq,
             value,
             operator: "alice".into(),
+            groups: vec!["ops".to_owned()].into(),
             reply: self.reply.clone(),
             received: tokio::time::Instant::now(),
         });

@@ -47,6 +47,8 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     /// More operators, re-read whenever the file changes (`auth.tokens_file`).
     pub tokens_file: Option<PathBuf>,
+    /// Writes impersonate the operator (`cluster.impersonate`; real clusters only).
+    pub impersonate: bool,
     /// Mutual TLS: client certificates from this CA name their operator (`auth.client_ca`).
     pub client_auth: Option<ClientAuth>,
 }

@@ -88,6 +88,8 @@ struct RawCluster {
     backend: Option<Spanned<String>>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    impersonate: bool,
     kubeconfig: Option<String>,
     context: Option<String>,
 }
@@ -182,6 +184,7 @@ impl RawConfig {
             session,
             audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
             tokens_file,
+            impersonate: self.cluster.impersonate,
             client_auth: validate_client_auth(&self.auth, src)?,
         })
     }
