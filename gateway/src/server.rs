@@ -17,7 +17,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::audit::Audit;
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, TokenReviewer};
 use crate::backend::{self, Backend};
 use crate::coalesce::{Coalescer, WriterShared};
 use crate::config::Config;
@@ -42,6 +42,9 @@ pub enum Error {
         "--insecure is refused on {0}: plaintext gRPC is only allowed on a loopback address (127.0.0.1, ::1)"
     )]
     InsecureNotLoopback(std::net::SocketAddr),
+    /// TokenReview needs a cluster to ask.
+    #[error("auth.token_review needs a real cluster (cluster.backend = \"kube\")")]
+    TokenReviewNeedsCluster,
     /// Client certificates need TLS.
     #[error("auth.client_ca needs TLS: client certificates cannot be checked with --insecure")]
     ClientAuthNeedsTls,
@@ -113,6 +116,11 @@ pub async fn serve(
         roster: Arc::default(),
         holds: Holds::new(config.limits.touch_grace),
         audit,
+        reviewer: match (config.token_review, backend.as_ref()) {
+            (false, _) => None,
+            (true, Backend::Kube(kube)) => Some(TokenReviewer::new(kube.client())),
+            (true, Backend::Sandbox(_)) => return Err(Error::TokenReviewNeedsCluster),
+        },
         session: config.session.clone(),
         hub,
         coalescers,
@@ -125,7 +133,8 @@ pub async fn serve(
     health.set_serving::<KnobsServer<KnobsService>>().await;
     let operators = Arc::new(
         Authenticator::load(config.operators.clone(), config.tokens_file.clone())
-            .map_err(Error::Tokens)?,
+            .map_err(Error::Tokens)?
+            .with_token_review(config.token_review),
     );
     tasks.push(tokio::spawn(operators.clone().watch(stop.clone())));
     let knobs = InterceptedService::new(

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::audit::{self, Audit, Record};
-use crate::auth::Identity;
+use crate::auth::{Identity, PendingReview, TokenReviewer};
 use crate::catalog::Catalog;
 use crate::coalesce::{Coalescer, Reply, Submission, send_outcome};
 use crate::config::SessionLimits;
@@ -51,6 +51,8 @@ pub struct Shared {
     pub holds: Holds,
     /// The audit trail.
     pub audit: Arc<Audit>,
+    /// Checks bearer tokens no operator has with the cluster (`auth.token_review`).
+    pub reviewer: Option<TokenReviewer>,
     /// Live state of every target.
     pub hub: Arc<StateHub>,
     /// One coalescer per target, by name.
@@ -86,11 +88,19 @@ impl Knobs for KnobsService {
         &self,
         request: Request<Streaming<ClientMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
-        let identity = request
-            .extensions()
-            .get::<Identity>()
-            .cloned()
-            .ok_or_else(|| Status::unauthenticated("no operator identity"))?;
+        let identity = match (
+            request.extensions().get::<Identity>(),
+            request.extensions().get::<PendingReview>(),
+            &self.shared.reviewer,
+        ) {
+            (Some(identity), _, _) => identity.clone(),
+            (None, Some(pending), Some(reviewer)) => {
+                reviewer.review(pending).await.inspect_err(|status| {
+                    tracing::warn!(reason = status.message(), "session refused");
+                })?
+            }
+            _ => return Err(Status::unauthenticated("no operator identity")),
+        };
         let permit = self
             .shared
             .limits

@@ -136,3 +136,51 @@ async fn a_client_certificate_from_the_configured_ca_names_the_operator() {
         "a certificate the configured CA did not sign is refused"
     );
 }
+
+#[tokio::test]
+async fn a_kubernetes_token_is_checked_with_a_token_review() {
+    use kubeknobs_tests::fakeapi::{FakeApiServer, Kind};
+    let api = FakeApiServer::start().await;
+    api.add(Kind::Deployment, "default", "web", 2);
+    api.add_token("sa-token", "system:serviceaccount:default:frank", &["ops"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path());
+    let text = format!(
+        "[cluster]\nbackend = \"kube\"\nkubeconfig = {:?}\n[auth]\ntoken_review = true\n{}\n\
+         [targets.web]\nkind = \"deployment-replicas\"\nname = \"web\"\nmax = 5\n\
+         [[policy]]\noperators = [\"group:ops\"]\ntargets = [\"*\"]\n",
+        kubeconfig.display().to_string(),
+        kubeknobs_tests::grpc::operators_toml(),
+    );
+    let config =
+        kubeknobs_gateway::config::Config::parse(&text, dir.path().join("gw.toml").as_path())
+            .expect("config");
+    let gw = Gateway::start_config(config).await;
+
+    let (_s, _r, welcome) = gw.welcome("sa-token").await;
+    assert_eq!(welcome.operator, "system:serviceaccount:default:frank");
+    assert_eq!(welcome.targets.len(), 1, "its group ops sees web");
+    let review = api
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/tokenreviews"))
+        .expect("a TokenReview was posted");
+    assert_eq!(review.method, "POST");
+
+    let (_a, _ar, alice) = gw.welcome("alice-token").await;
+    assert_eq!(alice.operator, "alice", "configured tokens need no review");
+
+    let Err(err) = gw.open("expired-token").await else {
+        panic!("an unknown token must be refused")
+    };
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        err.message().contains("token is invalid or expired"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        !err.message().contains("expired-token"),
+        "the secret is not echoed"
+    );
+}

@@ -7,6 +7,7 @@
 
 mod cert;
 mod reload;
+mod review;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use tonic::{Request, Status};
 
 pub use cert::identity_from_der;
 pub use reload::Authenticator;
+pub use review::{PendingReview, TokenReviewer};
 
 /// An operator allowed to connect.
 #[derive(Clone)]
@@ -158,24 +160,28 @@ impl Operators {
 
     /// Authenticates a request from its `authorization: Bearer <token>` metadata.
     pub fn check(&self, request: &Request<()>) -> Result<Identity, Status> {
-        let header = request.metadata().get("authorization").ok_or_else(|| {
-            Status::unauthenticated(
-                "missing bearer token: send metadata `authorization: Bearer <token>`",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                Status::unauthenticated(
-                    "malformed authorization metadata: expected `Bearer <token>`",
-                )
-            })?;
-        self.authenticate(token.trim()).ok_or_else(|| {
+        let token = bearer_token(request)?;
+        self.authenticate(token).ok_or_else(|| {
             Status::unauthenticated("invalid bearer token: no operator has this token")
         })
     }
+}
+
+/// The bearer token of a request's `authorization` metadata, trimmed.
+pub fn bearer_token(request: &Request<()>) -> Result<&str, Status> {
+    let header = request.metadata().get("authorization").ok_or_else(|| {
+        Status::unauthenticated(
+            "missing bearer token: send metadata `authorization: Bearer <token>`",
+        )
+    })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            Status::unauthenticated("malformed authorization metadata: expected `Bearer <token>`")
+        })
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// Authenticates requests against the current operators.
 #[derive(Debug)]
 pub struct Authenticator {
+    /// Unknown bearer tokens are handed on for a TokenReview (`auth.token_review`).
+    token_review: bool,
     fixed: Operators,
     file: Option<PathBuf>,
     current: RwLock<Arc<Operators>>,
@@ -49,10 +51,17 @@ impl Authenticator {
             None => fixed.clone(),
         };
         Ok(Authenticator {
+            token_review: false,
             fixed,
             file,
             current: RwLock::new(Arc::new(current)),
         })
+    }
+
+    /// Hands tokens no operator has on to a TokenReview (see `review`).
+    pub fn with_token_review(mut self, enabled: bool) -> Authenticator {
+        self.token_review = enabled;
+        self
     }
 
     /// The operators in force now.
@@ -117,12 +126,23 @@ impl Authenticator {
         self: Arc<Self>,
     ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
         move |mut request: Request<()>| {
-            let identity = self.identify(&request).inspect_err(|status| {
-                let peer = request
-                    .remote_addr()
-                    .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-                tracing::warn!(%peer, reason = status.message(), "session refused");
-            })?;
+            let identity = match self.identify(&request) {
+                Ok(identity) => identity,
+                Err(status) => match super::bearer_token(&request) {
+                    Ok(token) if self.token_review && request.peer_certs().is_none() => {
+                        let pending = super::PendingReview(token.to_owned());
+                        request.extensions_mut().insert(pending);
+                        return Ok(request);
+                    }
+                    _ => {
+                        let peer = request
+                            .remote_addr()
+                            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+                        tracing::warn!(%peer, reason = status.message(), "session refused");
+                        return Err(status);
+                    }
+                },
+            };
             request.extensions_mut().insert(identity);
             Ok(request)
         }

@@ -120,6 +120,11 @@ impl KubeBackend {
         Ok(client)
     }
 
+    /// The gateway's own client (for TokenReviews).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// The context and server this backend talks to.
     pub fn cluster_name(&self) -> &str {
         &self.cluster

@@ -47,6 +47,8 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     /// More operators, re-read whenever the file changes (`auth.tokens_file`).
     pub tokens_file: Option<PathBuf>,
+    /// Bearer tokens no operator has are checked with a TokenReview (`auth.token_review`).
+    pub token_review: bool,
     /// Writes impersonate the operator (`cluster.impersonate`; real clusters only).
     pub impersonate: bool,
     /// Mutual TLS: client certificates from this CA name their operator (`auth.client_ca`).

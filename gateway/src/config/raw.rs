@@ -44,6 +44,8 @@ struct RawAuth {
     client_ca: Option<Spanned<String>>,
     #[serde(default)]
     client_cert_required: bool,
+    #[serde(default)]
+    token_review: bool,
 }
 
 /// `[audit]`
@@ -185,6 +187,7 @@ impl RawConfig {
             audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
             tokens_file,
             impersonate: self.cluster.impersonate,
+            token_review: self.auth.token_review,
             client_auth: validate_client_auth(&self.auth, src)?,
         })
     }

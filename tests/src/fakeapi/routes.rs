@@ -6,6 +6,7 @@
 //! GET            /apis/apps/v1/namespaces/{ns}/{deployments|statefulsets}     list / watch
 //! GET            /apis/apps/v1/namespaces/{ns}/{resource}/{name}              the object
 //! GET|PATCH|PUT  /apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale        autoscaling/v1 Scale
+//! POST           /apis/authentication.k8s.io/v1/tokenreviews                  TokenReview
 //! ```
 //! Anything else is 404 (405 for a known path with another method), always with a `Status` body.
 
@@ -19,7 +20,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_TYPE, USER_AGENT};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::json;
 
@@ -39,6 +40,10 @@ pub(crate) fn router(app: AppState) -> Router {
     let scale = get(get_scale).patch(patch_scale).put(put_scale);
     Router::new()
         .route("/version", get(version))
+        .route(
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            post(super::tokenreview::create),
+        )
         .route("/apis/apps/v1/{resource}", get(cluster_collection))
         .route("/apis/apps/v1/namespaces/{ns}/{resource}", get(collection))
         .route(
