@@ -17,13 +17,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kubeknobs_proto::v1::{self, OutcomeKind, RejectReason, ServerMessage, server_message::Msg};
+use kubeknobs_proto::v1::{OutcomeKind, RejectReason, ServerMessage};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::audit::{self, Audit, Record};
+use crate::audit::Audit;
 use crate::catalog::TargetSpec;
 use crate::ratelimit::WriteBudget;
 use crate::state::StateHub;
@@ -296,156 +296,22 @@ impl<W: Writer> TargetWriter<W> {
 }
 
 impl<W: Writer> TargetWriter<W> {
-    /// The target's desired value as last observed.
-    fn desired(&self) -> Option<f64> {
-        self.hub.snapshot().get(&self.target.name)?.desired
-    }
-
-    /// Answers `s` (and audits applied and rejected outcomes), from the current desired value.
-    fn finish(&self, s: &Submission, kind: OutcomeKind, reason: RejectReason, message: String) {
-        self.finish_from(self.desired(), s, kind, reason, message);
-    }
-
-    /// Answers `s` (and audits applied and rejected outcomes); `old` is the value before.
-    fn finish_from(
-        &self,
-        old: Option<f64>,
-        s: &Submission,
-        kind: OutcomeKind,
-        reason: RejectReason,
-        mut message: String,
-    ) {
-        if kind == OutcomeKind::Applied && self.target.dry_run {
-            message = "dry run: the cluster accepted it, nothing was changed".to_owned();
-        }
-        if let (Some(audit), OutcomeKind::Applied | OutcomeKind::Rejected) = (&self.audit, kind) {
-            audit.record(&Record {
-                time: Record::now(),
-                operator: &s.operator,
-                target: &self.target.name,
-                old,
-                new: f64::from(s.value),
-                outcome: if kind == OutcomeKind::Applied {
-                    "applied"
-                } else {
-                    "rejected"
-                },
-                reason: (kind == OutcomeKind::Rejected).then(|| audit::reason_name(reason)),
-                message: &message,
-                latency_ms: Record::latency_since(s.received),
-                dry_run: self.target.dry_run,
-            });
-        }
-        answer(&self.target.name, s, kind, reason, message);
-    }
-
-    async fn wait_for_budget(&self) {
+    pub(super) async fn wait_for_budget(&self) {
         if let Some(budget) = &self.budget {
             budget.acquire().await;
         }
     }
 
-    fn set_last_written(&self, value: i32) {
+    pub(super) fn set_last_written(&self, value: i32) {
         *self.last_written.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
     }
-
-    /// The intermediate value to write when `value` is more than `max_step` away from the
-    /// target's current desired value (observed, else last written); `None` to write it as is.
-    /// Refused while the current value is unknown: a jump of unknown size is not walked blind.
-    fn step_toward(&self, value: i32) -> Result<Option<i32>, String> {
-        let Some(step) = self.target.max_step else {
-            return Ok(None);
-        };
-        let observed = self
-            .hub
-            .snapshot()
-            .get(&self.target.name)
-            .and_then(|s| s.desired);
-        let last = *self.last_written.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(base) = observed.map(|d| d as i32).or(last) else {
-            return Err(format!(
-                "the current replicas of {} are not known yet, so a move cannot be walked in steps of {step}; try again",
-                self.target.describe()
-            ));
-        };
-        Ok(((value - base).abs() > step).then(|| base + step * (value - base).signum()))
-    }
-
-    /// Writes one step towards `submission`, then puts it back to continue the walk (unless a
-    /// newer value arrived meanwhile, which then continues the walk instead). A failed step
-    /// rejects the submission: a walk does not retry through an outage.
-    async fn write_step(&self, submission: Submission, step: i32, interval: Duration) -> Instant {
-        self.wait_for_budget().await;
-        let started = Instant::now();
-        self.hub
-            .record_write(&self.target.name, step, submission.operator.clone());
-        let result = timeout(
-            WRITE_TIMEOUT,
-            self.writer.write(&self.target, step, submission.actor()),
-        )
-        .await;
-        match result {
-            Ok(Ok(())) => {
-                self.set_last_written(step);
-                tracing::info!(target_name = %self.target.name, step, value = submission.value, operator = %submission.operator, "stepped");
-                let mut pending = self.slot.pending.lock().unwrap_or_else(|p| p.into_inner());
-                if pending.is_none() {
-                    *pending = Some(submission);
-                    drop(pending);
-                    self.slot.notify.notify_one();
-                } else {
-                    drop(pending);
-                    let reason = RejectReason::Unspecified;
-                    let msg = "a later value replaced it".to_owned();
-                    self.finish(&submission, OutcomeKind::Superseded, reason, msg);
-                }
-            }
-            Ok(Err(err)) => self.reject_step(&submission, step, &err.to_string()),
-            Err(_) => self.reject_step(&submission, step, "the API server did not answer in time"),
-        }
-        started + interval
-    }
-
-    fn reject_step(&self, submission: &Submission, step: i32, cause: &str) {
-        let message = format!(
-            "walking {} towards {} in steps of at most {}: writing {step} failed: {cause}",
-            self.target.describe(),
-            submission.value,
-            self.target.max_step.unwrap_or_default()
-        );
-        tracing::warn!(target_name = %self.target.name, step, cause, "step rejected");
-        self.finish(
-            submission,
-            OutcomeKind::Rejected,
-            RejectReason::ClusterError,
-            message,
-        );
-    }
 }
 
-/// Sends the outcome of `s` to its session, without ever blocking the writer.
-fn answer(target: &str, s: &Submission, kind: OutcomeKind, reason: RejectReason, message: String) {
-    let outcome = v1::Outcome {
-        seq: s.seq,
-        target: target.to_owned(),
-        value: f64::from(s.value),
-        kind: kind as i32,
-        reason: reason as i32,
-        message,
-    };
-    send_outcome(&s.reply, outcome);
-}
+mod outcome;
+mod step;
 
-/// Sends `outcome` on `reply`; a session that is gone or hopelessly behind is skipped with a log.
-pub fn send_outcome(reply: &Reply, outcome: v1::Outcome) {
-    let seq = outcome.seq;
-    let msg = ServerMessage {
-        msg: Some(Msg::Outcome(outcome)),
-    };
-    if let Err(mpsc::error::TrySendError::Full(_)) = reply.try_send(Ok(msg)) {
-        tracing::warn!(seq, "session is not reading; outcome not delivered");
-    }
-}
+use outcome::answer;
+pub use outcome::send_outcome;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::*;
 use crate::catalog::{Catalog, TargetKind};
+use kubeknobs_proto::v1::{self, server_message::Msg};
 
 /// A cluster that records writes and fails them as scripted.
 #[derive(Default)]

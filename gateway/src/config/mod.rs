@@ -9,6 +9,7 @@ mod limits;
 mod operators;
 mod policy;
 mod raw;
+mod server;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -11,7 +10,8 @@ use toml::Spanned;
 use super::limits::RawLimits;
 use super::operators::{RawOperator, validate_operators};
 use super::policy::RawRule;
-use super::{BackendConfig, ClientAuth, Config, Result, SessionLimits, Source, TlsIdentity};
+use super::server::{RawAuth, RawServer, validate_client_auth, validate_session, validate_tls};
+use super::{BackendConfig, Config, Result, Source, TlsIdentity};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
 
 /// The whole file.
@@ -36,51 +36,11 @@ pub struct RawConfig {
     auth: RawAuth,
 }
 
-/// `[auth]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    tokens_file: Option<Spanned<String>>,
-    client_ca: Option<Spanned<String>>,
-    #[serde(default)]
-    client_cert_required: bool,
-    #[serde(default)]
-    token_review: bool,
-}
-
 /// `[audit]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
     file: Option<String>,
-}
-
-/// `[server]`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    #[serde(default = "default_listen")]
-    listen: Spanned<String>,
-    tls_cert: Option<Spanned<String>>,
-    tls_key: Option<Spanned<String>>,
-    hello_timeout_ms: Option<Spanned<i64>>,
-    max_message_bytes: Option<Spanned<i64>>,
-}
-
-impl Default for RawServer {
-    fn default() -> Self {
-        RawServer {
-            listen: default_listen(),
-            tls_cert: None,
-            tls_key: None,
-            hello_timeout_ms: None,
-            max_message_bytes: None,
-        }
-    }
-}
-
-fn default_listen() -> Spanned<String> {
-    Spanned::new(0..0, "127.0.0.1:50051".to_owned())
 }
 
 /// `[cluster]`
@@ -190,82 +150,6 @@ impl RawConfig {
             token_review: self.auth.token_review,
             client_auth: validate_client_auth(&self.auth, src)?,
         })
-    }
-}
-
-fn validate_client_auth(auth: &RawAuth, src: &Source<'_>) -> Result<Option<ClientAuth>> {
-    let Some(ca) = &auth.client_ca else {
-        if auth.client_cert_required {
-            return Err(src.invalid(0, "auth.client_cert_required", "needs auth.client_ca"));
-        }
-        return Ok(None);
-    };
-    let (_, ca_pem) = src.read_file(ca.as_ref()).map_err(|err| {
-        let shown = src.resolve(ca.as_ref());
-        src.invalid(
-            ca.span().start,
-            "auth.client_ca",
-            format!("cannot read {}: {err}", shown.display()),
-        )
-    })?;
-    Ok(Some(ClientAuth {
-        ca_pem,
-        required: auth.client_cert_required,
-    }))
-}
-
-fn validate_session(server: &RawServer, src: &Source<'_>) -> Result<SessionLimits> {
-    let mut session = SessionLimits::default();
-    let within = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| {
-        let n = *v.as_ref();
-        if (lo..=hi).contains(&n) {
-            Ok(n as u64)
-        } else {
-            Err(src.invalid(
-                v.span().start,
-                format!("server.{field}"),
-                format!("{n} must be within {lo}..={hi}"),
-            ))
-        }
-    };
-    if let Some(v) = &server.hello_timeout_ms {
-        session.hello_timeout = Duration::from_millis(within(v, "hello_timeout_ms", 1, 600_000)?);
-    }
-    if let Some(v) = &server.max_message_bytes {
-        session.max_message_bytes = within(v, "max_message_bytes", 256, 16 << 20)? as usize;
-    }
-    Ok(session)
-}
-
-fn validate_tls(server: &RawServer, src: &Source<'_>) -> Result<Option<TlsIdentity>> {
-    let read = |field: &str, path: &Spanned<String>| {
-        src.read_file(path.as_ref())
-            .map(|(_, bytes)| bytes)
-            .map_err(|err| {
-                let shown = src.resolve(path.as_ref());
-                src.invalid(
-                    path.span().start,
-                    format!("server.{field}"),
-                    format!("cannot read {}: {err}", shown.display()),
-                )
-            })
-    };
-    match (&server.tls_cert, &server.tls_key) {
-        (None, None) => Ok(None),
-        (Some(cert), Some(key)) => Ok(Some(TlsIdentity {
-            cert_pem: read("tls_cert", cert)?,
-            key_pem: read("tls_key", key)?,
-        })),
-        (Some(cert), None) => Err(src.invalid(
-            cert.span().start,
-            "server.tls_key",
-            "tls_cert is set but tls_key is missing",
-        )),
-        (None, Some(key)) => Err(src.invalid(
-            key.span().start,
-            "server.tls_cert",
-            "tls_key is set but tls_cert is missing",
-        )),
     }
 }
 

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use kubeknobs_proto::v1::{
@@ -147,35 +146,6 @@ impl Knobs for KnobsService {
     }
 }
 
-/// Waits for the first message, which must be a `Hello` with a protocol we speak.
-async fn await_hello(
-    inbound: &mut Streaming<ClientMessage>,
-    within: Duration,
-) -> Result<v1::Hello, Status> {
-    let first = tokio::time::timeout(within, inbound.message())
-        .await
-        .map_err(|_| {
-            Status::deadline_exceeded(format!(
-                "no Hello within {within:?} (server.hello_timeout_ms): a session must start with Hello"
-            ))
-        })??;
-    match first.and_then(|m| m.msg) {
-        Some(client_message::Msg::Hello(hello))
-            if hello.protocol_version == v1::PROTOCOL_VERSION =>
-        {
-            Ok(hello)
-        }
-        Some(client_message::Msg::Hello(hello)) => Err(Status::failed_precondition(format!(
-            "protocol version {} is not supported; this gateway speaks {}",
-            hello.protocol_version,
-            v1::PROTOCOL_VERSION
-        ))),
-        _ => Err(Status::invalid_argument(
-            "the first message of a session must be Hello",
-        )),
-    }
-}
-
 struct Session {
     shared: Arc<Shared>,
     identity: Identity,
@@ -280,39 +250,6 @@ impl Session {
         }
     }
 
-    /// Takes or releases the hold on a target this operator may change; a touch on anything else
-    /// (unknown, invisible, forbidden, held by someone else) is logged and changes nothing.
-    fn touch(&self, touch: v1::TouchEvent) {
-        let target = self
-            .shared
-            .catalog
-            .get(&touch.target)
-            .filter(|t| self.shared.policy.can_see(&self.identity, &t.name));
-        let Some(target) = target else {
-            tracing::warn!(operator = %self.operator, target_name = %touch.target, "touch of an unknown target ignored");
-            return;
-        };
-        let action = target.kind.action();
-        if let Err(err) = self
-            .shared
-            .policy
-            .authorize(&self.identity, &target.name, action)
-        {
-            tracing::warn!(operator = %self.operator, cause = %err, "touch ignored");
-            return;
-        }
-        match self
-            .shared
-            .holds
-            .touch(&target.name, &self.operator, self.member.id, touch.touched)
-        {
-            Ok(()) => {
-                tracing::debug!(operator = %self.operator, target_name = %target.name, touched = touch.touched, "touch")
-            }
-            Err(err) => tracing::info!(operator = %self.operator, cause = %err, "touch ignored"),
-        }
-    }
-
     fn reject(&self, event: &v1::ControlEvent, reason: RejectReason, message: String) {
         tracing::warn!(operator = %self.operator, target_name = %event.target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
         let old = self
@@ -344,6 +281,11 @@ impl Session {
         send_outcome(&self.tx, outcome);
     }
 }
+
+mod hello;
+mod touch;
+
+use hello::await_hello;
 
 fn state_update(states: Vec<v1::TargetState>) -> ServerMessage {
     ServerMessage {
