@@ -18,13 +18,15 @@ pub enum TargetKind {
     DeploymentReplicas,
     /// `spec.replicas` of an apps/v1 StatefulSet, via its scale subresource.
     StatefulSetReplicas,
+    /// `spec.paused` of an apps/v1 Deployment: a toggle (1 paused, 0 resumed).
+    DeploymentPaused,
 }
 
 impl TargetKind {
     /// The Kubernetes kind, lowercase, for messages ("deployment").
     pub fn object_kind(self) -> &'static str {
         match self {
-            TargetKind::DeploymentReplicas => "deployment",
+            TargetKind::DeploymentReplicas | TargetKind::DeploymentPaused => "deployment",
             TargetKind::StatefulSetReplicas => "statefulset",
         }
     }
@@ -33,13 +35,20 @@ impl TargetKind {
     pub fn action(self) -> Action {
         match self {
             TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas => Action::Move,
+            TargetKind::DeploymentPaused => Action::Toggle,
         }
+    }
+
+    /// True for on/off kinds, whose values are 0 and 1.
+    pub fn is_toggle(self) -> bool {
+        matches!(self, TargetKind::DeploymentPaused)
     }
 
     fn to_proto(self) -> v1::TargetKind {
         match self {
             TargetKind::DeploymentReplicas => v1::TargetKind::DeploymentReplicas,
             TargetKind::StatefulSetReplicas => v1::TargetKind::StatefulsetReplicas,
+            TargetKind::DeploymentPaused => v1::TargetKind::DeploymentPaused,
         }
     }
 }

@@ -312,3 +312,41 @@ async fn with_impersonation_each_write_names_the_operator_and_groups() {
         "watches stay the gateway's own"
     );
 }
+
+#[tokio::test]
+async fn a_pause_toggle_patches_spec_paused_and_the_watch_shows_it() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentPaused, 10.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 3);
+    rig.state_where("running (0)", |s| s["web"].desired == Some(0.0))
+        .await;
+    rig.set("web", 1, 1);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    assert_eq!(rig.api.paused("default", "web"), Some(true));
+    let patch = rig
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("a PATCH");
+    assert!(
+        patch.path.ends_with("/namespaces/default/deployments/web"),
+        "the object, not its scale: {}",
+        patch.path
+    );
+    let state = rig
+        .state_where("paused (1), credited to alice", |s| {
+            s["web"].desired == Some(1.0)
+        })
+        .await;
+    assert_eq!(state["web"].changed_by, "alice");
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(3),
+        "replicas untouched"
+    );
+    rig.set("web", 2, 0);
+    assert_eq!(rig.outcome(2).await.kind, OutcomeKind::Applied as i32);
+    assert_eq!(rig.api.paused("default", "web"), Some(false));
+    rig.state_where("resumed (0)", |s| s["web"].desired == Some(0.0))
+        .await;
+}

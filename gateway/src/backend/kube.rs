@@ -145,6 +145,23 @@ impl KubeBackend {
             TargetKind::StatefulSetReplicas => {
                 self.patch_scale::<StatefulSet>(client, target, value).await
             }
+            TargetKind::DeploymentPaused => {
+                let api: Api<Deployment> = Api::namespaced(client, &target.namespace);
+                let patch = Patch::Merge(serde_json::json!({ "spec": { "paused": value == 1 } }));
+                api.patch(&target.object, &self.params(target), &patch)
+                    .await
+                    .map(drop)
+                    .map_err(classify)
+            }
+        }
+    }
+
+    /// Patch parameters of every write: our field manager, and a dry run when configured.
+    fn params(&self, target: &TargetSpec) -> PatchParams {
+        PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            dry_run: target.dry_run,
+            ..Default::default()
         }
     }
 
@@ -161,13 +178,8 @@ impl KubeBackend {
             + Debug,
     {
         let api: Api<K> = Api::namespaced(client, &target.namespace);
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            dry_run: target.dry_run,
-            ..Default::default()
-        };
         let patch = Patch::Merge(serde_json::json!({ "spec": { "replicas": value } }));
-        api.patch_scale(&target.object, &params, &patch)
+        api.patch_scale(&target.object, &self.params(target), &patch)
             .await
             .map(drop)
             .map_err(classify)
@@ -183,10 +195,15 @@ impl KubeBackend {
         let run = async {
             match target.kind {
                 TargetKind::DeploymentReplicas => {
-                    self.watch_kind::<Deployment>(&target, &hub).await
+                    self.watch_kind::<Deployment>(&target, &hub, Replicated::observed)
+                        .await
                 }
                 TargetKind::StatefulSetReplicas => {
-                    self.watch_kind::<StatefulSet>(&target, &hub).await
+                    self.watch_kind::<StatefulSet>(&target, &hub, Replicated::observed)
+                        .await
+                }
+                TargetKind::DeploymentPaused => {
+                    self.watch_kind::<Deployment>(&target, &hub, paused).await
                 }
             }
         };
@@ -196,10 +213,9 @@ impl KubeBackend {
         }
     }
 
-    async fn watch_kind<K>(&self, target: &TargetSpec, hub: &StateHub)
+    async fn watch_kind<K>(&self, target: &TargetSpec, hub: &StateHub, observe: fn(&K) -> Observed)
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Replicated
             + Clone
             + DeserializeOwned
             + Debug
@@ -215,7 +231,7 @@ impl KubeBackend {
                 Ok(watcher::Event::Init) => seen = false,
                 Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
                     seen = true;
-                    hub.observe(&target.name, obj.observed());
+                    hub.observe(&target.name, observe(&obj));
                 }
                 Ok(watcher::Event::InitDone) if !seen => {
                     hub.set_error(&target.name, format!("{} not found", target.describe()))
@@ -278,6 +294,17 @@ impl Replicated for StatefulSet {
             ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
             manager: last_manager(self.metadata.managed_fields.as_deref()),
         }
+    }
+}
+
+/// What a watch observes of a Deployment's pause toggle: 1 paused, 0 running.
+fn paused(d: &Deployment) -> Observed {
+    let paused = d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
+    Observed {
+        desired: i32::from(paused),
+        current: None,
+        ready: None,
+        manager: last_manager(d.metadata.managed_fields.as_deref()),
     }
 }
 

@@ -71,6 +71,10 @@ impl Sandbox {
         }
         object.desired = value;
         object.written = true;
+        if target.kind.is_toggle() {
+            // A toggle has no pods to wait for: it is in effect at once.
+            object.ready = value;
+        }
         self.changed.notify_one();
         Ok(())
     }

@@ -66,7 +66,7 @@ struct RawTarget {
     name: Spanned<String>,
     #[serde(default = "default_min")]
     min: Spanned<i64>,
-    max: Spanned<i64>,
+    max: Option<Spanned<i64>>,
     #[serde(default = "default_rate")]
     max_writes_per_second: Spanned<f64>,
     initial: Option<Spanned<i64>>,
@@ -199,11 +199,12 @@ fn validate_target(
     let kind = match t.kind.as_ref().as_str() {
         "deployment-replicas" => TargetKind::DeploymentReplicas,
         "statefulset-replicas" => TargetKind::StatefulSetReplicas,
+        "deployment-paused" => TargetKind::DeploymentPaused,
         other => {
             return Err(src.invalid(
                 t.kind.span().start,
                 field("kind"),
-                format!("unknown kind {other:?}: expected \"deployment-replicas\" or \"statefulset-replicas\""),
+                format!("unknown kind {other:?}: expected \"deployment-replicas\", \"statefulset-replicas\" or \"deployment-paused\""),
             ));
         }
     };
@@ -214,7 +215,16 @@ fn validate_target(
             "the Kubernetes object name must not be empty",
         ));
     }
-    let (min, max) = (*t.min.as_ref(), *t.max.as_ref());
+    let max_at = t.max.as_ref().map_or(raw.span().start, |m| m.span().start);
+    let (min, max) = match (&t.max, kind.is_toggle()) {
+        // A toggle is off (0) or on (1), whatever min/max say.
+        (_, true) => (0, 1),
+        (Some(max), false) => (*t.min.as_ref(), *max.as_ref()),
+        (None, false) => {
+            let message = "required: the most replicas an operator may set";
+            return Err(src.invalid(raw.span().start, field("max"), message));
+        }
+    };
     if !(0..=MAX_REPLICAS).contains(&min) {
         return Err(src.invalid(
             at(t.min.span()),
@@ -224,7 +234,7 @@ fn validate_target(
     }
     if !(0..=MAX_REPLICAS).contains(&max) || max < min {
         return Err(src.invalid(
-            at(t.max.span()),
+            max_at,
             field("max"),
             format!("{max} must be within {min}..={MAX_REPLICAS} (at least min)"),
         ));

@@ -182,3 +182,18 @@ fn policy_rules_are_validated_with_their_line() {
     let ops = crate::auth::Identity::new("x", vec!["ops".into()]);
     assert!(config.policy.can_see(&ops, "web"));
 }
+
+#[test]
+fn a_pause_toggle_is_zero_to_one_and_replica_kinds_need_max() {
+    let toggle = GOOD.replace("deployment-replicas", "deployment-paused");
+    let web = parse(&toggle)
+        .expect("valid")
+        .catalog
+        .get("web")
+        .cloned()
+        .expect("web");
+    assert_eq!((web.min, web.max), (0, 1));
+    assert_eq!(web.kind.action(), crate::policy::Action::Toggle);
+    let err = error_of(&GOOD.replace("max = 20\n", ""));
+    assert!(err.contains("targets.web.max: required"), "{err}");
+}

@@ -147,6 +147,13 @@ impl FakeApiServer {
         format!("http://{}", self.inner.addr)
     }
 
+    /// `spec.paused` of a Deployment, if it exists.
+    pub fn paused(&self, ns: &str, name: &str) -> Option<bool> {
+        lock(&self.inner.shared.store)
+            .get(&key(Kind::Deployment, ns, name))
+            .map(|w| w.paused)
+    }
+
     /// Makes TokenReview authenticate `token` as `username` in `groups`.
     pub fn add_token(&self, token: &str, username: &str, groups: &[&str]) {
         let groups = groups.iter().map(|g| g.to_string()).collect();

@@ -42,6 +42,9 @@ pub(crate) fn item(w: &Workload) -> Value {
     if w.kind == Kind::StatefulSet {
         spec["serviceName"] = json!(w.name);
     }
+    if w.paused {
+        spec["paused"] = json!(true);
+    }
     json!({
         "metadata": {
             "name": w.name,

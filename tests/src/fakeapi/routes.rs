@@ -4,7 +4,7 @@
 //! GET            /version
 //! GET            /apis/apps/v1/{deployments|statefulsets}                     list / watch, all namespaces
 //! GET            /apis/apps/v1/namespaces/{ns}/{deployments|statefulsets}     list / watch
-//! GET            /apis/apps/v1/namespaces/{ns}/{resource}/{name}              the object
+//! GET|PATCH      /apis/apps/v1/namespaces/{ns}/{resource}/{name}              the object (PATCH: spec.paused)
 //! GET|PATCH|PUT  /apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale        autoscaling/v1 Scale
 //! POST           /apis/authentication.k8s.io/v1/tokenreviews                  TokenReview
 //! ```
@@ -48,7 +48,7 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/apis/apps/v1/namespaces/{ns}/{resource}", get(collection))
         .route(
             "/apis/apps/v1/namespaces/{ns}/{resource}/{name}",
-            get(get_object),
+            get(get_object).patch(patch_object),
         )
         .route(
             "/apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale",
@@ -152,6 +152,44 @@ fn render_stored(
         .get(&(kind, ns, name.clone()))
         .ok_or_else(|| ApiError::not_found(kind, &name))?;
     Ok(Json(render(found)).into_response())
+}
+
+/// A merge patch of a Deployment's `spec.paused`, the one object field the fake lets clients set.
+async fn patch_object(
+    State(app): State<AppState>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Answer {
+    let Path((ns, resource, name)) = path.map_err(rejected)?;
+    let params = Params::parse(q.as_deref());
+    let dry_run = params.dry_run()?;
+    let patch: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid patch body: {e}")))?;
+    let paused = patch
+        .pointer("/spec/paused")
+        .and_then(serde_json::Value::as_bool)
+        .ok_or_else(|| ApiError::new(422, "the fake only patches spec.paused (a boolean)"))?;
+    let manager = params
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown")
+        .to_owned();
+    let writer = Writer {
+        manager: &manager,
+        operation: "Update",
+        subresource: None,
+    };
+    let written = lock(&app.shared.store).set_paused(
+        &(kind(&resource)?, ns, name),
+        paused,
+        &writer,
+        dry_run,
+    )?;
+    if !dry_run {
+        app.shared.writes.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(Json(object::object(&written)).into_response())
 }
 
 async fn patch_scale(

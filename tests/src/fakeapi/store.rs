@@ -33,6 +33,8 @@ pub(crate) struct Workload {
     pub(crate) generation: i64,
     pub(crate) observed_generation: i64,
     pub(crate) spec_replicas: i32,
+    /// `spec.paused` (Deployments).
+    pub(crate) paused: bool,
     pub(crate) status_replicas: i32,
     pub(crate) ready_replicas: i32,
     pub(crate) managed_fields: Vec<ManagedField>,
@@ -149,6 +151,7 @@ impl Store {
             generation: 1,
             observed_generation: 1,
             spec_replicas: replicas,
+            paused: false,
             status_replicas: replicas,
             ready_replicas: replicas,
             managed_fields: vec![
@@ -198,6 +201,38 @@ impl Store {
         next.spec_replicas = replicas;
         next.generation += 1;
         take_ownership(&mut next.managed_fields, writer, |f| &mut f.replicas);
+        Ok(self.commit(EventType::Modified, next))
+    }
+
+    /// Sets `spec.paused` of a Deployment with a merge patch of the object; `dry_run` validates
+    /// and answers without storing. (The fake books the field under the writer's "rest" group.)
+    pub(crate) fn set_paused(
+        &mut self,
+        key: &Key,
+        paused: bool,
+        writer: &Writer<'_>,
+        dry_run: bool,
+    ) -> Result<Workload, ApiError> {
+        let (kind, _, name) = key;
+        let current = self
+            .objects
+            .get(key)
+            .ok_or_else(|| ApiError::not_found(*kind, name))?;
+        if *kind != Kind::Deployment {
+            return Err(ApiError::invalid(
+                name,
+                "spec.paused: Forbidden: only Deployments pause".to_owned(),
+            ));
+        }
+        if paused == current.paused || dry_run {
+            let mut answer = current.clone();
+            answer.paused = paused;
+            return Ok(answer);
+        }
+        let mut next = current.clone();
+        next.paused = paused;
+        next.generation += 1;
+        take_ownership(&mut next.managed_fields, writer, |f| &mut f.rest);
         Ok(self.commit(EventType::Modified, next))
     }
 
