@@ -20,13 +20,17 @@ pub enum TargetKind {
     StatefulSetReplicas,
     /// `spec.paused` of an apps/v1 Deployment: a toggle (1 paused, 0 resumed).
     DeploymentPaused,
+    /// Rollout restart of an apps/v1 Deployment: a button (1 restarts; 0, the release, is a no-op).
+    DeploymentRestart,
 }
 
 impl TargetKind {
     /// The Kubernetes kind, lowercase, for messages ("deployment").
     pub fn object_kind(self) -> &'static str {
         match self {
-            TargetKind::DeploymentReplicas | TargetKind::DeploymentPaused => "deployment",
+            TargetKind::DeploymentReplicas
+            | TargetKind::DeploymentPaused
+            | TargetKind::DeploymentRestart => "deployment",
             TargetKind::StatefulSetReplicas => "statefulset",
         }
     }
@@ -36,6 +40,7 @@ impl TargetKind {
         match self {
             TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas => Action::Move,
             TargetKind::DeploymentPaused => Action::Toggle,
+            TargetKind::DeploymentRestart => Action::Restart,
         }
     }
 
@@ -44,11 +49,17 @@ impl TargetKind {
         matches!(self, TargetKind::DeploymentPaused)
     }
 
+    /// True for buttons that do something once per press (1), with a cooldown.
+    pub fn is_one_shot(self) -> bool {
+        matches!(self, TargetKind::DeploymentRestart)
+    }
+
     fn to_proto(self) -> v1::TargetKind {
         match self {
             TargetKind::DeploymentReplicas => v1::TargetKind::DeploymentReplicas,
             TargetKind::StatefulSetReplicas => v1::TargetKind::StatefulsetReplicas,
             TargetKind::DeploymentPaused => v1::TargetKind::DeploymentPaused,
+            TargetKind::DeploymentRestart => v1::TargetKind::DeploymentRestart,
         }
     }
 }
@@ -76,6 +87,8 @@ pub struct TargetSpec {
     pub max_step: Option<i32>,
     /// Writes are server-side dry runs (`dryRun=All`): checked by the API server, never persisted.
     pub dry_run: bool,
+    /// For one-shot kinds: the least time between two presses that act (`cooldown_ms`).
+    pub cooldown: std::time::Duration,
 }
 
 /// A value refused before it reached the cluster.
@@ -198,6 +211,7 @@ mod tests {
             sandbox_initial: 1,
             max_step: None,
             dry_run: false,
+            cooldown: std::time::Duration::ZERO,
         }
     }
 

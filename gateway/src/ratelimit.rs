@@ -8,6 +8,8 @@
 //!   tokio's here, so the limits are tested with `tokio::time::pause`.)
 //! - **Sessions per operator** are counted; a session over the limit is refused with
 //!   `RESOURCE_EXHAUSTED`, and the count drops when a session ends ([`SessionPermit`]).
+//! - **Cooldowns** ([`Cooldowns`]): a one-shot target (rollout restart) acts at most once per
+//!   its `cooldown_ms`, whoever presses; presses in between are answered `rate limited`.
 //! - **Writes per second for the whole gateway** ([`WriteBudget`]): every target's writer waits
 //!   for its turn before each write. Turns are handed out first come, first served (a FIFO
 //!   tokio mutex), and a writer has at most one write waiting, so a busy target cannot starve a
@@ -181,6 +183,29 @@ impl SessionPermit {
 impl Drop for SessionPermit {
     fn drop(&mut self) {
         self.state.sessions.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Cooldowns of one-shot targets: the last time each acted.
+#[derive(Debug, Default)]
+pub struct Cooldowns {
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl Cooldowns {
+    /// Starts `target`'s action now unless it acted less than `cooldown` ago; then says how
+    /// long is left.
+    pub fn try_start(&self, target: &str, cooldown: Duration) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = last.get(target) {
+            let ready = *at + cooldown;
+            if now < ready {
+                return Err(ready - now);
+            }
+        }
+        last.insert(target.to_owned(), now);
+        Ok(())
     }
 }
 

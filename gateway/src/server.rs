@@ -115,6 +115,7 @@ pub async fn serve(
         limits: OperatorLimits::new(config.limits.clone()),
         roster: Arc::default(),
         holds: Holds::new(config.limits.touch_grace),
+        cooldowns: Default::default(),
         audit,
         reviewer: match (config.token_review, backend.as_ref()) {
             (false, _) => None,

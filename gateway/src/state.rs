@@ -153,6 +153,7 @@ mod tests {
                 sandbox_initial: 0,
                 max_step: None,
                 dry_run: false,
+                cooldown: std::time::Duration::ZERO,
             });
         }
         StateHub::new(&catalog)

@@ -38,6 +38,7 @@ fn target(name: &str, kind: TargetKind, rate: f64) -> TargetSpec {
         sandbox_initial: 0,
         max_step: None,
         dry_run: false,
+        cooldown: std::time::Duration::ZERO,
     }
 }
 
@@ -349,4 +350,23 @@ async fn a_pause_toggle_patches_spec_paused_and_the_watch_shows_it() {
     assert_eq!(rig.api.paused("default", "web"), Some(false));
     rig.state_where("resumed (0)", |s| s["web"].desired == Some(0.0))
         .await;
+}
+
+#[tokio::test]
+async fn a_restart_button_annotates_the_pod_template_like_kubectl() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentRestart, 10.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 3);
+    assert_eq!(rig.api.restarted_at("default", "web"), None);
+    rig.set("web", 1, 1);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    let at = rig.api.restarted_at("default", "web").expect("annotated");
+    assert!(at.ends_with('Z'), "an RFC 3339 time: {at}");
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(3)
+    );
+    rig.state_where("the restart by kubeknobs", |s| {
+        s["web"].changed_by == "kubeknobs" || s["web"].changed_by == "alice"
+    })
+    .await;
 }

@@ -211,3 +211,35 @@ async fn an_oversized_message_ends_the_session_and_changes_nothing() {
             .all(|t| t.state.as_ref().and_then(|s| s.desired) == Some(0.0))
     );
 }
+
+#[tokio::test]
+async fn a_restart_button_acts_once_per_cooldown_and_its_release_changes_nothing() {
+    let config = r#"
+[targets.roll]
+kind = "deployment-restart"
+name = "web"
+cooldown_ms = 60000
+"#;
+    let gw = Gateway::start(config).await;
+    let (alice, mut alice_rx, welcome) = gw.welcome("alice-token").await;
+    let bounds = welcome.targets[0].bounds.expect("bounds");
+    assert_eq!((bounds.min, bounds.max), (0.0, 1.0));
+    alice.send(control(1, "roll", 1.0)).await.expect("send");
+    assert_eq!(
+        outcome(&mut alice_rx, 1).await.kind,
+        OutcomeKind::Applied as i32
+    );
+    alice.send(control(2, "roll", 0.0)).await.expect("send");
+    let released = outcome(&mut alice_rx, 2).await;
+    assert_eq!(released.kind, OutcomeKind::Applied as i32);
+    assert!(
+        released.message.contains("released"),
+        "{}",
+        released.message
+    );
+    let (bob, mut bob_rx, _) = gw.welcome("bob-token").await;
+    bob.send(control(1, "roll", 1.0)).await.expect("send");
+    let o = outcome(&mut bob_rx, 1).await;
+    assert_eq!(o.reason, RejectReason::RateLimited as i32, "{o:?}");
+    assert!(o.message.contains("cooldown"), "{}", o.message);
+}

@@ -145,6 +145,21 @@ impl KubeBackend {
             TargetKind::StatefulSetReplicas => {
                 self.patch_scale::<StatefulSet>(client, target, value).await
             }
+            TargetKind::DeploymentRestart if value == 0 => Ok(()),
+            TargetKind::DeploymentRestart => {
+                // What `kubectl rollout restart` does: a new template annotation rolls the pods.
+                let api: Api<Deployment> = Api::namespaced(client, &target.namespace);
+                let annotation = serde_json::json!({
+                    "kubectl.kubernetes.io/restartedAt": crate::audit::Record::now()
+                });
+                let patch = Patch::Merge(serde_json::json!({
+                    "spec": { "template": { "metadata": { "annotations": annotation } } }
+                }));
+                api.patch(&target.object, &self.params(target), &patch)
+                    .await
+                    .map(drop)
+                    .map_err(classify)
+            }
             TargetKind::DeploymentPaused => {
                 let api: Api<Deployment> = Api::namespaced(client, &target.namespace);
                 let patch = Patch::Merge(serde_json::json!({ "spec": { "paused": value == 1 } }));
@@ -204,6 +219,10 @@ impl KubeBackend {
                 }
                 TargetKind::DeploymentPaused => {
                     self.watch_kind::<Deployment>(&target, &hub, paused).await
+                }
+                TargetKind::DeploymentRestart => {
+                    self.watch_kind::<Deployment>(&target, &hub, restarted)
+                        .await
                 }
             }
         };
@@ -302,6 +321,16 @@ fn paused(d: &Deployment) -> Observed {
     let paused = d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
     Observed {
         desired: i32::from(paused),
+        current: None,
+        ready: None,
+        manager: last_manager(d.metadata.managed_fields.as_deref()),
+    }
+}
+
+/// What a watch observes of a restart button: nothing to hold down (0), and who restarted last.
+fn restarted(d: &Deployment) -> Observed {
+    Observed {
+        desired: 0,
         current: None,
         ready: None,
         manager: last_manager(d.metadata.managed_fields.as_deref()),

@@ -69,8 +69,13 @@ impl Sandbox {
             // Like the API server's dry run: checked, not persisted.
             return Ok(());
         }
-        object.desired = value;
         object.written = true;
+        if target.kind.is_one_shot() {
+            // A restart changes no value the sandbox shows, only who acted last.
+            self.changed.notify_one();
+            return Ok(());
+        }
+        object.desired = value;
         if target.kind.is_toggle() {
             // A toggle has no pods to wait for: it is in effect at once.
             object.ready = value;
@@ -144,6 +149,7 @@ mod tests {
             sandbox_initial: 2,
             max_step: None,
             dry_run: false,
+            cooldown: std::time::Duration::ZERO,
         });
         let sandbox = Arc::new(Sandbox::new(&catalog));
         let hub = Arc::new(StateHub::new(&catalog));

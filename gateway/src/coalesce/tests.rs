@@ -70,6 +70,7 @@ fn web(rate: f64) -> Arc<TargetSpec> {
         sandbox_initial: 0,
         max_step: None,
         dry_run: false,
+        cooldown: std::time::Duration::ZERO,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -73,6 +74,7 @@ struct RawTarget {
     max_step: Option<Spanned<i64>>,
     #[serde(default)]
     dry_run: bool,
+    cooldown_ms: Option<Spanned<i64>>,
 }
 
 fn default_namespace() -> String {
@@ -89,6 +91,8 @@ fn default_rate() -> Spanned<f64> {
 
 /// The most replicas a target may be configured for; guards against typos like `max = 20000`.
 const MAX_REPLICAS: i64 = 10_000;
+/// The cooldown of one-shot targets without `cooldown_ms`.
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
 /// The highest write rate a target may be configured for.
 const MAX_RATE: f64 = 100.0;
 
@@ -200,11 +204,12 @@ fn validate_target(
         "deployment-replicas" => TargetKind::DeploymentReplicas,
         "statefulset-replicas" => TargetKind::StatefulSetReplicas,
         "deployment-paused" => TargetKind::DeploymentPaused,
+        "deployment-restart" => TargetKind::DeploymentRestart,
         other => {
             return Err(src.invalid(
                 t.kind.span().start,
                 field("kind"),
-                format!("unknown kind {other:?}: expected \"deployment-replicas\", \"statefulset-replicas\" or \"deployment-paused\""),
+                format!("unknown kind {other:?}: expected \"deployment-replicas\", \"statefulset-replicas\", \"deployment-paused\" or \"deployment-restart\""),
             ));
         }
     };
@@ -219,6 +224,7 @@ fn validate_target(
     let (min, max) = match (&t.max, kind.is_toggle()) {
         // A toggle is off (0) or on (1), whatever min/max say.
         (_, true) => (0, 1),
+        _ if kind.is_one_shot() => (0, 1),
         (Some(max), false) => (*t.min.as_ref(), *max.as_ref()),
         (None, false) => {
             let message = "required: the most replicas an operator may set";
@@ -269,6 +275,15 @@ fn validate_target(
         Some(v) => Some(*v.as_ref() as i32),
         None => None,
     };
+    let cooldown = match &t.cooldown_ms {
+        Some(v) if !(0..=86_400_000).contains(v.as_ref()) => {
+            let message = format!("{} must be within 0..=86400000", v.as_ref());
+            return Err(src.invalid(v.span().start, field("cooldown_ms"), message));
+        }
+        Some(v) => Duration::from_millis(*v.as_ref() as u64),
+        None if kind.is_one_shot() => DEFAULT_COOLDOWN,
+        None => Duration::ZERO,
+    };
     Ok(TargetSpec {
         name: name.as_ref().clone(),
         kind,
@@ -280,6 +295,7 @@ fn validate_target(
         sandbox_initial: initial as i32,
         max_step,
         dry_run: t.dry_run,
+        cooldown,
     })
 }
 

@@ -77,3 +77,18 @@ async fn the_write_budget_is_shared_round_robin() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_acts_once_per_cooldown() {
+    let cooldowns = Cooldowns::default();
+    let cooldown = Duration::from_secs(10);
+    assert_eq!(cooldowns.try_start("web", cooldown), Ok(()));
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(
+        cooldowns.try_start("web", cooldown),
+        Err(Duration::from_secs(6))
+    );
+    assert_eq!(cooldowns.try_start("db", cooldown), Ok(()), "per target");
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(cooldowns.try_start("web", cooldown), Ok(()));
+}

@@ -27,7 +27,7 @@ use crate::coalesce::{Coalescer, Reply, Submission, send_outcome};
 use crate::config::SessionLimits;
 use crate::policy::Policy;
 use crate::presence::{Member, Roster};
-use crate::ratelimit::{OperatorLimits, SessionPermit};
+use crate::ratelimit::{Cooldowns, OperatorLimits, SessionPermit};
 use crate::state::{self, StateHub};
 use crate::touch::Holds;
 
@@ -48,6 +48,8 @@ pub struct Shared {
     pub roster: Arc<Roster>,
     /// Who holds which target's control.
     pub holds: Holds,
+    /// When each one-shot target last acted.
+    pub cooldowns: Cooldowns,
     /// The audit trail.
     pub audit: Arc<Audit>,
     /// Checks bearer tokens no operator has with the cluster (`auth.token_review`).
@@ -237,6 +239,24 @@ impl Session {
             Ok(value) => value,
             Err(refusal) => return self.reject(&event, refusal.reason, refusal.message),
         };
+        if target.kind.is_one_shot() {
+            if value == 0 {
+                return self.released(&event);
+            }
+            if let Err(left) = self
+                .shared
+                .cooldowns
+                .try_start(&target.name, target.cooldown)
+            {
+                let message = format!(
+                    "rate limited: cooldown: target {} acted less than {:?} ago (cooldown_ms); try again in {} ms",
+                    target.name,
+                    target.cooldown,
+                    left.as_millis().max(1)
+                );
+                return self.reject(&event, RejectReason::RateLimited, message);
+            }
+        }
         tracing::debug!(operator = %self.operator, target_name = %target.name, value, seq = event.seq, "control");
         if let Some(coalescer) = self.shared.coalescers.get(&target.name) {
             coalescer.submit(Submission {
@@ -248,6 +268,19 @@ impl Session {
                 received,
             });
         }
+    }
+
+    /// Answers the release (0) of a one-shot button: nothing to do, nothing changed.
+    fn released(&self, event: &v1::ControlEvent) {
+        let outcome = v1::Outcome {
+            seq: event.seq,
+            target: event.target.clone(),
+            value: event.value,
+            kind: OutcomeKind::Applied as i32,
+            reason: RejectReason::Unspecified as i32,
+            message: "button released: nothing to do".to_owned(),
+        };
+        send_outcome(&self.tx, outcome);
     }
 
     fn reject(&self, event: &v1::ControlEvent, reason: RejectReason, message: String) {

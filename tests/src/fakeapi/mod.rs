@@ -154,6 +154,13 @@ impl FakeApiServer {
             .map(|w| w.paused)
     }
 
+    /// The restartedAt annotation of a Deployment's pod template, if set.
+    pub fn restarted_at(&self, ns: &str, name: &str) -> Option<String> {
+        lock(&self.inner.shared.store)
+            .get(&key(Kind::Deployment, ns, name))
+            .and_then(|w| w.restarted_at.clone())
+    }
+
     /// Makes TokenReview authenticate `token` as `username` in `groups`.
     pub fn add_token(&self, token: &str, username: &str, groups: &[&str]) {
         let groups = groups.iter().map(|g| g.to_string()).collect();

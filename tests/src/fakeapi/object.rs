@@ -45,6 +45,10 @@ pub(crate) fn item(w: &Workload) -> Value {
     if w.paused {
         spec["paused"] = json!(true);
     }
+    if let Some(at) = &w.restarted_at {
+        spec["template"]["metadata"]["annotations"] =
+            json!({ "kubectl.kubernetes.io/restartedAt": at });
+    }
     json!({
         "metadata": {
             "name": w.name,

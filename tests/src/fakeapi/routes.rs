@@ -4,7 +4,7 @@
 //! GET            /version
 //! GET            /apis/apps/v1/{deployments|statefulsets}                     list / watch, all namespaces
 //! GET            /apis/apps/v1/namespaces/{ns}/{deployments|statefulsets}     list / watch
-//! GET|PATCH      /apis/apps/v1/namespaces/{ns}/{resource}/{name}              the object (PATCH: spec.paused)
+//! GET|PATCH      /apis/apps/v1/namespaces/{ns}/{resource}/{name}              the object (PATCH: paused, restartedAt)
 //! GET|PATCH|PUT  /apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale        autoscaling/v1 Scale
 //! POST           /apis/authentication.k8s.io/v1/tokenreviews                  TokenReview
 //! ```
@@ -154,7 +154,8 @@ fn render_stored(
     Ok(Json(render(found)).into_response())
 }
 
-/// A merge patch of a Deployment's `spec.paused`, the one object field the fake lets clients set.
+/// A merge patch of a Deployment's `spec.paused` or restartedAt template annotation, the object
+/// fields the fake lets clients set.
 async fn patch_object(
     State(app): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
@@ -168,8 +169,15 @@ async fn patch_object(
         .map_err(|e| ApiError::bad_request(format!("invalid patch body: {e}")))?;
     let paused = patch
         .pointer("/spec/paused")
-        .and_then(serde_json::Value::as_bool)
-        .ok_or_else(|| ApiError::new(422, "the fake only patches spec.paused (a boolean)"))?;
+        .and_then(serde_json::Value::as_bool);
+    let restarted_at = patch
+        .pointer("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    if paused.is_none() && restarted_at.is_none() {
+        let message = "the fake only patches spec.paused and the restartedAt template annotation";
+        return Err(ApiError::new(422, message));
+    }
     let manager = params
         .get("fieldManager")
         .filter(|m| !m.is_empty())
@@ -180,9 +188,10 @@ async fn patch_object(
         operation: "Update",
         subresource: None,
     };
-    let written = lock(&app.shared.store).set_paused(
+    let written = lock(&app.shared.store).patch_deployment(
         &(kind(&resource)?, ns, name),
         paused,
+        restarted_at,
         &writer,
         dry_run,
     )?;

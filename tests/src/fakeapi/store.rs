@@ -35,6 +35,8 @@ pub(crate) struct Workload {
     pub(crate) spec_replicas: i32,
     /// `spec.paused` (Deployments).
     pub(crate) paused: bool,
+    /// The pod template's `kubectl.kubernetes.io/restartedAt` annotation (Deployments).
+    pub(crate) restarted_at: Option<String>,
     pub(crate) status_replicas: i32,
     pub(crate) ready_replicas: i32,
     pub(crate) managed_fields: Vec<ManagedField>,
@@ -152,6 +154,7 @@ impl Store {
             observed_generation: 1,
             spec_replicas: replicas,
             paused: false,
+            restarted_at: None,
             status_replicas: replicas,
             ready_replicas: replicas,
             managed_fields: vec![
@@ -204,12 +207,14 @@ impl Store {
         Ok(self.commit(EventType::Modified, next))
     }
 
-    /// Sets `spec.paused` of a Deployment with a merge patch of the object; `dry_run` validates
-    /// and answers without storing. (The fake books the field under the writer's "rest" group.)
-    pub(crate) fn set_paused(
+    /// Changes a Deployment's `spec.paused` and/or its template's restartedAt annotation (a
+    /// merge patch of the object); `dry_run` validates and answers without storing. (The fake
+    /// books these fields under the writer's "rest" group.)
+    pub(crate) fn patch_deployment(
         &mut self,
         key: &Key,
-        paused: bool,
+        paused: Option<bool>,
+        restarted_at: Option<String>,
         writer: &Writer<'_>,
         dry_run: bool,
     ) -> Result<Workload, ApiError> {
@@ -219,18 +224,15 @@ impl Store {
             .get(key)
             .ok_or_else(|| ApiError::not_found(*kind, name))?;
         if *kind != Kind::Deployment {
-            return Err(ApiError::invalid(
-                name,
-                "spec.paused: Forbidden: only Deployments pause".to_owned(),
-            ));
-        }
-        if paused == current.paused || dry_run {
-            let mut answer = current.clone();
-            answer.paused = paused;
-            return Ok(answer);
+            let message = "spec: Forbidden: only Deployments pause and restart".to_owned();
+            return Err(ApiError::invalid(name, message));
         }
         let mut next = current.clone();
-        next.paused = paused;
+        next.paused = paused.unwrap_or(current.paused);
+        next.restarted_at = restarted_at.or_else(|| current.restarted_at.clone());
+        if (next.paused == current.paused && next.restarted_at == current.restarted_at) || dry_run {
+            return Ok(next);
+        }
         next.generation += 1;
         take_ownership(&mut next.managed_fields, writer, |f| &mut f.rest);
         Ok(self.commit(EventType::Modified, next))
