@@ -118,6 +118,7 @@ pub(crate) async fn serve(
         clients: clients.clone(),
         link,
         feedback: feedback_tx.clone(),
+        arm_address: config.osc.arm_address.clone(),
     };
     let feedback = feedback::Feedback::new(
         socket,

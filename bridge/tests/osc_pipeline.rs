@@ -33,6 +33,7 @@ fn config(gateway: SocketAddr, feedback_port: u16) -> Config {
         feedback_port,
         client_timeout: Duration::from_secs(300),
         presence_label: None,
+        arm_address: None,
         mappings: Mappings::new(vec![fader]),
     };
     let gateway = GatewayConfig {

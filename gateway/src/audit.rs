@@ -131,6 +131,7 @@ pub fn reason_name(reason: kubeknobs_proto::v1::RejectReason) -> &'static str {
         R::ClusterError => "cluster error",
         R::InvalidValue => "invalid value",
         R::Held => "held",
+        R::NotArmed => "not armed",
     }
 }
 

@@ -89,6 +89,8 @@ pub struct TargetSpec {
     pub dry_run: bool,
     /// For one-shot kinds: the least time between two presses that act (`cooldown_ms`).
     pub cooldown: std::time::Duration,
+    /// Changes need the session's arm control held (`requires_arm`).
+    pub requires_arm: bool,
 }
 
 /// A value refused before it reached the cluster.
@@ -212,6 +214,7 @@ mod tests {
             max_step: None,
             dry_run: false,
             cooldown: std::time::Duration::ZERO,
+            requires_arm: false,
         }
     }
 

@@ -154,6 +154,7 @@ mod tests {
                 max_step: None,
                 dry_run: false,
                 cooldown: std::time::Duration::ZERO,
+                requires_arm: false,
             });
         }
         StateHub::new(&catalog)

@@ -39,6 +39,7 @@ fn target(name: &str, kind: TargetKind, rate: f64) -> TargetSpec {
         max_step: None,
         dry_run: false,
         cooldown: std::time::Duration::ZERO,
+        requires_arm: false,
     }
 }
 

@@ -243,3 +243,37 @@ cooldown_ms = 60000
     assert_eq!(o.reason, RejectReason::RateLimited as i32, "{o:?}");
     assert!(o.message.contains("cooldown"), "{}", o.message);
 }
+
+#[tokio::test]
+async fn a_destructive_target_needs_the_arm_control_held() {
+    use kubeknobs_proto::v1::{ArmEvent, ClientMessage, client_message};
+    let arm = |armed| ClientMessage {
+        msg: Some(client_message::Msg::Arm(ArmEvent { armed })),
+    };
+    let config = r#"
+[targets.web]
+kind = "deployment-replicas"
+name = "web"
+max = 10
+initial = 3
+requires_arm = true
+"#;
+    let gw = Gateway::start(config).await;
+    let (alice, mut alice_rx, _) = gw.welcome("alice-token").await;
+    alice.send(control(1, "web", 0.0)).await.expect("send");
+    let o = outcome(&mut alice_rx, 1).await;
+    assert_eq!(o.reason, RejectReason::NotArmed as i32, "{o:?}");
+    assert!(o.message.contains("hold the arm control"), "{}", o.message);
+    alice.send(arm(true)).await.expect("send");
+    alice.send(control(2, "web", 0.0)).await.expect("send");
+    assert_eq!(
+        outcome(&mut alice_rx, 2).await.kind,
+        OutcomeKind::Applied as i32
+    );
+    alice.send(arm(false)).await.expect("send");
+    alice.send(control(3, "web", 5.0)).await.expect("send");
+    assert_eq!(
+        outcome(&mut alice_rx, 3).await.reason,
+        RejectReason::NotArmed as i32
+    );
+}

@@ -1,4 +1,4 @@
-//! Touch ownership and presence: over gRPC with two sessions, and end to end with two real
+//! Touch ownership, presence and arming: over gRPC with two sessions, and end to end with real
 //! bridges whose phones are liblo's `oscsend`/`oscdump`.
 
 use std::path::Path;
@@ -143,4 +143,30 @@ fn two_bridges_a_touch_on_one_phone_holds_the_fader_against_the_other() {
     gateway.process.wait_for(&["rejected", "held by alice"]);
     // Bob's phone shows who is connected.
     bob_phone.wait_for("/1/presence", "\"alice bob\"");
+}
+
+#[test]
+fn a_bridge_arm_button_unlocks_a_destructive_target_while_held() {
+    kubeknobs_tests::harness::require_tool("oscsend");
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_certs(dir.path());
+    let config = gateway_config("backend = \"sandbox\"", "default", "web")
+        .replace("initial = 2", "initial = 2\nrequires_arm = true");
+    let gateway = Gateway::start(dir.path(), &config);
+    let phone = OscDump::start();
+    let alice = bridge(
+        dir.path(),
+        &gateway,
+        &phone,
+        TOKEN,
+        "arm_address = \"/1/push1\"",
+    );
+    alice.process.wait_for(&["connected", "alice"]);
+    osc_send(alice.osc_port, "/1/fader1", "f", "0.5");
+    alice
+        .process
+        .wait_for(&["control event rejected", "REJECT_REASON_NOT_ARMED"]);
+    osc_send(alice.osc_port, "/1/push1", "f", "1");
+    osc_send(alice.osc_port, "/1/fader1", "f", "0.5");
+    gateway.process.wait_for(&["applied", "value=10"]);
 }

@@ -151,6 +151,13 @@ fn osc(src: &Source<'_>, raw: &RawOsc) -> Result<OscConfig> {
         Some(l) => Some(l.get_ref().clone()),
         None => None,
     };
+    let arm_address = match &raw.arm_address {
+        Some(a) if rosc::address::verify_address(a.get_ref()).is_err() => {
+            return Err(src.at(a, "osc.arm_address", "must be an OSC address like /1/push1"));
+        }
+        Some(a) => Some(a.get_ref().clone()),
+        None => None,
+    };
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut list = Vec::with_capacity(raw.mappings.len());
     for (i, m) in raw.mappings.iter().enumerate() {
@@ -171,6 +178,7 @@ fn osc(src: &Source<'_>, raw: &RawOsc) -> Result<OscConfig> {
         feedback_port,
         client_timeout,
         presence_label,
+        arm_address,
         mappings: Mappings::new(list),
     })
 }

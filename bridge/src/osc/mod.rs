@@ -2,7 +2,7 @@
 //!
 //! One tokio `UdpSocket` receives into a `rosc::decoder::MTU` buffer; each packet is decoded and
 //! its bundles flattened. A mapped address becomes a move handed to the uplink; an unknown
-//! address is logged at info; `<mapped address>/z` (TouchOSC's touch/release) becomes a touch; a malformed packet is logged with its sender and skipped. Nothing a
+//! address is logged at info; `<mapped address>/z` (TouchOSC's touch/release) becomes a touch; `osc.arm_address` arms; a malformed packet is logged with its sender and skipped. Nothing a
 //! client sends can stop the loop. Every sender is recorded in the [`Clients`] registry, and a
 //! new one is announced to feedback so its controls jump to the cluster's state at once.
 //! The same socket sends feedback (see `feedback`), so there is one OSC port to open.
@@ -86,6 +86,8 @@ pub(crate) struct Receiver {
     pub link: Link,
     /// Tells feedback about new clients.
     pub feedback: mpsc::Sender<feedback::Event>,
+    /// The arm control's address (`osc.arm_address`): held (1) arms destructive targets.
+    pub arm_address: Option<String>,
 }
 
 impl Receiver {
@@ -131,6 +133,13 @@ impl Receiver {
     }
 
     async fn message(&self, message: OscMessage, from: SocketAddr) {
+        if self.arm_address.as_deref() == Some(message.addr.as_str()) {
+            match message.args.first().and_then(touch_state) {
+                Some(armed) => self.link.send_arm(armed).await,
+                None => warn!(address = %message.addr, %from, "unusable arm value; nothing sent"),
+            }
+            return;
+        }
         if let Some(mapping) = touch_of(&self.mappings, &message.addr) {
             // TouchOSC sends `<address>/z 1` on touch and `0` on release.
             match message.args.first().and_then(touch_state) {

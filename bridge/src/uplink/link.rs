@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kubeknobs_proto::v1::{ClientMessage, ControlEvent, TouchEvent, client_message};
+use kubeknobs_proto::v1::{ArmEvent, ClientMessage, ControlEvent, TouchEvent, client_message};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
@@ -146,6 +146,22 @@ impl Link {
             Err(_) => {
                 debug!(address = %mapping.address, "not connected to gateway; touch not sent")
             }
+        }
+    }
+
+    /// Tells the gateway the arm control is held (`armed`) or released; not queued while
+    /// disconnected, so a new session starts disarmed.
+    pub async fn send_arm(&self, armed: bool) {
+        let session = self.rx.borrow().clone();
+        let Some(session) = session else {
+            debug!(armed, "not connected to gateway; arm not sent");
+            return;
+        };
+        let message = ClientMessage {
+            msg: Some(client_message::Msg::Arm(ArmEvent { armed })),
+        };
+        if session.tx.send(message).await.is_err() {
+            debug!(armed, "not connected to gateway; arm not sent");
         }
     }
 }

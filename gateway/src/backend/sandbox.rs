@@ -150,6 +150,7 @@ mod tests {
             max_step: None,
             dry_run: false,
             cooldown: std::time::Duration::ZERO,
+            requires_arm: false,
         });
         let sandbox = Arc::new(Sandbox::new(&catalog));
         let hub = Arc::new(StateHub::new(&catalog));

@@ -71,6 +71,7 @@ fn web(rate: f64) -> Arc<TargetSpec> {
         max_step: None,
         dry_run: false,
         cooldown: std::time::Duration::ZERO,
+        requires_arm: false,
     })
 }
 

@@ -75,6 +75,8 @@ struct RawTarget {
     #[serde(default)]
     dry_run: bool,
     cooldown_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    requires_arm: bool,
 }
 
 fn default_namespace() -> String {
@@ -296,6 +298,7 @@ fn validate_target(
         max_step,
         dry_run: t.dry_run,
         cooldown,
+        requires_arm: t.requires_arm,
     })
 }
 

@@ -140,6 +140,7 @@ impl Knobs for KnobsService {
                 .join(identity.name.clone(), hello.bridge_id.clone()),
             identity,
             permit,
+            armed: Default::default(),
             bridge: hello.bridge_id,
             tx,
         };
@@ -153,6 +154,8 @@ struct Session {
     identity: Identity,
     permit: SessionPermit,
     member: Member,
+    /// True while the bridge's arm control is held.
+    armed: std::sync::atomic::AtomicBool,
     operator: Arc<str>,
     bridge: String,
     tx: Reply,
@@ -207,6 +210,11 @@ impl Session {
         match message.msg {
             Some(client_message::Msg::Control(event)) => self.control(event),
             Some(client_message::Msg::Touch(touch)) => self.touch(touch),
+            Some(client_message::Msg::Arm(arm)) => {
+                tracing::debug!(operator = %self.operator, armed = arm.armed, "arm");
+                self.armed
+                    .store(arm.armed, std::sync::atomic::Ordering::Relaxed);
+            }
             Some(client_message::Msg::Hello(_)) => {
                 tracing::warn!(operator = %self.operator, "second Hello ignored");
             }
@@ -231,6 +239,13 @@ impl Session {
             .authorize(&self.identity, &target.name, action)
         {
             return self.reject(&event, RejectReason::Forbidden, err.to_string());
+        }
+        if target.requires_arm && !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
+            let message = format!(
+                "target {} is destructive: hold the arm control while changing it",
+                target.name
+            );
+            return self.reject(&event, RejectReason::NotArmed, message);
         }
         if let Err(err) = self.shared.holds.check(&target.name, &self.operator) {
             return self.reject(&event, RejectReason::Held, err.to_string());
