@@ -161,6 +161,7 @@ pub(crate) async fn serve(
         link,
         feedback: feedback_tx.clone(),
         metrics,
+        arm_address: config.osc.arm_address.clone(),
     };
     let midi_config = config.midi;
     let (midi_engine, midi_levels) = if midi_config.is_empty() {
@@ -186,7 +187,8 @@ pub(crate) async fn serve(
         clients,
         observer,
         midi_levels,
-    );
+    )
+    .with_presence_label(config.osc.presence_label.clone());
 
     tokio::select! {
         () = shutdown => info!("shutting down"),

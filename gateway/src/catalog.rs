@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use kubeknobs_proto::v1;
 
+use crate::policy::Action;
+
 /// What a target changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetKind {
@@ -16,21 +18,48 @@ pub enum TargetKind {
     DeploymentReplicas,
     /// `spec.replicas` of an apps/v1 StatefulSet, via its scale subresource.
     StatefulSetReplicas,
+    /// `spec.paused` of an apps/v1 Deployment: a toggle (1 paused, 0 resumed).
+    DeploymentPaused,
+    /// Rollout restart of an apps/v1 Deployment: a button (1 restarts; 0, the release, is a no-op).
+    DeploymentRestart,
 }
 
 impl TargetKind {
     /// The Kubernetes kind, lowercase, for messages ("deployment").
     pub fn object_kind(self) -> &'static str {
         match self {
-            TargetKind::DeploymentReplicas => "deployment",
+            TargetKind::DeploymentReplicas
+            | TargetKind::DeploymentPaused
+            | TargetKind::DeploymentRestart => "deployment",
             TargetKind::StatefulSetReplicas => "statefulset",
         }
+    }
+
+    /// What a control event on this kind does, for the policy.
+    pub fn action(self) -> Action {
+        match self {
+            TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas => Action::Move,
+            TargetKind::DeploymentPaused => Action::Toggle,
+            TargetKind::DeploymentRestart => Action::Restart,
+        }
+    }
+
+    /// True for on/off kinds, whose values are 0 and 1.
+    pub fn is_toggle(self) -> bool {
+        matches!(self, TargetKind::DeploymentPaused)
+    }
+
+    /// True for buttons that do something once per press (1), with a cooldown.
+    pub fn is_one_shot(self) -> bool {
+        matches!(self, TargetKind::DeploymentRestart)
     }
 
     fn to_proto(self) -> v1::TargetKind {
         match self {
             TargetKind::DeploymentReplicas => v1::TargetKind::DeploymentReplicas,
             TargetKind::StatefulSetReplicas => v1::TargetKind::StatefulsetReplicas,
+            TargetKind::DeploymentPaused => v1::TargetKind::DeploymentPaused,
+            TargetKind::DeploymentRestart => v1::TargetKind::DeploymentRestart,
         }
     }
 }
@@ -54,6 +83,14 @@ pub struct TargetSpec {
     pub max_writes_per_second: f64,
     /// Replicas the sandbox backend starts with.
     pub sandbox_initial: i32,
+    /// The largest change one write makes; a bigger jump is walked in steps of this size.
+    pub max_step: Option<i32>,
+    /// Writes are server-side dry runs (`dryRun=All`): checked by the API server, never persisted.
+    pub dry_run: bool,
+    /// For one-shot kinds: the least time between two presses that act (`cooldown_ms`).
+    pub cooldown: std::time::Duration,
+    /// Changes need the session's arm control held (`requires_arm`).
+    pub requires_arm: bool,
 }
 
 /// A value refused before it reached the cluster.
@@ -174,6 +211,10 @@ mod tests {
             max: 20,
             max_writes_per_second: 2.0,
             sandbox_initial: 1,
+            max_step: None,
+            dry_run: false,
+            cooldown: std::time::Duration::ZERO,
+            requires_arm: false,
         }
     }
 

@@ -6,6 +6,10 @@
 //! before taking the next. So at most the configured rate reaches the cluster, and the last value
 //! received is always the last one written: nothing is dropped silently.
 //!
+//! A target with `max_step` walks big jumps in steps (each a write, spaced like any other), so
+//! 0 → 100 reaches 100 without ever asking the cluster for more than `max_step` at once; a newer
+//! value takes over the walk. With a gateway-wide [`WriteBudget`], each write also waits its turn.
+//!
 //! Retryable failures (conflicts, throttling, outages, timeouts) are retried with backoff, never
 //! faster than the write interval; if a newer value arrives meanwhile, the retry writes that one.
 
@@ -19,8 +23,10 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::audit::Audit;
 use crate::catalog::TargetSpec;
 use crate::metrics::Metrics;
+use crate::ratelimit::WriteBudget;
 use crate::state::StateHub;
 
 /// Where a session receives the answers to its events; every outcome sent is counted.
@@ -62,13 +68,23 @@ pub const MAX_ATTEMPTS: u32 = 6;
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
+/// Who a write is for: the operator and their groups (for impersonation).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The operator's name.
+    pub name: &'a str,
+    /// The operator's groups.
+    pub groups: &'a [String],
+}
+
 /// Something that sets a target's value in a cluster.
 pub trait Writer: Send + Sync + 'static {
-    /// Sets `target` to `value`.
+    /// Sets `target` to `value` on behalf of `actor`.
     fn write(
         &self,
         target: &TargetSpec,
         value: i32,
+        actor: Actor<'_>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
 }
 
@@ -91,10 +107,33 @@ pub struct Submission {
     pub value: i32,
     /// Who asked.
     pub operator: Arc<str>,
+    /// The groups of who asked.
+    pub groups: Arc<[String]>,
     /// Where to send the outcome.
     pub reply: Reply,
-    /// When the event arrived, for the event-to-write latency.
+    /// When the gateway received the event (for the audit's latency).
     pub received: Instant,
+}
+
+/// What every target's writer shares with the others.
+#[derive(Debug, Clone, Default)]
+pub struct WriterShared {
+    /// The whole gateway's writes per second.
+    pub budget: Option<Arc<WriteBudget>>,
+    /// Where applied and rejected outcomes are audited.
+    pub audit: Option<Arc<Audit>>,
+    /// What the gateway counts (writes and their latency).
+    pub metrics: Metrics,
+}
+
+impl Submission {
+    /// Who the write is for.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            name: &self.operator,
+            groups: &self.groups,
+        }
+    }
 }
 
 /// Handle to one target's writer task.
@@ -125,9 +164,25 @@ impl Coalescer {
         target: Arc<TargetSpec>,
         writer: Arc<W>,
         hub: Arc<StateHub>,
-        metrics: Metrics,
         shutdown: CancellationToken,
     ) -> (Coalescer, tokio::task::JoinHandle<()>) {
+        Coalescer::spawn_with(target, writer, hub, shutdown, WriterShared::default())
+    }
+
+    /// Like [`Coalescer::spawn`], with the gateway-wide parts: each write first waits for its
+    /// turn in the write budget, and every outcome is audited.
+    pub fn spawn_with<W: Writer>(
+        target: Arc<TargetSpec>,
+        writer: Arc<W>,
+        hub: Arc<StateHub>,
+        shutdown: CancellationToken,
+        shared: WriterShared,
+    ) -> (Coalescer, tokio::task::JoinHandle<()>) {
+        let WriterShared {
+            budget,
+            audit,
+            metrics,
+        } = shared;
         let slot = Arc::new(Slot::default());
         let task = TargetWriter {
             target: target.clone(),
@@ -135,6 +190,9 @@ impl Coalescer {
             hub,
             metrics,
             slot: slot.clone(),
+            budget,
+            audit,
+            last_written: Mutex::new(None),
         };
         (Coalescer { target, slot }, tokio::spawn(task.run(shutdown)))
     }
@@ -166,6 +224,11 @@ struct TargetWriter<W> {
     hub: Arc<StateHub>,
     metrics: Metrics,
     slot: Arc<Slot>,
+    budget: Option<Arc<WriteBudget>>,
+    audit: Option<Arc<Audit>>,
+    /// The last value this writer wrote successfully: where a walk in steps continues from
+    /// when the watch has not reported the object yet.
+    last_written: Mutex<Option<i32>>,
 }
 
 impl<W: Writer> TargetWriter<W> {
@@ -182,7 +245,15 @@ impl<W: Writer> TargetWriter<W> {
                 }
             }
             if let Some(submission) = self.slot.take() {
-                let next_allowed = self.write_latest(submission, interval).await;
+                let next_allowed = match self.step_toward(submission.value) {
+                    Ok(Some(step)) => self.write_step(submission, step, interval).await,
+                    Ok(None) => self.write_latest(submission, interval).await,
+                    Err(message) => {
+                        let reason = RejectReason::ClusterError;
+                        self.finish(&submission, OutcomeKind::Rejected, reason, message);
+                        continue;
+                    }
+                };
                 sleep_until(next_allowed).await;
             }
         }
@@ -191,15 +262,18 @@ impl<W: Writer> TargetWriter<W> {
     /// Writes `current` (or whatever replaces it during retries) and answers its sender.
     /// Returns when the next write may start.
     async fn write_latest(&self, mut current: Submission, interval: Duration) -> Instant {
+        let old = self.desired();
         let mut backoff = BACKOFF_START;
         let mut attempt = 1;
         loop {
+            self.wait_for_budget().await;
             let started = Instant::now();
             self.hub
                 .record_write(&self.target.name, current.value, current.operator.clone());
             let result = match timeout(
                 WRITE_TIMEOUT,
-                self.writer.write(&self.target, current.value),
+                self.writer
+                    .write(&self.target, current.value, current.actor()),
             )
             .await
             {
@@ -216,9 +290,10 @@ impl<W: Writer> TargetWriter<W> {
                 Ok(()) => {
                     self.metrics
                         .event_to_write(current.received.elapsed().as_secs_f64());
+                    self.set_last_written(current.value);
                     tracing::info!(target_name = %self.target.name, value = current.value, operator = %current.operator, "applied");
-                    answer(
-                        &self.target.name,
+                    self.finish_from(
+                        old,
                         &current,
                         OutcomeKind::Applied,
                         RejectReason::Unspecified,
@@ -232,8 +307,7 @@ impl<W: Writer> TargetWriter<W> {
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     attempt += 1;
                     if let Some(newer) = self.slot.take() {
-                        answer(
-                            &self.target.name,
+                        self.finish(
                             &current,
                             OutcomeKind::Superseded,
                             RejectReason::Unspecified,
@@ -249,8 +323,8 @@ impl<W: Writer> TargetWriter<W> {
                         self.target.describe()
                     );
                     tracing::warn!(target_name = %self.target.name, value = current.value, cause = %err, "write rejected");
-                    answer(
-                        &self.target.name,
+                    self.finish_from(
+                        old,
                         &current,
                         OutcomeKind::Rejected,
                         RejectReason::ClusterError,
@@ -263,18 +337,22 @@ impl<W: Writer> TargetWriter<W> {
     }
 }
 
-/// Sends the outcome of `s` to its session, without ever blocking the writer.
-fn answer(target: &str, s: &Submission, kind: OutcomeKind, reason: RejectReason, message: String) {
-    let outcome = v1::Outcome {
-        seq: s.seq,
-        target: target.to_owned(),
-        value: f64::from(s.value),
-        kind: kind as i32,
-        reason: reason as i32,
-        message,
-    };
-    s.reply.send_outcome(outcome);
+impl<W: Writer> TargetWriter<W> {
+    pub(super) async fn wait_for_budget(&self) {
+        if let Some(budget) = &self.budget {
+            budget.acquire().await;
+        }
+    }
+
+    pub(super) fn set_last_written(&self, value: i32) {
+        *self.last_written.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+    }
 }
+
+mod outcome;
+mod step;
+
+use outcome::answer;
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 //! through a [`backend`] (kube-rs or the in-memory sandbox), and streams the observed state of
 //! every target to every session ([`state`], [`service`]). [`server::serve`] ties it together.
 
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod catalog;
@@ -12,10 +13,15 @@ pub mod coalesce;
 pub mod config;
 pub mod metrics;
 pub mod observe;
+pub mod policy;
+pub mod presence;
+pub mod ratelimit;
 pub mod rbac;
 pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod state;
+pub mod status;
 pub mod telemetry;
 pub mod tls;
+pub mod touch;

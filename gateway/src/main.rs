@@ -168,7 +168,7 @@ fn rbac(path: PathBuf, service_account: &str, namespace: &str) -> anyhow::Result
     let config = Config::parse_with_tls(&text, &path, TlsIdentity::default())?;
     print!(
         "{}",
-        kubeknobs_gateway::rbac::manifests(&config.catalog, service_account, namespace)
+        kubeknobs_gateway::rbac::manifests(&config, service_account, namespace)
     );
     Ok(())
 }

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalog::{Catalog, TargetKind};
+use crate::config::Config;
 
 /// One RBAC rule: verbs on a resource (or subresource, `deployments/scale`) of an API group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,7 +32,34 @@ fn calls(kind: TargetKind) -> &'static [(&'static str, &'static str, &'static [&
             ("apps", "statefulsets", &["list", "watch"]),
             ("apps", "statefulsets/scale", &["patch"]),
         ],
+        // Pause and rollout restart are merge patches of the Deployment itself.
+        TargetKind::DeploymentPaused | TargetKind::DeploymentRestart => {
+            &[("apps", "deployments", &["list", "watch", "patch"])]
+        }
     }
+}
+
+/// The cluster-wide rules the gateway's auth modes need: TokenReview for Kubernetes identities,
+/// impersonation when writes are made as the operator.
+pub fn cluster_rules(config: &Config) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    if config.token_review {
+        rules.push(Rule {
+            api_group: "authentication.k8s.io",
+            resource: "tokenreviews",
+            verbs: ["create"].into(),
+        });
+    }
+    if config.impersonate {
+        for resource in ["groups", "users"] {
+            rules.push(Rule {
+                api_group: "",
+                resource,
+                verbs: ["impersonate"].into(),
+            });
+        }
+    }
+    rules
 }
 
 /// The rules each namespace needs for `catalog`, merged per resource, by namespace.
@@ -65,28 +93,40 @@ pub fn required_rules(catalog: &Catalog) -> BTreeMap<String, Vec<Rule>> {
         .collect()
 }
 
-/// A Role and RoleBinding per namespace, as YAML, granting `service_account` (in
-/// `sa_namespace`) exactly what `catalog` needs.
-pub fn manifests(catalog: &Catalog, service_account: &str, sa_namespace: &str) -> String {
+/// A Role and RoleBinding per namespace (and a ClusterRole and binding when the auth modes
+/// need one), as YAML, granting `service_account` (in `sa_namespace`) exactly what `config` needs.
+pub fn manifests(config: &Config, service_account: &str, sa_namespace: &str) -> String {
     let mut out = String::new();
-    for (namespace, rules) in required_rules(catalog) {
+    let cluster = cluster_rules(config);
+    if !cluster.is_empty() {
+        out.push_str("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: kubeknobs-gateway\nrules:\n");
+        push_rules(&mut out, cluster);
+        out.push_str(&format!(
+            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: kubeknobs-gateway\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: kubeknobs-gateway\nsubjects:\n  - kind: ServiceAccount\n    name: {service_account}\n    namespace: {sa_namespace}\n"
+        ));
+    }
+    for (namespace, rules) in required_rules(&config.catalog) {
         out.push_str(&format!(
             "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: kubeknobs-gateway\n  namespace: {namespace}\nrules:\n"
         ));
-        for rule in rules {
-            let verbs: Vec<_> = rule.verbs.iter().map(|v| format!("\"{v}\"")).collect();
-            out.push_str(&format!(
-                "  - apiGroups: [\"{}\"]\n    resources: [\"{}\"]\n    verbs: [{}]\n",
-                rule.api_group,
-                rule.resource,
-                verbs.join(", ")
-            ));
-        }
+        push_rules(&mut out, rules);
         out.push_str(&format!(
             "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: kubeknobs-gateway\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: kubeknobs-gateway\nsubjects:\n  - kind: ServiceAccount\n    name: {service_account}\n    namespace: {sa_namespace}\n"
         ));
     }
     out
+}
+
+fn push_rules(out: &mut String, rules: Vec<Rule>) {
+    for rule in rules {
+        let verbs: Vec<_> = rule.verbs.iter().map(|v| format!("\"{v}\"")).collect();
+        out.push_str(&format!(
+            "  - apiGroups: [\"{}\"]\n    resources: [\"{}\"]\n    verbs: [{}]\n",
+            rule.api_group,
+            rule.resource,
+            verbs.join(", ")
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +144,10 @@ mod tests {
             max: 3,
             max_writes_per_second: 1.0,
             sandbox_initial: 0,
+            max_step: None,
+            dry_run: false,
+            cooldown: std::time::Duration::ZERO,
+            requires_arm: false,
         }
     }
 
@@ -128,14 +172,50 @@ mod tests {
     }
 
     #[test]
-    fn manifests_bind_the_service_account_in_each_namespace() {
+    fn toggles_and_buttons_patch_the_deployment() {
         let mut catalog = Catalog::default();
-        catalog.insert(spec("web", TargetKind::DeploymentReplicas, "shop"));
-        let yaml = manifests(&catalog, "kubeknobs-gateway", "kubeknobs");
+        catalog.insert(spec("pause", TargetKind::DeploymentPaused, "shop"));
+        catalog.insert(spec("restart", TargetKind::DeploymentRestart, "shop"));
+        let shop = &required_rules(&catalog)["shop"];
+        assert_eq!(shop.len(), 1);
+        assert_eq!(
+            shop[0].verbs.iter().copied().collect::<Vec<_>>(),
+            ["list", "patch", "watch"]
+        );
+    }
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "{extra}\n[[operators]]\nname = \"a\"\ntoken_sha256 = \"{}\"\n[targets.web]\nkind = \"deployment-replicas\"\nnamespace = \"shop\"\nname = \"web\"\nmax = 3\n",
+            crate::auth::hash_token("t")
+        );
+        Config::parse(&text, std::path::Path::new("rbac-test.toml")).expect("valid config")
+    }
+
+    #[test]
+    fn manifests_bind_the_service_account_in_each_namespace() {
+        let yaml = manifests(&config(""), "kubeknobs-gateway", "kubeknobs");
         assert!(
             yaml.contains("kind: Role\nmetadata:\n  name: kubeknobs-gateway\n  namespace: shop")
         );
         assert!(yaml.contains("resources: [\"deployments/scale\"]\n    verbs: [\"patch\"]"));
         assert!(yaml.contains("name: kubeknobs-gateway\n    namespace: kubeknobs"));
+        assert!(
+            !yaml.contains("ClusterRole"),
+            "no cluster-wide rights without the auth modes"
+        );
+    }
+
+    #[test]
+    fn token_review_and_impersonation_get_a_cluster_role() {
+        let yaml = manifests(
+            &config("[auth]\ntoken_review = true\n[cluster]\nimpersonate = true"),
+            "gw",
+            "kk",
+        );
+        assert!(yaml.contains("kind: ClusterRole\n"));
+        assert!(yaml.contains("apiGroups: [\"authentication.k8s.io\"]\n    resources: [\"tokenreviews\"]\n    verbs: [\"create\"]"));
+        assert!(yaml.contains("resources: [\"users\"]\n    verbs: [\"impersonate\"]"));
+        assert!(yaml.contains("kind: ClusterRoleBinding"));
     }
 }

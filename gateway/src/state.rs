@@ -204,6 +204,10 @@ mod tests {
                 max: 20,
                 max_writes_per_second: 2.0,
                 sandbox_initial: 0,
+                max_step: None,
+                dry_run: false,
+                cooldown: std::time::Duration::ZERO,
+                requires_arm: false,
             });
         }
         StateHub::new(&catalog)

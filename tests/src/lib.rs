@@ -2,5 +2,6 @@
 //! Kubernetes API server they run against when no cluster is configured.
 
 pub mod fakeapi;
+pub mod grpc;
 pub mod harness;
 pub mod pipeline;

@@ -37,18 +37,30 @@ fn target(name: &str, kind: TargetKind, rate: f64) -> TargetSpec {
         max: 50,
         max_writes_per_second: rate,
         sandbox_initial: 0,
+        max_step: None,
+        dry_run: false,
+        cooldown: std::time::Duration::ZERO,
+        requires_arm: false,
     }
 }
 
 async fn rig(targets: Vec<TargetSpec>) -> Rig {
+    rig_with(targets, false).await
+}
+
+async fn rig_with(targets: Vec<TargetSpec>, impersonate: bool) -> Rig {
     let api = FakeApiServer::start().await;
     let mut catalog = Catalog::default();
     for t in targets {
         catalog.insert(t);
     }
-    let backend = Arc::new(Backend::Kube(Arc::new(
-        KubeBackend::from_config(api.config(), "fake").expect("client"),
-    )));
+    let kube = KubeBackend::from_config(api.config(), "fake").expect("client");
+    let kube = if impersonate {
+        kube.impersonating()
+    } else {
+        kube
+    };
+    let backend = Arc::new(Backend::Kube(Arc::new(kube)));
     let hub = Arc::new(StateHub::new(&catalog));
     let shutdown = CancellationToken::new();
     let metrics = Metrics::new();
@@ -58,14 +70,7 @@ async fn rig(targets: Vec<TargetSpec>) -> Rig {
         .map(|t| {
             (
                 t.name.clone(),
-                Coalescer::spawn(
-                    t.clone(),
-                    backend.clone(),
-                    hub.clone(),
-                    metrics.clone(),
-                    shutdown.clone(),
-                )
-                .0,
+                Coalescer::spawn(t.clone(), backend.clone(), hub.clone(), shutdown.clone()).0,
             )
         })
         .collect();
@@ -92,6 +97,7 @@ impl Rig {
             seq,
             value,
             operator: "alice".into(),
+            groups: vec!["ops".to_owned()].into(),
             reply: self.reply.clone(),
             received: tokio::time::Instant::now(),
         });
@@ -303,6 +309,113 @@ async fn a_write_during_a_short_outage_lands_when_the_api_server_returns() {
     );
     rig.state_where("9 desired after the outage", |s| {
         s["web"].desired == Some(9.0)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dry_run_target_sends_dry_run_all_and_changes_nothing() {
+    let mut dry = target("web", TargetKind::DeploymentReplicas, 10.0);
+    dry.dry_run = true;
+    let mut rig = rig(vec![dry]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 2);
+    rig.set("web", 1, 7);
+    let o = rig.outcome(1).await;
+    assert_eq!(o.kind, OutcomeKind::Applied as i32);
+    assert!(o.message.contains("dry run"), "{}", o.message);
+    let patch = rig
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("a PATCH");
+    assert_eq!(patch.query_param("dryRun").as_deref(), Some("All"));
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(2)
+    );
+    assert_eq!(rig.api.write_count(), 0, "nothing persisted");
+}
+
+#[tokio::test]
+async fn with_impersonation_each_write_names_the_operator_and_groups() {
+    let mut rig = rig_with(
+        vec![target("web", TargetKind::DeploymentReplicas, 10.0)],
+        true,
+    )
+    .await;
+    rig.api.add(Kind::Deployment, "default", "web", 2);
+    rig.set("web", 1, 4);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    let requests = rig.api.requests();
+    let patch = requests
+        .iter()
+        .find(|r| r.method == "PATCH")
+        .expect("a PATCH");
+    assert_eq!(patch.header("impersonate-user"), Some("alice"));
+    assert_eq!(patch.header_all("impersonate-group"), ["ops"]);
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.method == "GET")
+            .all(|r| r.header("impersonate-user").is_none()),
+        "watches stay the gateway's own"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_toggle_patches_spec_paused_and_the_watch_shows_it() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentPaused, 10.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 3);
+    rig.state_where("running (0)", |s| s["web"].desired == Some(0.0))
+        .await;
+    rig.set("web", 1, 1);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    assert_eq!(rig.api.paused("default", "web"), Some(true));
+    let patch = rig
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("a PATCH");
+    assert!(
+        patch.path.ends_with("/namespaces/default/deployments/web"),
+        "the object, not its scale: {}",
+        patch.path
+    );
+    let state = rig
+        .state_where("paused (1), credited to alice", |s| {
+            s["web"].desired == Some(1.0)
+        })
+        .await;
+    assert_eq!(state["web"].changed_by, "alice");
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(3),
+        "replicas untouched"
+    );
+    rig.set("web", 2, 0);
+    assert_eq!(rig.outcome(2).await.kind, OutcomeKind::Applied as i32);
+    assert_eq!(rig.api.paused("default", "web"), Some(false));
+    rig.state_where("resumed (0)", |s| s["web"].desired == Some(0.0))
+        .await;
+}
+
+#[tokio::test]
+async fn a_restart_button_annotates_the_pod_template_like_kubectl() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentRestart, 10.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 3);
+    assert_eq!(rig.api.restarted_at("default", "web"), None);
+    rig.set("web", 1, 1);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    let at = rig.api.restarted_at("default", "web").expect("annotated");
+    assert!(at.ends_with('Z'), "an RFC 3339 time: {at}");
+    assert_eq!(
+        rig.api.replicas(Kind::Deployment, "default", "web"),
+        Some(3)
+    );
+    rig.state_where("the restart by kubeknobs", |s| {
+        s["web"].changed_by == "kubeknobs" || s["web"].changed_by == "alice"
     })
     .await;
 }

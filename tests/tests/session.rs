@@ -2,40 +2,15 @@
 //! authentication, Hello/Welcome, every rejection reason that can happen before the cluster,
 //! outcomes, and state pushed to every session.
 
-use std::path::Path;
-use std::time::Duration;
-
-use kubeknobs_gateway::config::Config;
-use kubeknobs_gateway::tls::CertBundle;
 use kubeknobs_proto::v1::{
-    self, ClientMessage, ControlEvent, Hello, OutcomeKind, RejectReason, ServerMessage,
-    client_message, knobs_client::KnobsClient, server_message::Msg,
+    OutcomeKind, RejectReason, knobs_client::KnobsClient, server_message::Msg,
 };
+use kubeknobs_tests::grpc::{Gateway, control, hello, next, outcome, state_until};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
-use tonic::{Code, Streaming};
+use tonic::Code;
 
-const DEADLINE: Duration = Duration::from_secs(10);
-
-struct Gateway {
-    addr: std::net::SocketAddr,
-    ca: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn gateway() -> Gateway {
-    let certs = CertBundle::generate(&["localhost".to_owned()]).expect("certs");
-    let text = format!(
-        r#"
-[cluster]
-backend = "sandbox"
-[[operators]]
-name = "alice"
-token_sha256 = "{alice}"
-[[operators]]
-name = "bob"
-token_sha256 = "{bob}"
+const WEB: &str = r#"
 [targets.web]
 kind = "deployment-replicas"
 name = "web"
@@ -43,119 +18,10 @@ min = 1
 max = 20
 max_writes_per_second = 10
 initial = 2
-"#,
-        alice = kubeknobs_gateway::auth::hash_token("alice-token"),
-        bob = kubeknobs_gateway::auth::hash_token("bob-token"),
-    );
-    let mut config = Config::parse(&text, Path::new("session-test.toml")).expect("config");
-    config.tls = Some(kubeknobs_gateway::config::TlsIdentity {
-        cert_pem: certs.cert_pem.into_bytes(),
-        key_pem: certs.key_pem.into_bytes(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kubeknobs_gateway::server::serve(
-        config,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Gateway {
-        addr,
-        ca: certs.ca_pem,
-        _stop: stop,
-    }
-}
+"#;
 
-impl Gateway {
-    async fn channel(&self) -> Channel {
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&self.ca))
-            .domain_name("localhost");
-        let endpoint =
-            Channel::from_shared(format!("https://localhost:{}", self.addr.port())).expect("uri");
-        endpoint
-            .tls_config(tls)
-            .expect("tls")
-            .connect()
-            .await
-            .expect("connect")
-    }
-
-    /// Opens a session as `token`; returns the sender for client messages and the server stream.
-    async fn open(
-        &self,
-        token: &str,
-    ) -> Result<(mpsc::Sender<ClientMessage>, Streaming<ServerMessage>), tonic::Status> {
-        let (tx, rx) = mpsc::channel(64);
-        tx.send(hello()).await.expect("queue hello");
-        let mut request = tonic::Request::new(ReceiverStream::new(rx));
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("ascii"),
-        );
-        let response = KnobsClient::new(self.channel().await)
-            .session(request)
-            .await?;
-        Ok((tx, response.into_inner()))
-    }
-}
-
-fn hello() -> ClientMessage {
-    ClientMessage {
-        msg: Some(client_message::Msg::Hello(Hello {
-            bridge_id: "test".into(),
-            protocol_version: v1::PROTOCOL_VERSION,
-        })),
-    }
-}
-
-fn control(seq: u64, target: &str, value: f64) -> ClientMessage {
-    ClientMessage {
-        msg: Some(client_message::Msg::Control(ControlEvent {
-            seq,
-            target: target.into(),
-            value,
-        })),
-    }
-}
-
-async fn next(stream: &mut Streaming<ServerMessage>) -> Msg {
-    let message = tokio::time::timeout(DEADLINE, stream.message())
-        .await
-        .expect("a message in time");
-    message
-        .expect("stream ok")
-        .expect("stream open")
-        .msg
-        .expect("non-empty")
-}
-
-async fn outcome(stream: &mut Streaming<ServerMessage>, seq: u64) -> v1::Outcome {
-    loop {
-        if let Msg::Outcome(o) = next(stream).await
-            && o.seq == seq
-        {
-            return o;
-        }
-    }
-}
-
-async fn state_until(
-    stream: &mut Streaming<ServerMessage>,
-    pred: impl Fn(&v1::TargetState) -> bool,
-) -> v1::TargetState {
-    loop {
-        if let Msg::State(update) = next(stream).await
-            && let Some(s) = update.states.into_iter().find(|s| pred(s))
-        {
-            return s;
-        }
-    }
+async fn gateway() -> Gateway {
+    Gateway::start(WEB).await
 }
 
 #[tokio::test]

@@ -128,6 +128,10 @@ pub struct OscConfig {
     pub feedback_port: u16,
     /// A client that has sent nothing for this long gets no more feedback.
     pub client_timeout: Duration,
+    /// OSC address that gets the connected operators as text (`osc.presence_label`).
+    pub presence_label: Option<String>,
+    /// OSC address of the arm control (`osc.arm_address`).
+    pub arm_address: Option<String>,
     /// Control → target mappings, unique by address.
     pub mappings: Mappings,
 }

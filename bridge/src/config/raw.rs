@@ -42,6 +42,8 @@ pub(super) struct RawOsc {
     pub listen: Option<Spanned<String>>,
     pub feedback_port: Option<Spanned<u16>>,
     pub client_timeout_secs: Option<Spanned<u64>>,
+    pub presence_label: Option<Spanned<String>>,
+    pub arm_address: Option<Spanned<String>>,
     #[serde(default)]
     pub mappings: Vec<RawMapping>,
 }

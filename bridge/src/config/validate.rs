@@ -149,6 +149,24 @@ fn osc(src: &Source<'_>, raw: &RawOsc) -> Result<OscConfig> {
         Some(t) => Duration::from_secs(*t.get_ref()),
         None => DEFAULT_CLIENT_TIMEOUT,
     };
+    let presence_label = match &raw.presence_label {
+        Some(l) if rosc::address::verify_address(l.get_ref()).is_err() => {
+            return Err(src.at(
+                l,
+                "osc.presence_label",
+                "must be an OSC address like /1/presence",
+            ));
+        }
+        Some(l) => Some(l.get_ref().clone()),
+        None => None,
+    };
+    let arm_address = match &raw.arm_address {
+        Some(a) if rosc::address::verify_address(a.get_ref()).is_err() => {
+            return Err(src.at(a, "osc.arm_address", "must be an OSC address like /1/push1"));
+        }
+        Some(a) => Some(a.get_ref().clone()),
+        None => None,
+    };
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut list = Vec::with_capacity(raw.mappings.len());
     for (i, m) in raw.mappings.iter().enumerate() {
@@ -168,6 +186,8 @@ fn osc(src: &Source<'_>, raw: &RawOsc) -> Result<OscConfig> {
         listen,
         feedback_port,
         client_timeout,
+        presence_label,
+        arm_address,
         mappings: Mappings::new(list),
     })
 }

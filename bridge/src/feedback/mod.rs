@@ -62,6 +62,8 @@ pub enum Event {
     NewClient(IpAddr),
     /// The gateway session ended (the reason): every known state is now stale.
     Disconnected(String),
+    /// The connected operators changed, as text (`Presence`).
+    Presence(String),
 }
 
 /// Gets a copy of every target state feedback receives (the demo prints them).
@@ -82,6 +84,8 @@ pub(crate) struct Feedback {
     known: HashMap<String, Known>,
     observer: Option<Observer>,
     midi: Option<mpsc::Sender<crate::midi::Level>>,
+    /// `osc.presence_label` and the last presence text.
+    presence: Option<(String, String)>,
 }
 
 impl Feedback {
@@ -102,6 +106,35 @@ impl Feedback {
             known: HashMap::new(),
             observer,
             midi,
+            presence: None,
+        }
+    }
+
+    /// Also sends the connected operators as text to `label` (`osc.presence_label`).
+    pub fn with_presence_label(mut self, label: Option<String>) -> Feedback {
+        self.presence = label.map(|l| (l, String::new()));
+        self
+    }
+
+    /// Sends the presence text, if a label is configured, to `clients`.
+    async fn send_presence(&self, clients: &[IpAddr]) {
+        let Some((label, text)) = &self.presence else {
+            return;
+        };
+        let message = OscMessage {
+            addr: label.clone(),
+            args: vec![rosc::OscType::String(text.clone())],
+        };
+        let bytes = match encode(message) {
+            Ok(bytes) => bytes,
+            Err(e) => return warn!(error = %crate::telemetry::chain(&e), "presence not sent"),
+        };
+        for &ip in clients {
+            let to = SocketAddr::new(ip, self.port);
+            if let Err(source) = self.socket.send_to(&bytes, to).await {
+                let e = Error::Send { to, source };
+                warn!(error = %crate::telemetry::chain(&e), "presence not sent");
+            }
         }
     }
 
@@ -165,7 +198,14 @@ impl Feedback {
                     self.send(&name, &clients).await;
                 }
             }
+            Event::Presence(text) => {
+                if let Some((_, last)) = &mut self.presence {
+                    *last = text;
+                    self.send_presence(&self.active_clients()).await;
+                }
+            }
             Event::NewClient(ip) => {
+                self.send_presence(&[ip]).await;
                 let mut targets: Vec<&str> = Vec::new();
                 for m in self.mappings.iter() {
                     if !targets.contains(&m.target.as_str()) {

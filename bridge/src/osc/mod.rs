@@ -2,7 +2,7 @@
 //!
 //! One tokio `UdpSocket` receives into a `rosc::decoder::MTU` buffer; each packet is decoded and
 //! its bundles flattened. A mapped address becomes a move handed to the uplink; an unknown
-//! address is logged at info; a malformed packet is logged with its sender and skipped. Nothing a
+//! address is logged at info; `<mapped address>/z` (TouchOSC's touch/release) becomes a touch; `osc.arm_address` arms; a malformed packet is logged with its sender and skipped. Nothing a
 //! client sends can stop the loop. Every sender is recorded in the [`Clients`] registry, and a
 //! new one is announced to feedback so its controls jump to the cluster's state at once.
 //! The same socket sends feedback (see `feedback`), so there is one OSC port to open.
@@ -88,6 +88,8 @@ pub(crate) struct Receiver {
     pub feedback: mpsc::Sender<feedback::Event>,
     /// Counts packets and moves that go nowhere.
     pub metrics: crate::ops::Metrics,
+    /// The arm control's address (`osc.arm_address`): held (1) arms destructive targets.
+    pub arm_address: Option<String>,
 }
 
 impl Receiver {
@@ -135,6 +137,21 @@ impl Receiver {
     }
 
     async fn message(&self, message: OscMessage, from: SocketAddr) {
+        if self.arm_address.as_deref() == Some(message.addr.as_str()) {
+            match message.args.first().and_then(touch_state) {
+                Some(armed) => self.link.send_arm(armed).await,
+                None => warn!(address = %message.addr, %from, "unusable arm value; nothing sent"),
+            }
+            return;
+        }
+        if let Some(mapping) = touch_of(&self.mappings, &message.addr) {
+            // TouchOSC sends `<address>/z 1` on touch and `0` on release.
+            match message.args.first().and_then(touch_state) {
+                Some(touched) => self.link.send_touch(mapping, touched).await,
+                None => warn!(address = %message.addr, %from, "unusable touch value; nothing sent"),
+            }
+            return;
+        }
         let Some(mapping) = self.mappings.by_address(&message.addr) else {
             info!(address = %message.addr, %from, "unknown OSC address");
             self.metrics.moved("unknown_address");
@@ -153,6 +170,27 @@ impl Receiver {
                 self.metrics.moved("invalid");
             }
         }
+    }
+}
+
+/// The mapping whose touch address (`<address>/z`) `addr` is, unless `addr` is itself mapped.
+fn touch_of<'m>(mappings: &'m Mappings, addr: &str) -> Option<&'m mapping::Mapping> {
+    if mappings.by_address(addr).is_some() {
+        return None;
+    }
+    mappings.by_address(addr.strip_suffix("/z")?)
+}
+
+/// A touch argument: non-zero numbers and `true` are a touch, zero and `false` a release.
+fn touch_state(arg: &rosc::OscType) -> Option<bool> {
+    use rosc::OscType;
+    match arg {
+        OscType::Float(v) => v.is_finite().then_some(*v != 0.0),
+        OscType::Double(v) => v.is_finite().then_some(*v != 0.0),
+        OscType::Int(v) => Some(*v != 0),
+        OscType::Long(v) => Some(*v != 0),
+        OscType::Bool(b) => Some(*b),
+        _ => None,
     }
 }
 
@@ -190,6 +228,15 @@ mod tests {
             .map(|m| m.addr)
             .collect();
         assert_eq!(addrs, ["/a", "/b", "/c"]);
+    }
+
+    #[test]
+    fn touch_values_are_numbers_or_booleans() {
+        assert_eq!(touch_state(&OscType::Float(1.0)), Some(true));
+        assert_eq!(touch_state(&OscType::Int(0)), Some(false));
+        assert_eq!(touch_state(&OscType::Bool(true)), Some(true));
+        assert_eq!(touch_state(&OscType::Float(f32::NAN)), None);
+        assert_eq!(touch_state(&OscType::String("1".into())), None);
     }
 
     #[test]

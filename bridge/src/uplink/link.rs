@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kubeknobs_proto::v1::{ClientMessage, ControlEvent, client_message};
+use kubeknobs_proto::v1::{ArmEvent, ClientMessage, ControlEvent, TouchEvent, client_message};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
@@ -140,6 +140,44 @@ impl Link {
                 warn!(%address, "not connected to gateway; move of {address} not sent");
                 self.metrics.moved("not_connected");
             }
+        }
+    }
+
+    /// Tells the gateway that the control of `mapping` was touched or released (not queued
+    /// while disconnected: a reconnect starts with nothing held).
+    pub async fn send_touch(&self, mapping: &Mapping, touched: bool) {
+        let session = self.rx.borrow().clone();
+        let Some(session) = session else {
+            debug!(address = %mapping.address, "not connected to gateway; touch not sent");
+            return;
+        };
+        let message = ClientMessage {
+            msg: Some(client_message::Msg::Touch(TouchEvent {
+                target: mapping.target.clone(),
+                touched,
+            })),
+        };
+        match session.tx.send(message).await {
+            Ok(()) => debug!(target_name = %mapping.target, touched, "touch sent"),
+            Err(_) => {
+                debug!(address = %mapping.address, "not connected to gateway; touch not sent")
+            }
+        }
+    }
+
+    /// Tells the gateway the arm control is held (`armed`) or released; not queued while
+    /// disconnected, so a new session starts disarmed.
+    pub async fn send_arm(&self, armed: bool) {
+        let session = self.rx.borrow().clone();
+        let Some(session) = session else {
+            debug!(armed, "not connected to gateway; arm not sent");
+            return;
+        };
+        let message = ClientMessage {
+            msg: Some(client_message::Msg::Arm(ArmEvent { armed })),
+        };
+        if session.tx.send(message).await.is_err() {
+            debug!(armed, "not connected to gateway; arm not sent");
         }
     }
 }

@@ -86,6 +86,13 @@ pub(super) async fn run(
                 }
                 let _ = feedback.send(feedback::Event::States(update.states)).await;
             }
+            Some(server_message::Msg::Presence(presence)) => {
+                let names: Vec<&str> = presence.operators.iter().map(|o| o.name.as_str()).collect();
+                info!(operators = %names.join(", "), "connected operators");
+                let _ = feedback
+                    .send(feedback::Event::Presence(names.join(" ")))
+                    .await;
+            }
             Some(server_message::Msg::Welcome(_)) => {
                 warn!("gateway sent a second Welcome; ignored")
             }

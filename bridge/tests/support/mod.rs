@@ -39,6 +39,8 @@ pub fn bridge_config(
         listen: osc_listen,
         feedback_port,
         client_timeout: std::time::Duration::from_secs(300),
+        presence_label: None,
+        arm_address: None,
         mappings: Mappings::new(vec![fader]),
     };
     let gateway = GatewayConfig {

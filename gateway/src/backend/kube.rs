@@ -3,11 +3,13 @@
 //! Each target gets its own `watcher` (a field selector on its name) with kube-runtime's default
 //! backoff, so an API outage is retried and the watch catches up by re-listing. Writes are merge
 //! patches of `spec.replicas` on the scale subresource under the `kubeknobs` field manager, so
-//! the object's managedFields tell a kubeknobs change from a `kubectl scale`.
+//! the object's managedFields tell a kubeknobs change from a `kubectl scale`. A `dry_run` target
+//! sends `dryRun=All`: the API server validates and admits the write but persists nothing.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -21,13 +23,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::Error;
 use crate::catalog::{TargetKind, TargetSpec};
-use crate::coalesce::WriteError;
+use crate::coalesce::{Actor, WriteError};
 use crate::state::{FIELD_MANAGER, Observed, StateHub};
+
+/// Clients impersonating an operator, by operator name and groups.
+type ImpersonatingClients = HashMap<(String, Vec<String>), Client>;
 
 /// A Kubernetes cluster.
 pub struct KubeBackend {
     client: Client,
     cluster: String,
+    /// With impersonation: the client config to derive per-operator clients from, and those
+    /// clients by operator and groups.
+    impersonation: Option<Mutex<ImpersonatingClients>>,
+    /// The client config, to derive impersonating clients from.
+    base: Config,
 }
 
 impl KubeBackend {
@@ -72,11 +82,47 @@ impl KubeBackend {
         cluster: impl Into<String>,
     ) -> Result<KubeBackend, Error> {
         config.default_retry = false;
-        let client = Client::try_from(config).map_err(Error::Client)?;
+        let client = Client::try_from(config.clone()).map_err(Error::Client)?;
         Ok(KubeBackend {
             client,
             cluster: cluster.into(),
+            impersonation: None,
+            base: config,
         })
+    }
+
+    /// Makes every write as the operator who asked for it (`Impersonate-User`/`Impersonate-Group`),
+    /// so the cluster's RBAC decides and its audit log names the operator. Watches stay the
+    /// gateway's own. The gateway's account then needs `impersonate` on users and groups.
+    pub fn impersonating(mut self) -> KubeBackend {
+        self.impersonation = Some(Mutex::new(HashMap::new()));
+        self
+    }
+
+    /// The client to write with for `actor`.
+    fn client_for(&self, actor: Actor<'_>) -> Result<Client, WriteError> {
+        let Some(clients) = &self.impersonation else {
+            return Ok(self.client.clone());
+        };
+        let key = (actor.name.to_owned(), actor.groups.to_vec());
+        let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let mut config = self.base.clone();
+        config.auth_info.impersonate = Some(key.0.clone());
+        config.auth_info.impersonate_groups = (!key.1.is_empty()).then(|| key.1.clone());
+        let client = Client::try_from(config).map_err(|err| WriteError {
+            retryable: false,
+            message: format!("cannot build a client impersonating {}: {err}", actor.name),
+        })?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// The gateway's own client (for TokenReviews).
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// The context and server this backend talks to.
@@ -84,28 +130,71 @@ impl KubeBackend {
         &self.cluster
     }
 
-    /// Sets `target`'s replicas through the scale subresource.
-    pub async fn write(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError> {
+    /// Sets `target`'s replicas through the scale subresource, as `actor` when impersonating.
+    pub async fn write(
+        &self,
+        target: &TargetSpec,
+        value: i32,
+        actor: Actor<'_>,
+    ) -> Result<(), WriteError> {
+        let client = self.client_for(actor)?;
         match target.kind {
-            TargetKind::DeploymentReplicas => self.patch_scale::<Deployment>(target, value).await,
-            TargetKind::StatefulSetReplicas => self.patch_scale::<StatefulSet>(target, value).await,
+            TargetKind::DeploymentReplicas => {
+                self.patch_scale::<Deployment>(client, target, value).await
+            }
+            TargetKind::StatefulSetReplicas => {
+                self.patch_scale::<StatefulSet>(client, target, value).await
+            }
+            TargetKind::DeploymentRestart if value == 0 => Ok(()),
+            TargetKind::DeploymentRestart => {
+                // What `kubectl rollout restart` does: a new template annotation rolls the pods.
+                let api: Api<Deployment> = Api::namespaced(client, &target.namespace);
+                let annotation = serde_json::json!({
+                    "kubectl.kubernetes.io/restartedAt": crate::audit::Record::now()
+                });
+                let patch = Patch::Merge(serde_json::json!({
+                    "spec": { "template": { "metadata": { "annotations": annotation } } }
+                }));
+                api.patch(&target.object, &self.params(target), &patch)
+                    .await
+                    .map(drop)
+                    .map_err(classify)
+            }
+            TargetKind::DeploymentPaused => {
+                let api: Api<Deployment> = Api::namespaced(client, &target.namespace);
+                let patch = Patch::Merge(serde_json::json!({ "spec": { "paused": value == 1 } }));
+                api.patch(&target.object, &self.params(target), &patch)
+                    .await
+                    .map(drop)
+                    .map_err(classify)
+            }
         }
     }
 
-    async fn patch_scale<K>(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError>
+    /// Patch parameters of every write: our field manager, and a dry run when configured.
+    fn params(&self, target: &TargetSpec) -> PatchParams {
+        PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            dry_run: target.dry_run,
+            ..Default::default()
+        }
+    }
+
+    async fn patch_scale<K>(
+        &self,
+        client: Client,
+        target: &TargetSpec,
+        value: i32,
+    ) -> Result<(), WriteError>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
             + DeserializeOwned
             + Debug,
     {
-        let api: Api<K> = Api::namespaced(self.client.clone(), &target.namespace);
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..Default::default()
-        };
+        let api: Api<K> = Api::namespaced(client, &target.namespace);
         let patch = Patch::Merge(serde_json::json!({ "spec": { "replicas": value } }));
-        api.patch_scale(&target.object, &params, &patch)
+        api.patch_scale(&target.object, &self.params(target), &patch)
             .await
             .map(drop)
             .map_err(classify)
@@ -121,10 +210,19 @@ impl KubeBackend {
         let run = async {
             match target.kind {
                 TargetKind::DeploymentReplicas => {
-                    self.watch_kind::<Deployment>(&target, &hub).await
+                    self.watch_kind::<Deployment>(&target, &hub, Replicated::observed)
+                        .await
                 }
                 TargetKind::StatefulSetReplicas => {
-                    self.watch_kind::<StatefulSet>(&target, &hub).await
+                    self.watch_kind::<StatefulSet>(&target, &hub, Replicated::observed)
+                        .await
+                }
+                TargetKind::DeploymentPaused => {
+                    self.watch_kind::<Deployment>(&target, &hub, paused).await
+                }
+                TargetKind::DeploymentRestart => {
+                    self.watch_kind::<Deployment>(&target, &hub, restarted)
+                        .await
                 }
             }
         };
@@ -134,10 +232,9 @@ impl KubeBackend {
         }
     }
 
-    async fn watch_kind<K>(&self, target: &TargetSpec, hub: &StateHub)
+    async fn watch_kind<K>(&self, target: &TargetSpec, hub: &StateHub, observe: fn(&K) -> Observed)
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Replicated
             + Clone
             + DeserializeOwned
             + Debug
@@ -153,7 +250,7 @@ impl KubeBackend {
                 Ok(watcher::Event::Init) => seen = false,
                 Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
                     seen = true;
-                    hub.observe(&target.name, obj.observed());
+                    hub.observe(&target.name, observe(&obj));
                 }
                 Ok(watcher::Event::InitDone) if !seen => {
                     hub.set_error(&target.name, format!("{} not found", target.describe()))
@@ -229,6 +326,27 @@ impl Replicated for StatefulSet {
             ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
             manager: last_manager(self.metadata.managed_fields.as_deref()),
         }
+    }
+}
+
+/// What a watch observes of a Deployment's pause toggle: 1 paused, 0 running.
+fn paused(d: &Deployment) -> Observed {
+    let paused = d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
+    Observed {
+        desired: i32::from(paused),
+        current: None,
+        ready: None,
+        manager: last_manager(d.metadata.managed_fields.as_deref()),
+    }
+}
+
+/// What a watch observes of a restart button: nothing to hold down (0), and who restarted last.
+fn restarted(d: &Deployment) -> Observed {
+    Observed {
+        desired: 0,
+        current: None,
+        ready: None,
+        manager: last_manager(d.metadata.managed_fields.as_deref()),
     }
 }
 

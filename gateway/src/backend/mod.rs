@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, TargetSpec};
-use crate::coalesce::{WriteError, Writer};
+use crate::coalesce::{Actor, WriteError, Writer};
 use crate::config::BackendConfig;
 use crate::state::StateHub;
 
@@ -41,8 +41,13 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Connects to the cluster `config` names.
-    pub async fn connect(config: &BackendConfig, catalog: &Catalog) -> Result<Backend, Error> {
+    /// Connects to the cluster `config` names; with `impersonate`, a real cluster's writes are
+    /// made as the operator (see `KubeBackend::impersonating`).
+    pub async fn connect(
+        config: &BackendConfig,
+        catalog: &Catalog,
+        impersonate: bool,
+    ) -> Result<Backend, Error> {
         match config {
             BackendConfig::Sandbox => Ok(Backend::Sandbox(Arc::new(Sandbox::new(catalog)))),
             BackendConfig::Kube {
@@ -51,6 +56,11 @@ impl Backend {
             } => {
                 let backend =
                     KubeBackend::connect(kubeconfig.as_deref(), context.as_deref()).await?;
+                let backend = if impersonate {
+                    backend.impersonating()
+                } else {
+                    backend
+                };
                 Ok(Backend::Kube(Arc::new(backend)))
             }
         }
@@ -96,10 +106,15 @@ impl Backend {
 }
 
 impl Writer for Backend {
-    async fn write(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError> {
+    async fn write(
+        &self,
+        target: &TargetSpec,
+        value: i32,
+        actor: Actor<'_>,
+    ) -> Result<(), WriteError> {
         match self {
             Backend::Sandbox(sandbox) => sandbox.write(target, value),
-            Backend::Kube(kube) => kube.write(target, value).await,
+            Backend::Kube(kube) => kube.write(target, value, actor).await,
         }
     }
 }

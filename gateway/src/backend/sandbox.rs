@@ -65,8 +65,21 @@ impl Sandbox {
                 retryable: false,
                 message: format!("{} not found in the sandbox", target.describe()),
             })?;
-        object.desired = value;
+        if target.dry_run {
+            // Like the API server's dry run: checked, not persisted.
+            return Ok(());
+        }
         object.written = true;
+        if target.kind.is_one_shot() {
+            // A restart changes no value the sandbox shows, only who acted last.
+            self.changed.notify_one();
+            return Ok(());
+        }
+        object.desired = value;
+        if target.kind.is_toggle() {
+            // A toggle has no pods to wait for: it is in effect at once.
+            object.ready = value;
+        }
         self.changed.notify_one();
         Ok(())
     }
@@ -134,6 +147,10 @@ mod tests {
             max: 20,
             max_writes_per_second: 2.0,
             sandbox_initial: 2,
+            max_step: None,
+            dry_run: false,
+            cooldown: std::time::Duration::ZERO,
+            requires_arm: false,
         });
         let sandbox = Arc::new(Sandbox::new(&catalog));
         let hub = Arc::new(StateHub::new(&catalog));

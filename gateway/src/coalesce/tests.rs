@@ -2,18 +2,34 @@ use std::collections::{HashMap, VecDeque};
 
 use super::*;
 use crate::catalog::{Catalog, TargetKind};
+use kubeknobs_proto::v1::{self, server_message::Msg};
 
 /// A cluster that records writes and fails them as scripted.
 #[derive(Default)]
 struct Recorder {
     writes: Mutex<Vec<(i32, Instant)>>,
     script: Mutex<VecDeque<Result<(), WriteError>>>,
+    /// When set, successful writes are reported here, as a watch would.
+    watch: Mutex<Option<Arc<StateHub>>>,
+}
+
+fn observed(desired: i32) -> crate::state::Observed {
+    crate::state::Observed {
+        desired,
+        current: None,
+        ready: None,
+        manager: None,
+    }
 }
 
 impl Writer for Recorder {
-    async fn write(&self, _target: &TargetSpec, value: i32) -> Result<(), WriteError> {
+    async fn write(&self, target: &TargetSpec, value: i32, _: Actor<'_>) -> Result<(), WriteError> {
         self.writes.lock().unwrap().push((value, Instant::now()));
-        self.script.lock().unwrap().pop_front().unwrap_or(Ok(()))
+        let result = self.script.lock().unwrap().pop_front().unwrap_or(Ok(()));
+        if let (Ok(()), Some(hub)) = (&result, self.watch.lock().unwrap().as_ref()) {
+            hub.observe(&target.name, observed(value));
+        }
+        result
     }
 }
 
@@ -52,6 +68,10 @@ fn web(rate: f64) -> Arc<TargetSpec> {
         max: 500,
         max_writes_per_second: rate,
         sandbox_initial: 0,
+        max_step: None,
+        dry_run: false,
+        cooldown: std::time::Duration::ZERO,
+        requires_arm: false,
     })
 }
 
@@ -65,22 +85,20 @@ struct Harness {
 }
 
 fn harness(rate: f64, writer: Recorder) -> Harness {
-    let target = web(rate);
+    harness_for(web(rate), writer)
+}
+
+fn harness_for(target: Arc<TargetSpec>, writer: Recorder) -> Harness {
     let mut catalog = Catalog::default();
     catalog.insert((*target).clone());
     let writer = Arc::new(writer);
     let shutdown = CancellationToken::new();
     let hub = Arc::new(StateHub::new(&catalog));
-    let metrics = Metrics::new();
-    let (coalescer, task) = Coalescer::spawn(
-        target,
-        writer.clone(),
-        hub,
-        metrics.clone(),
-        shutdown.clone(),
-    );
+    hub.observe(&target.name, observed(0));
+    *writer.watch.lock().unwrap() = Some(hub.clone());
+    let (coalescer, task) = Coalescer::spawn(target, writer.clone(), hub, shutdown.clone());
     let (tx, outcomes) = mpsc::channel(1024);
-    let reply = Reply::new(tx, metrics);
+    let reply = Reply::new(tx, Metrics::new());
     Harness {
         coalescer,
         task,
@@ -97,8 +115,9 @@ impl Harness {
             seq,
             value,
             operator: "alice".into(),
+            groups: vec!["ops".to_owned()].into(),
             reply: self.reply.clone(),
-            received: Instant::now(),
+            received: tokio::time::Instant::now(),
         });
     }
 
@@ -240,4 +259,40 @@ async fn shutdown_still_writes_the_pending_value() {
         .expect("no panic");
     assert_eq!(h.writer.values(), vec![1, 2]);
     assert_eq!(h.outcomes()[&2].kind, OutcomeKind::Applied as i32);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_big_jump_is_walked_in_steps_and_a_newer_value_takes_over() {
+    let mut target = (*web(10.0)).clone();
+    target.max_step = Some(10);
+    let mut h = harness_for(Arc::new(target), Recorder::default());
+    h.submit(1, 35);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.writer.values(),
+        [10, 20, 30, 35],
+        "walked from the observed value"
+    );
+    assert_eq!(h.outcomes()[&1].kind, OutcomeKind::Applied as i32);
+    let writes = h.writer.writes.lock().unwrap().clone();
+    for pair in writes.windows(2) {
+        assert!(
+            pair[1].1 - pair[0].1 >= Duration::from_millis(100),
+            "steps keep the rate"
+        );
+    }
+
+    h.submit(2, 100);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    h.submit(3, 50);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let values = h.writer.values();
+    assert_eq!(values.last(), Some(&50), "{values:?}");
+    assert!(
+        values.windows(2).all(|p| (p[1] - p[0]).abs() <= 10),
+        "{values:?}"
+    );
+    let outcomes = h.outcomes();
+    assert_eq!(outcomes[&2].kind, OutcomeKind::Superseded as i32);
+    assert_eq!(outcomes[&3].kind, OutcomeKind::Applied as i32);
 }

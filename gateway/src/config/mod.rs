@@ -5,14 +5,22 @@
 //! can point an admin at the exact spot. Relative paths (TLS files) are resolved against the
 //! directory of the config file, and TLS files are read here so a missing key fails at start-up.
 
+mod limits;
+mod operators;
+mod policy;
 mod raw;
+mod server;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::auth::Operators;
 use crate::catalog::Catalog;
+use crate::policy::Policy;
+use crate::ratelimit::Limits;
 
+pub use operators::load_tokens;
 pub use raw::RawConfig;
 
 /// A validated gateway configuration.
@@ -33,6 +41,49 @@ pub struct Config {
     pub operators: Operators,
     /// The targets bridges may change.
     pub catalog: Catalog,
+    /// Who may see and change which targets (`[[policy]]`).
+    pub policy: Policy,
+    /// How fast operators and the gateway may go (`[limits]`).
+    pub limits: Limits,
+    /// Limits on the session protocol itself (`[server]`).
+    pub session: SessionLimits,
+    /// A file that gets every audit line too (`audit.file`, relative to the config file).
+    pub audit_file: Option<PathBuf>,
+    /// More operators, re-read whenever the file changes (`auth.tokens_file`).
+    pub tokens_file: Option<PathBuf>,
+    /// Bearer tokens no operator has are checked with a TokenReview (`auth.token_review`).
+    pub token_review: bool,
+    /// Writes impersonate the operator (`cluster.impersonate`; real clusters only).
+    pub impersonate: bool,
+    /// Mutual TLS: client certificates from this CA name their operator (`auth.client_ca`).
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Client certificates the gateway accepts (`[auth] client_ca`, `client_cert_required`).
+#[derive(Clone, Debug)]
+pub struct ClientAuth {
+    /// PEM CA certificate(s) that sign client certificates.
+    pub ca_pem: Vec<u8>,
+    /// Refuse connections without a client certificate (else bearer tokens still work).
+    pub required: bool,
+}
+
+/// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// How long a new session may take to say `Hello`.
+    pub hello_timeout: Duration,
+    /// The largest gRPC message the gateway decodes; larger ones fail the session.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> SessionLimits {
+        SessionLimits {
+            hello_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024,
+        }
+    }
 }
 
 /// A PEM certificate chain and private key for the gRPC server.

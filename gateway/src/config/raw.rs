@@ -3,12 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::limits::RawLimits;
+use super::operators::{RawOperator, validate_operators};
+use super::policy::RawRule;
+use super::server::{RawAuth, RawServer, validate_client_auth, validate_session, validate_tls};
 use super::{BackendConfig, Config, Result, Source, TlsIdentity};
-use crate::auth::{Operator, Operators};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
 
 /// The whole file.
@@ -23,32 +27,21 @@ pub struct RawConfig {
     operators: Vec<Spanned<RawOperator>>,
     #[serde(default)]
     targets: BTreeMap<Spanned<String>, Spanned<RawTarget>>,
+    #[serde(default)]
+    policy: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
+    auth: RawAuth,
 }
 
-/// `[server]`
-#[derive(Debug, Deserialize)]
+/// `[audit]`
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawServer {
-    #[serde(default = "default_listen")]
-    listen: Spanned<String>,
-    tls_cert: Option<Spanned<String>>,
-    tls_key: Option<Spanned<String>>,
-    ops_listen: Option<Spanned<String>>,
-}
-
-impl Default for RawServer {
-    fn default() -> Self {
-        RawServer {
-            listen: default_listen(),
-            tls_cert: None,
-            tls_key: None,
-            ops_listen: None,
-        }
-    }
-}
-
-fn default_listen() -> Spanned<String> {
-    Spanned::new(0..0, "127.0.0.1:50051".to_owned())
+struct RawAudit {
+    file: Option<String>,
 }
 
 /// `[cluster]`
@@ -56,16 +49,12 @@ fn default_listen() -> Spanned<String> {
 #[serde(deny_unknown_fields)]
 struct RawCluster {
     backend: Option<Spanned<String>>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    impersonate: bool,
     kubeconfig: Option<String>,
     context: Option<String>,
-}
-
-/// One `[[operators]]` entry.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOperator {
-    name: Spanned<String>,
-    token_sha256: Spanned<String>,
 }
 
 /// One `[targets.NAME]` table.
@@ -78,10 +67,16 @@ struct RawTarget {
     name: Spanned<String>,
     #[serde(default = "default_min")]
     min: Spanned<i64>,
-    max: Spanned<i64>,
+    max: Option<Spanned<i64>>,
     #[serde(default = "default_rate")]
     max_writes_per_second: Spanned<f64>,
     initial: Option<Spanned<i64>>,
+    max_step: Option<Spanned<i64>>,
+    #[serde(default)]
+    dry_run: bool,
+    cooldown_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    requires_arm: bool,
 }
 
 fn default_namespace() -> String {
@@ -98,6 +93,8 @@ fn default_rate() -> Spanned<f64> {
 
 /// The most replicas a target may be configured for; guards against typos like `max = 20000`.
 const MAX_REPLICAS: i64 = 10_000;
+/// The cooldown of one-shot targets without `cooldown_ms`.
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
 /// The highest write rate a target may be configured for.
 const MAX_RATE: f64 = 100.0;
 
@@ -116,10 +113,26 @@ impl RawConfig {
         };
         let backend = validate_cluster(&self.cluster, src)?;
         let operators = validate_operators(&self.operators, src)?;
+        let tokens_file = match &self.auth.tokens_file {
+            Some(file) => {
+                let path = src.resolve(file.as_ref());
+                let extra = super::operators::load_tokens(&path)?;
+                operators
+                    .merged(&extra)
+                    .map_err(|msg| src.invalid(file.span().start, "auth.tokens_file", msg))?;
+                Some(path)
+            }
+            None => None,
+        };
         let mut catalog = Catalog::default();
         for (name, target) in &self.targets {
-            catalog.insert(validate_target(name, target, src)?);
+            let mut spec = validate_target(name, target, src)?;
+            spec.dry_run |= self.cluster.dry_run;
+            catalog.insert(spec);
         }
+        let policy = super::policy::validate(&self.policy, &catalog, src)?;
+        let limits = super::limits::validate(&self.limits, src)?;
+        let session = validate_session(&self.server, src)?;
         Ok(Config {
             listen,
             ops_listen,
@@ -128,6 +141,14 @@ impl RawConfig {
             backend,
             operators,
             catalog,
+            policy,
+            limits,
+            session,
+            audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
+            tokens_file,
+            impersonate: self.cluster.impersonate,
+            token_review: self.auth.token_review,
+            client_auth: validate_client_auth(&self.auth, src)?,
         })
     }
 }
@@ -140,38 +161,6 @@ fn socket_addr(value: &Spanned<String>, field: &str, src: &Source<'_>) -> Result
             format!("{err}: expected ADDRESS:PORT such as 0.0.0.0:50051"),
         )
     })
-}
-
-fn validate_tls(server: &RawServer, src: &Source<'_>) -> Result<Option<TlsIdentity>> {
-    let read = |field: &str, path: &Spanned<String>| {
-        src.read_file(path.as_ref())
-            .map(|(_, bytes)| bytes)
-            .map_err(|err| {
-                let shown = src.resolve(path.as_ref());
-                src.invalid(
-                    path.span().start,
-                    format!("server.{field}"),
-                    format!("cannot read {}: {err}", shown.display()),
-                )
-            })
-    };
-    match (&server.tls_cert, &server.tls_key) {
-        (None, None) => Ok(None),
-        (Some(cert), Some(key)) => Ok(Some(TlsIdentity {
-            cert_pem: read("tls_cert", cert)?,
-            key_pem: read("tls_key", key)?,
-        })),
-        (Some(cert), None) => Err(src.invalid(
-            cert.span().start,
-            "server.tls_key",
-            "tls_cert is set but tls_key is missing",
-        )),
-        (None, Some(key)) => Err(src.invalid(
-            key.span().start,
-            "server.tls_cert",
-            "tls_key is set but tls_cert is missing",
-        )),
-    }
 }
 
 fn validate_cluster(cluster: &RawCluster, src: &Source<'_>) -> Result<BackendConfig> {
@@ -194,28 +183,6 @@ fn validate_cluster(cluster: &RawCluster, src: &Source<'_>) -> Result<BackendCon
         "sandbox" => Ok(BackendConfig::Sandbox),
         other => Err(src.invalid(backend.span().start, "cluster.backend", format!("unknown backend {other:?}: expected \"kube\" or \"sandbox\""))),
     }
-}
-
-fn validate_operators(raw: &[Spanned<RawOperator>], src: &Source<'_>) -> Result<Operators> {
-    let mut operators = Operators::default();
-    for (i, op) in raw.iter().enumerate() {
-        let field = |name: &str| format!("operators[{i}].{name}");
-        let name = op.as_ref().name.as_ref().trim();
-        if name.is_empty() {
-            return Err(src.invalid(
-                op.as_ref().name.span().start,
-                field("name"),
-                "must not be empty",
-            ));
-        }
-        let hash_field = &op.as_ref().token_sha256;
-        let hash = Operator::parse_hash(hash_field.as_ref())
-            .map_err(|msg| src.invalid(hash_field.span().start, field("token_sha256"), msg))?;
-        operators
-            .add(Operator::new(name, hash))
-            .map_err(|msg| src.invalid(op.span().start, field("name"), msg))?;
-    }
-    Ok(operators)
 }
 
 fn validate_target(
@@ -242,11 +209,13 @@ fn validate_target(
     let kind = match t.kind.as_ref().as_str() {
         "deployment-replicas" => TargetKind::DeploymentReplicas,
         "statefulset-replicas" => TargetKind::StatefulSetReplicas,
+        "deployment-paused" => TargetKind::DeploymentPaused,
+        "deployment-restart" => TargetKind::DeploymentRestart,
         other => {
             return Err(src.invalid(
                 t.kind.span().start,
                 field("kind"),
-                format!("unknown kind {other:?}: expected \"deployment-replicas\" or \"statefulset-replicas\""),
+                format!("unknown kind {other:?}: expected \"deployment-replicas\", \"statefulset-replicas\", \"deployment-paused\" or \"deployment-restart\""),
             ));
         }
     };
@@ -257,7 +226,17 @@ fn validate_target(
             "the Kubernetes object name must not be empty",
         ));
     }
-    let (min, max) = (*t.min.as_ref(), *t.max.as_ref());
+    let max_at = t.max.as_ref().map_or(raw.span().start, |m| m.span().start);
+    let (min, max) = match (&t.max, kind.is_toggle()) {
+        // A toggle is off (0) or on (1), whatever min/max say.
+        (_, true) => (0, 1),
+        _ if kind.is_one_shot() => (0, 1),
+        (Some(max), false) => (*t.min.as_ref(), *max.as_ref()),
+        (None, false) => {
+            let message = "required: the most replicas an operator may set";
+            return Err(src.invalid(raw.span().start, field("max"), message));
+        }
+    };
     if !(0..=MAX_REPLICAS).contains(&min) {
         return Err(src.invalid(
             at(t.min.span()),
@@ -267,7 +246,7 @@ fn validate_target(
     }
     if !(0..=MAX_REPLICAS).contains(&max) || max < min {
         return Err(src.invalid(
-            at(t.max.span()),
+            max_at,
             field("max"),
             format!("{max} must be within {min}..={MAX_REPLICAS} (at least min)"),
         ));
@@ -291,6 +270,26 @@ fn validate_target(
         Some(v) => *v.as_ref(),
         None => min,
     };
+    let max_step = match &t.max_step {
+        Some(v) if !(1..=MAX_REPLICAS).contains(v.as_ref()) => {
+            return Err(src.invalid(
+                v.span().start,
+                field("max_step"),
+                format!("{} must be within 1..={MAX_REPLICAS}", v.as_ref()),
+            ));
+        }
+        Some(v) => Some(*v.as_ref() as i32),
+        None => None,
+    };
+    let cooldown = match &t.cooldown_ms {
+        Some(v) if !(0..=86_400_000).contains(v.as_ref()) => {
+            let message = format!("{} must be within 0..=86400000", v.as_ref());
+            return Err(src.invalid(v.span().start, field("cooldown_ms"), message));
+        }
+        Some(v) => Duration::from_millis(*v.as_ref() as u64),
+        None if kind.is_one_shot() => DEFAULT_COOLDOWN,
+        None => Duration::ZERO,
+    };
     Ok(TargetSpec {
         name: name.as_ref().clone(),
         kind,
@@ -300,6 +299,10 @@ fn validate_target(
         max: max as i32,
         max_writes_per_second: rate,
         sandbox_initial: initial as i32,
+        max_step,
+        dry_run: t.dry_run,
+        cooldown,
+        requires_arm: t.requires_arm,
     })
 }
 

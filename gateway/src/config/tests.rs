@@ -161,3 +161,39 @@ fn given_tls_material_replaces_the_files_without_reading_them() {
     assert_eq!(config.tls.expect("tls").cert_pem, b"C");
     assert!(parse(&text).is_err(), "plain parse still reads them");
 }
+
+#[test]
+fn policy_rules_are_validated_with_their_line() {
+    let rule = "\n[[policy]]\nrule = \"r\"\noperators = [\"alice\"]\ntargets = [\"nope\"]\n";
+    let err = error_of(&format!("{GOOD}{rule}"));
+    assert!(
+        err.contains(":23: policy[0].targets: no target named \"nope\""),
+        "{err}"
+    );
+    let rule = "\n[[policy]]\noperators = [\"*\"]\ntargets = [\"web\"]\nactions = [\"fly\"]\n";
+    let err = error_of(&format!("{GOOD}{rule}"));
+    assert!(
+        err.contains("policy[0].actions: unknown action \"fly\""),
+        "{err}"
+    );
+    let rule =
+        "\n[[policy]]\noperators = [\"group:ops\"]\ntargets = [\"w*\"]\nactions = [\"move\"]\n";
+    let config = parse(&format!("{GOOD}{rule}")).expect("valid");
+    let ops = crate::auth::Identity::new("x", vec!["ops".into()]);
+    assert!(config.policy.can_see(&ops, "web"));
+}
+
+#[test]
+fn a_pause_toggle_is_zero_to_one_and_replica_kinds_need_max() {
+    let toggle = GOOD.replace("deployment-replicas", "deployment-paused");
+    let web = parse(&toggle)
+        .expect("valid")
+        .catalog
+        .get("web")
+        .cloned()
+        .expect("web");
+    assert_eq!((web.min, web.max), (0, 1));
+    assert_eq!(web.kind.action(), crate::policy::Action::Toggle);
+    let err = error_of(&GOOD.replace("max = 20\n", ""));
+    assert!(err.contains("targets.web.max: required"), "{err}");
+}

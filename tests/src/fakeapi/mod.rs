@@ -3,9 +3,9 @@
 //! It serves apps/v1 Deployments and StatefulSets from memory: GET of objects, list and watch
 //! of collections, and GET/PATCH/PUT of the `scale` subresource, with resourceVersions,
 //! managedFields, `dryRun=All`, field selectors and Kubernetes `Status` errors, on
-//! `http://127.0.0.1:PORT`. Tests drive it from the side (`add`, `scale_externally`,
-//! `set_ready`, `inject`, `stop`/`restart`) and read back what happened (`replicas`,
-//! `requests`, `write_count`).
+//! `http://127.0.0.1:PORT`, and answers TokenReviews for tokens registered with `add_token`.
+//! Tests drive it from the side (`add`, `add_token`, `scale_externally`, `set_ready`, `inject`,
+//! `stop`/`restart`) and read back what happened (`replicas`, `requests`, `write_count`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kube::Error> {
@@ -33,6 +33,7 @@ mod record;
 mod routes;
 mod status;
 mod store;
+mod tokenreview;
 mod watch;
 
 use std::net::SocketAddr;
@@ -60,6 +61,8 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     requests: Mutex<Vec<Request>>,
     writes: AtomicUsize,
+    /// Tokens TokenReview accepts: token → (username, groups).
+    tokens: Mutex<std::collections::HashMap<String, (String, Vec<String>)>>,
 }
 
 /// What handlers get: the shared state and the current serving epoch's stop signal.
@@ -126,6 +129,7 @@ impl FakeApiServer {
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(Vec::new()),
             writes: AtomicUsize::new(0),
+            tokens: Mutex::new(std::collections::HashMap::new()),
         });
         let server = FakeApiServer {
             inner: Arc::new(Inner {
@@ -141,6 +145,26 @@ impl FakeApiServer {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.inner.addr)
+    }
+
+    /// `spec.paused` of a Deployment, if it exists.
+    pub fn paused(&self, ns: &str, name: &str) -> Option<bool> {
+        lock(&self.inner.shared.store)
+            .get(&key(Kind::Deployment, ns, name))
+            .map(|w| w.paused)
+    }
+
+    /// The restartedAt annotation of a Deployment's pod template, if set.
+    pub fn restarted_at(&self, ns: &str, name: &str) -> Option<String> {
+        lock(&self.inner.shared.store)
+            .get(&key(Kind::Deployment, ns, name))
+            .and_then(|w| w.restarted_at.clone())
+    }
+
+    /// Makes TokenReview authenticate `token` as `username` in `groups`.
+    pub fn add_token(&self, token: &str, username: &str, groups: &[&str]) {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        lock(&self.inner.shared.tokens).insert(token.to_owned(), (username.to_owned(), groups));
     }
 
     /// Creates a workload with `replicas` in spec and status (all ready); ADDED on watches.

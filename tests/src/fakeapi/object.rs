@@ -42,6 +42,13 @@ pub(crate) fn item(w: &Workload) -> Value {
     if w.kind == Kind::StatefulSet {
         spec["serviceName"] = json!(w.name);
     }
+    if w.paused {
+        spec["paused"] = json!(true);
+    }
+    if let Some(at) = &w.restarted_at {
+        spec["template"]["metadata"]["annotations"] =
+            json!({ "kubectl.kubernetes.io/restartedAt": at });
+    }
     json!({
         "metadata": {
             "name": w.name,

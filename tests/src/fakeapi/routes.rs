@@ -4,8 +4,9 @@
 //! GET            /version
 //! GET            /apis/apps/v1/{deployments|statefulsets}                     list / watch, all namespaces
 //! GET            /apis/apps/v1/namespaces/{ns}/{deployments|statefulsets}     list / watch
-//! GET            /apis/apps/v1/namespaces/{ns}/{resource}/{name}              the object
+//! GET|PATCH      /apis/apps/v1/namespaces/{ns}/{resource}/{name}              the object (PATCH: paused, restartedAt)
 //! GET|PATCH|PUT  /apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale        autoscaling/v1 Scale
+//! POST           /apis/authentication.k8s.io/v1/tokenreviews                  TokenReview
 //! ```
 //! Anything else is 404 (405 for a known path with another method), always with a `Status` body.
 
@@ -19,7 +20,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_TYPE, USER_AGENT};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::json;
 
@@ -39,11 +40,15 @@ pub(crate) fn router(app: AppState) -> Router {
     let scale = get(get_scale).patch(patch_scale).put(put_scale);
     Router::new()
         .route("/version", get(version))
+        .route(
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            post(super::tokenreview::create),
+        )
         .route("/apis/apps/v1/{resource}", get(cluster_collection))
         .route("/apis/apps/v1/namespaces/{ns}/{resource}", get(collection))
         .route(
             "/apis/apps/v1/namespaces/{ns}/{resource}/{name}",
-            get(get_object),
+            get(get_object).patch(patch_object),
         )
         .route(
             "/apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale",
@@ -147,6 +152,53 @@ fn render_stored(
         .get(&(kind, ns, name.clone()))
         .ok_or_else(|| ApiError::not_found(kind, &name))?;
     Ok(Json(render(found)).into_response())
+}
+
+/// A merge patch of a Deployment's `spec.paused` or restartedAt template annotation, the object
+/// fields the fake lets clients set.
+async fn patch_object(
+    State(app): State<AppState>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Answer {
+    let Path((ns, resource, name)) = path.map_err(rejected)?;
+    let params = Params::parse(q.as_deref());
+    let dry_run = params.dry_run()?;
+    let patch: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid patch body: {e}")))?;
+    let paused = patch
+        .pointer("/spec/paused")
+        .and_then(serde_json::Value::as_bool);
+    let restarted_at = patch
+        .pointer("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    if paused.is_none() && restarted_at.is_none() {
+        let message = "the fake only patches spec.paused and the restartedAt template annotation";
+        return Err(ApiError::new(422, message));
+    }
+    let manager = params
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown")
+        .to_owned();
+    let writer = Writer {
+        manager: &manager,
+        operation: "Update",
+        subresource: None,
+    };
+    let written = lock(&app.shared.store).patch_deployment(
+        &(kind(&resource)?, ns, name),
+        paused,
+        restarted_at,
+        &writer,
+        dry_run,
+    )?;
+    if !dry_run {
+        app.shared.writes.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(Json(object::object(&written)).into_response())
 }
 
 async fn patch_scale(

@@ -33,6 +33,10 @@ pub(crate) struct Workload {
     pub(crate) generation: i64,
     pub(crate) observed_generation: i64,
     pub(crate) spec_replicas: i32,
+    /// `spec.paused` (Deployments).
+    pub(crate) paused: bool,
+    /// The pod template's `kubectl.kubernetes.io/restartedAt` annotation (Deployments).
+    pub(crate) restarted_at: Option<String>,
     pub(crate) status_replicas: i32,
     pub(crate) ready_replicas: i32,
     pub(crate) managed_fields: Vec<ManagedField>,
@@ -149,6 +153,8 @@ impl Store {
             generation: 1,
             observed_generation: 1,
             spec_replicas: replicas,
+            paused: false,
+            restarted_at: None,
             status_replicas: replicas,
             ready_replicas: replicas,
             managed_fields: vec![
@@ -198,6 +204,37 @@ impl Store {
         next.spec_replicas = replicas;
         next.generation += 1;
         take_ownership(&mut next.managed_fields, writer, |f| &mut f.replicas);
+        Ok(self.commit(EventType::Modified, next))
+    }
+
+    /// Changes a Deployment's `spec.paused` and/or its template's restartedAt annotation (a
+    /// merge patch of the object); `dry_run` validates and answers without storing. (The fake
+    /// books these fields under the writer's "rest" group.)
+    pub(crate) fn patch_deployment(
+        &mut self,
+        key: &Key,
+        paused: Option<bool>,
+        restarted_at: Option<String>,
+        writer: &Writer<'_>,
+        dry_run: bool,
+    ) -> Result<Workload, ApiError> {
+        let (kind, _, name) = key;
+        let current = self
+            .objects
+            .get(key)
+            .ok_or_else(|| ApiError::not_found(*kind, name))?;
+        if *kind != Kind::Deployment {
+            let message = "spec: Forbidden: only Deployments pause and restart".to_owned();
+            return Err(ApiError::invalid(name, message));
+        }
+        let mut next = current.clone();
+        next.paused = paused.unwrap_or(current.paused);
+        next.restarted_at = restarted_at.or_else(|| current.restarted_at.clone());
+        if (next.paused == current.paused && next.restarted_at == current.restarted_at) || dry_run {
+            return Ok(next);
+        }
+        next.generation += 1;
+        take_ownership(&mut next.managed_fields, writer, |f| &mut f.rest);
         Ok(self.commit(EventType::Modified, next))
     }
 

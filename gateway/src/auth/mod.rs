@@ -5,17 +5,26 @@
 //! many bytes matched. The check runs in a tonic interceptor at the edge: handlers read the
 //! [`Identity`] from request extensions and never see credentials.
 
+mod cert;
+mod reload;
+mod review;
+
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
+pub use cert::identity_from_der;
+pub use reload::Authenticator;
+pub use review::{PendingReview, TokenReviewer};
+
 /// An operator allowed to connect.
 #[derive(Clone)]
 pub struct Operator {
     name: Arc<str>,
     token_sha256: [u8; 32],
+    groups: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Operator {
@@ -32,7 +41,14 @@ impl Operator {
         Operator {
             name: name.into(),
             token_sha256,
+            groups: Arc::new([]),
         }
+    }
+
+    /// The same operator, member of `groups` (for `group:NAME` policy rules).
+    pub fn with_groups(mut self, groups: Vec<String>) -> Operator {
+        self.groups = groups.into();
+        self
     }
 
     /// Parses a hex SHA-256 as written in the config (`token_sha256`).
@@ -49,11 +65,24 @@ impl Operator {
     }
 }
 
-/// The authenticated operator of a request, put into request extensions by [`Operators::interceptor`].
+/// The authenticated operator of a request, put into request extensions by
+/// [`Authenticator::interceptor`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The operator's configured name.
     pub name: Arc<str>,
+    /// The groups the operator belongs to.
+    pub groups: Arc<[String]>,
+}
+
+impl Identity {
+    /// An identity named `name` in `groups`.
+    pub fn new(name: &str, groups: Vec<String>) -> Identity {
+        Identity {
+            name: name.into(),
+            groups: groups.into(),
+        }
+    }
 }
 
 /// Every operator that may connect.
@@ -95,6 +124,15 @@ impl Operators {
         Ok(())
     }
 
+    /// These operators and `other`'s, refused if a name or token is in both.
+    pub fn merged(&self, other: &Operators) -> Result<Operators, String> {
+        let mut all = self.clone();
+        for op in &other.list {
+            all.add(op.clone())?;
+        }
+        Ok(all)
+    }
+
     /// Number of operators.
     pub fn len(&self) -> usize {
         self.list.len()
@@ -113,6 +151,7 @@ impl Operators {
             if bool::from(op.token_sha256.ct_eq(&presented)) {
                 found = Some(Identity {
                     name: op.name.clone(),
+                    groups: op.groups.clone(),
                 });
             }
         }
@@ -121,40 +160,28 @@ impl Operators {
 
     /// Authenticates a request from its `authorization: Bearer <token>` metadata.
     pub fn check(&self, request: &Request<()>) -> Result<Identity, Status> {
-        let header = request.metadata().get("authorization").ok_or_else(|| {
-            Status::unauthenticated(
-                "missing bearer token: send metadata `authorization: Bearer <token>`",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                Status::unauthenticated(
-                    "malformed authorization metadata: expected `Bearer <token>`",
-                )
-            })?;
-        self.authenticate(token.trim()).ok_or_else(|| {
+        let token = bearer_token(request)?;
+        self.authenticate(token).ok_or_else(|| {
             Status::unauthenticated("invalid bearer token: no operator has this token")
         })
     }
+}
 
-    /// A tonic interceptor that authenticates each call and stores its [`Identity`].
-    pub fn interceptor(
-        self: Arc<Self>,
-    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
-        move |mut request: Request<()>| {
-            let identity = self.check(&request).inspect_err(|status| {
-                let peer = request
-                    .remote_addr()
-                    .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-                tracing::warn!(%peer, reason = status.message(), "session refused");
-            })?;
-            request.extensions_mut().insert(identity);
-            Ok(request)
-        }
-    }
+/// The bearer token of a request's `authorization` metadata, trimmed.
+pub fn bearer_token(request: &Request<()>) -> Result<&str, Status> {
+    let header = request.metadata().get("authorization").ok_or_else(|| {
+        Status::unauthenticated(
+            "missing bearer token: send metadata `authorization: Bearer <token>`",
+        )
+    })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            Status::unauthenticated("malformed authorization metadata: expected `Bearer <token>`")
+        })
 }
 
 #[cfg(test)]

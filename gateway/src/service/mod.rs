@@ -1,7 +1,7 @@
 //! The `kubeknobs.v1.Knobs/Session` handler: one task per bridge session.
 //!
 //! The operator was authenticated by the interceptor before we get here. A session must open
-//! with `Hello` (within [`HELLO_TIMEOUT`]); it is answered with `Welcome` (identity, cluster,
+//! with `Hello` (within `server.hello_timeout_ms`); it is answered with `Welcome` (identity, cluster,
 //! catalog with live state), then the session task forwards every state change to the bridge
 //! and checks each control event before handing it to its target's coalescer. Every event gets
 //! exactly one `Outcome`, here (unknown target, bad value) or from the coalescer.
@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use kubeknobs_proto::v1::{
@@ -21,14 +20,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::Identity;
+use crate::audit::{self, Audit, Record};
+use crate::auth::{Identity, PendingReview, TokenReviewer};
 use crate::catalog::Catalog;
 use crate::coalesce::{Coalescer, Reply, Submission};
+use crate::config::SessionLimits;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::presence::{Member, Roster};
+use crate::ratelimit::{Cooldowns, OperatorLimits, SessionPermit};
 use crate::state::{self, StateHub};
+use crate::touch::Holds;
 
-/// How long a new session may take to say `Hello`.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
 const OUTBOUND_CAPACITY: usize = 4096;
 
@@ -36,6 +39,22 @@ const OUTBOUND_CAPACITY: usize = 4096;
 pub struct Shared {
     /// The targets.
     pub catalog: Catalog,
+    /// Who may see and change which targets.
+    pub policy: Policy,
+    /// Per-operator event rates and session counts.
+    pub limits: OperatorLimits,
+    /// Hello timeout and message size.
+    pub session: SessionLimits,
+    /// Who is connected.
+    pub roster: Arc<Roster>,
+    /// Who holds which target's control.
+    pub holds: Holds,
+    /// When each one-shot target last acted.
+    pub cooldowns: Cooldowns,
+    /// The audit trail.
+    pub audit: Arc<Audit>,
+    /// Checks bearer tokens no operator has with the cluster (`auth.token_review`).
+    pub reviewer: Option<TokenReviewer>,
     /// Live state of every target.
     pub hub: Arc<StateHub>,
     /// One coalescer per target, by name.
@@ -73,13 +92,28 @@ impl Knobs for KnobsService {
         &self,
         request: Request<Streaming<ClientMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
-        let identity = request
-            .extensions()
-            .get::<Identity>()
-            .cloned()
-            .ok_or_else(|| Status::unauthenticated("no operator identity"))?;
+        let identity = match (
+            request.extensions().get::<Identity>(),
+            request.extensions().get::<PendingReview>(),
+            &self.shared.reviewer,
+        ) {
+            (Some(identity), _, _) => identity.clone(),
+            (None, Some(pending), Some(reviewer)) => {
+                reviewer.review(pending).await.inspect_err(|status| {
+                    tracing::warn!(reason = status.message(), "session refused");
+                })?
+            }
+            _ => return Err(Status::unauthenticated("no operator identity")),
+        };
+        let permit = self
+            .shared
+            .limits
+            .open_session(&identity.name)
+            .inspect_err(|err| {
+                tracing::warn!(operator = %identity.name, reason = %err, "session refused");
+            })?;
         let mut inbound = request.into_inner();
-        let hello = await_hello(&mut inbound).await?;
+        let hello = await_hello(&mut inbound, self.shared.session.hello_timeout).await?;
         tracing::info!(operator = %identity.name, bridge = %hello.bridge_id, "session opened");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -92,7 +126,8 @@ impl Knobs for KnobsService {
                 .shared
                 .catalog
                 .iter()
-                .map(|t| t.to_proto(snapshot[&t.name].clone()))
+                .filter(|t| self.shared.policy.can_see(&identity, &t.name))
+                .map(|t| t.to_proto(snapshot.get(&t.name).cloned().unwrap_or_default()))
                 .collect(),
             protocol_version: v1::PROTOCOL_VERSION,
         };
@@ -102,6 +137,13 @@ impl Knobs for KnobsService {
         let session = Session {
             shared: self.shared.clone(),
             operator: identity.name.clone(),
+            member: self
+                .shared
+                .roster
+                .join(identity.name.clone(), hello.bridge_id.clone()),
+            identity,
+            permit,
+            armed: Default::default(),
             bridge: hello.bridge_id,
             reply: Reply::new(tx.clone(), self.shared.metrics.clone()),
             tx,
@@ -111,30 +153,13 @@ impl Knobs for KnobsService {
     }
 }
 
-/// Waits for the first message, which must be a `Hello` with a protocol we speak.
-async fn await_hello(inbound: &mut Streaming<ClientMessage>) -> Result<v1::Hello, Status> {
-    let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
-        .await
-        .map_err(|_| Status::deadline_exceeded(format!("no Hello within {HELLO_TIMEOUT:?}")))??;
-    match first.and_then(|m| m.msg) {
-        Some(client_message::Msg::Hello(hello))
-            if hello.protocol_version == v1::PROTOCOL_VERSION =>
-        {
-            Ok(hello)
-        }
-        Some(client_message::Msg::Hello(hello)) => Err(Status::failed_precondition(format!(
-            "protocol version {} is not supported; this gateway speaks {}",
-            hello.protocol_version,
-            v1::PROTOCOL_VERSION
-        ))),
-        _ => Err(Status::invalid_argument(
-            "the first message of a session must be Hello",
-        )),
-    }
-}
-
 struct Session {
     shared: Arc<Shared>,
+    identity: Identity,
+    permit: SessionPermit,
+    member: Member,
+    /// True while the bridge's arm control is held.
+    armed: std::sync::atomic::AtomicBool,
     operator: Arc<str>,
     bridge: String,
     /// State updates and the closing status.
@@ -148,19 +173,33 @@ impl Session {
         let _counted = self.shared.metrics.session();
         let mut states = self.shared.hub.subscribe();
         states.mark_unchanged();
+        let mut presence = self.shared.roster.subscribe();
         let end = loop {
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => self.handle(message),
                     Ok(None) => break "bridge closed the session".to_owned(),
-                    Err(status) => break format!("stream error: {}", status.message()),
+                    Err(status) => {
+                        let message = format!("bad client message: {}", status.message());
+                        let _ = self.tx.try_send(Err(Status::new(status.code(), message.clone())));
+                        break message;
+                    }
                 },
                 changed = states.changed() => {
                     if changed.is_err() { break "state hub closed".to_owned() }
                     let now = states.borrow_and_update().clone();
-                    let updates = state::changes(&last_sent, &now);
+                    let mut updates = state::changes(&last_sent, &now);
+                    updates.retain(|s| self.shared.policy.can_see(&self.identity, &s.target));
                     last_sent = now;
                     if !updates.is_empty() && self.tx.send(Ok(state_update(updates))).await.is_err() {
+                        break "bridge went away".to_owned();
+                    }
+                }
+                changed = presence.changed() => {
+                    if changed.is_err() { break "roster closed".to_owned() }
+                    let now = (**presence.borrow_and_update()).clone();
+                    let message = ServerMessage { msg: Some(Msg::Presence(now)) };
+                    if self.tx.send(Ok(message)).await.is_err() {
                         break "bridge went away".to_owned();
                     }
                 }
@@ -171,12 +210,19 @@ impl Session {
                 }
             }
         };
+        self.shared.holds.release_session(self.member.id);
         tracing::info!(operator = %self.operator, bridge = %self.bridge, reason = %end, "session closed");
     }
 
     fn handle(&self, message: ClientMessage) {
         match message.msg {
             Some(client_message::Msg::Control(event)) => self.control(event),
+            Some(client_message::Msg::Touch(touch)) => self.touch(touch),
+            Some(client_message::Msg::Arm(arm)) => {
+                tracing::debug!(operator = %self.operator, armed = arm.armed, "arm");
+                self.armed
+                    .store(arm.armed, std::sync::atomic::Ordering::Relaxed);
+            }
             Some(client_message::Msg::Hello(_)) => {
                 tracing::warn!(operator = %self.operator, "second Hello ignored");
             }
@@ -186,28 +232,101 @@ impl Session {
 
     fn control(&self, event: v1::ControlEvent) {
         self.shared.metrics.event_received();
-        let Some(target) = self.shared.catalog.get(&event.target) else {
+        let received = tokio::time::Instant::now();
+        if let Err(err) = self.permit.check_event() {
+            return self.reject(&event, RejectReason::RateLimited, err.to_string());
+        }
+        let visible = self.shared.policy.can_see(&self.identity, &event.target);
+        let Some(target) = self.shared.catalog.get(&event.target).filter(|_| visible) else {
             let message = format!("no target named {:?} in the catalog", event.target);
             return self.reject(&event, RejectReason::UnknownTarget, message);
         };
+        let action = target.kind.action();
+        if let Err(err) = self
+            .shared
+            .policy
+            .authorize(&self.identity, &target.name, action)
+        {
+            return self.reject(&event, RejectReason::Forbidden, err.to_string());
+        }
+        if target.requires_arm && !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
+            let message = format!(
+                "target {} is destructive: hold the arm control while changing it",
+                target.name
+            );
+            return self.reject(&event, RejectReason::NotArmed, message);
+        }
+        if let Err(err) = self.shared.holds.check(&target.name, &self.operator) {
+            return self.reject(&event, RejectReason::Held, err.to_string());
+        }
         let value = match target.check(event.value) {
             Ok(value) => value,
             Err(refusal) => return self.reject(&event, refusal.reason, refusal.message),
         };
+        if target.kind.is_one_shot() {
+            if value == 0 {
+                return self.released(&event);
+            }
+            if let Err(left) = self
+                .shared
+                .cooldowns
+                .try_start(&target.name, target.cooldown)
+            {
+                let message = format!(
+                    "rate limited: cooldown: target {} acted less than {:?} ago (cooldown_ms); try again in {} ms",
+                    target.name,
+                    target.cooldown,
+                    left.as_millis().max(1)
+                );
+                return self.reject(&event, RejectReason::RateLimited, message);
+            }
+        }
         tracing::debug!(operator = %self.operator, target_name = %target.name, value, seq = event.seq, "control");
         if let Some(coalescer) = self.shared.coalescers.get(&target.name) {
             coalescer.submit(Submission {
                 seq: event.seq,
                 value,
                 operator: self.operator.clone(),
+                groups: self.identity.groups.clone(),
                 reply: self.reply.clone(),
-                received: tokio::time::Instant::now(),
+                received,
             });
         }
     }
 
+    /// Answers the release (0) of a one-shot button: nothing to do, nothing changed.
+    fn released(&self, event: &v1::ControlEvent) {
+        let outcome = v1::Outcome {
+            seq: event.seq,
+            target: event.target.clone(),
+            value: event.value,
+            kind: OutcomeKind::Applied as i32,
+            reason: RejectReason::Unspecified as i32,
+            message: "button released: nothing to do".to_owned(),
+        };
+        self.reply.send_outcome(outcome);
+    }
+
     fn reject(&self, event: &v1::ControlEvent, reason: RejectReason, message: String) {
         tracing::warn!(operator = %self.operator, target_name = %event.target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
+        let old = self
+            .shared
+            .hub
+            .snapshot()
+            .get(&event.target)
+            .and_then(|s| s.desired);
+        self.shared.audit.record(&Record {
+            time: Record::now(),
+            operator: &self.operator,
+            target: &event.target,
+            old,
+            new: event.value,
+            outcome: "rejected",
+            reason: Some(audit::reason_name(reason)),
+            message: &message,
+            latency_ms: 0.0,
+            dry_run: false,
+        });
         let outcome = v1::Outcome {
             seq: event.seq,
             target: event.target.clone(),
@@ -219,6 +338,11 @@ impl Session {
         self.reply.send_outcome(outcome);
     }
 }
+
+mod hello;
+mod touch;
+
+use hello::await_hello;
 
 fn state_update(states: Vec<v1::TargetState>) -> ServerMessage {
     ServerMessage {

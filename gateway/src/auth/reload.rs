@@ -1,0 +1,225 @@
+//! Who is calling: a verified client certificate (mutual TLS, see `cert`), or a bearer token.
+//!
+//! Token rotation without a restart: the operators of the config plus those of
+//! `auth.tokens_file`, re-read whenever that file changes.
+//!
+//! The file is polled (its modification time and length, every [`POLL`]), which works the same
+//! on every filesystem, including the symlink swaps Kubernetes uses for mounted Secrets. A file
+//! that no longer parses, or clashes with the config's operators, is logged and the previous
+//! operators stay in force: a typo never locks everyone out. Sessions already open are not cut.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Status};
+
+use super::Operators;
+
+/// How often the tokens file is checked for changes.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Authenticates requests against the current operators.
+#[derive(Debug)]
+pub struct Authenticator {
+    /// Unknown bearer tokens are handed on for a TokenReview (`auth.token_review`).
+    token_review: bool,
+    fixed: Operators,
+    file: Option<PathBuf>,
+    current: RwLock<Arc<Operators>>,
+}
+
+impl Authenticator {
+    /// The config's `fixed` operators plus those of `file` (read now), if any.
+    pub fn load(
+        fixed: Operators,
+        file: Option<PathBuf>,
+    ) -> Result<Authenticator, crate::config::Error> {
+        let current = match &file {
+            Some(path) => {
+                let extra = crate::config::load_tokens(path)?;
+                fixed
+                    .merged(&extra)
+                    .map_err(|message| crate::config::Error::Invalid {
+                        path: path.clone(),
+                        line: 1,
+                        field: "operators".into(),
+                        message,
+                    })?
+            }
+            None => fixed.clone(),
+        };
+        Ok(Authenticator {
+            token_review: false,
+            fixed,
+            file,
+            current: RwLock::new(Arc::new(current)),
+        })
+    }
+
+    /// Hands tokens no operator has on to a TokenReview (see `review`).
+    pub fn with_token_review(mut self, enabled: bool) -> Authenticator {
+        self.token_review = enabled;
+        self
+    }
+
+    /// The operators in force now.
+    pub fn operators(&self) -> Arc<Operators> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the tokens file; keeps the current operators if it is unusable.
+    pub fn reload(&self) {
+        let Some(path) = &self.file else { return };
+        let loaded = crate::config::load_tokens(path)
+            .map_err(|err| err.to_string())
+            .and_then(|extra| self.fixed.merged(&extra));
+        match loaded {
+            Ok(operators) => {
+                tracing::info!(file = %path.display(), operators = operators.len(), "tokens file reloaded");
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(operators);
+            }
+            Err(cause) => {
+                tracing::warn!(file = %path.display(), %cause, "tokens file not reloaded; the previous operators stay in force")
+            }
+        }
+    }
+
+    /// Polls the tokens file and reloads it when it changes, until `shutdown`.
+    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(path) = self.file.clone() else {
+            return;
+        };
+        let stamp = |p: &PathBuf| -> Option<(SystemTime, u64)> {
+            let meta = std::fs::metadata(p).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        };
+        let mut last = stamp(&path);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let now = stamp(&path);
+            if now != last {
+                last = now;
+                self.reload();
+            }
+        }
+    }
+
+    /// A verified client certificate names the operator (mutual TLS); otherwise the bearer
+    /// token does.
+    fn identify(&self, request: &Request<()>) -> Result<super::Identity, Status> {
+        if let Some(leaf) = request.peer_certs().as_deref().and_then(|c| c.first()) {
+            return super::identity_from_der(leaf).map_err(Status::unauthenticated);
+        }
+        self.operators().check(request)
+    }
+
+    /// A tonic interceptor that authenticates each call and stores its [`super::Identity`].
+    pub fn interceptor(
+        self: Arc<Self>,
+    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+        move |mut request: Request<()>| {
+            let identity = match self.identify(&request) {
+                Ok(identity) => identity,
+                Err(status) => match super::bearer_token(&request) {
+                    Ok(token) if self.token_review && request.peer_certs().is_none() => {
+                        let pending = super::PendingReview(token.to_owned());
+                        request.extensions_mut().insert(pending);
+                        return Ok(request);
+                    }
+                    _ => {
+                        let peer = request
+                            .remote_addr()
+                            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+                        tracing::warn!(%peer, reason = status.message(), "session refused");
+                        return Err(status);
+                    }
+                },
+            };
+            request.extensions_mut().insert(identity);
+            Ok(request)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Operator, hash_token};
+
+    fn tokens(entries: &[(&str, &str)]) -> String {
+        entries
+            .iter()
+            .map(|(name, token)| {
+                format!(
+                    "[[operators]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\n",
+                    hash_token(token)
+                )
+            })
+            .collect()
+    }
+
+    fn fixed() -> Operators {
+        let mut ops = Operators::default();
+        let hash = Operator::parse_hash(&hash_token("alice-token")).unwrap();
+        ops.add(Operator::new("alice", hash)).unwrap();
+        ops
+    }
+
+    #[test]
+    fn a_changed_file_rotates_tokens_and_a_broken_one_keeps_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        std::fs::write(&path, tokens(&[("bob", "bob-1")])).unwrap();
+        let auth = Authenticator::load(fixed(), Some(path.clone())).expect("loads");
+        assert!(auth.operators().authenticate("alice-token").is_some());
+        assert!(auth.operators().authenticate("bob-1").is_some());
+
+        std::fs::write(&path, tokens(&[("bob", "bob-2")])).unwrap();
+        auth.reload();
+        assert!(
+            auth.operators().authenticate("bob-1").is_none(),
+            "old token revoked"
+        );
+        assert!(auth.operators().authenticate("bob-2").is_some());
+
+        std::fs::write(
+            &path,
+            "[[operators]]\nname = \"bob\"\ntoken_sha256 = \"zz\"\n",
+        )
+        .unwrap();
+        auth.reload();
+        assert!(auth.operators().authenticate("bob-2").is_some(), "kept");
+        std::fs::write(&path, tokens(&[("alice", "other")])).unwrap();
+        auth.reload();
+        assert!(
+            auth.operators().authenticate("other").is_none(),
+            "a clash is refused"
+        );
+    }
+
+    #[test]
+    fn a_broken_file_at_start_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        std::fs::write(
+            &path,
+            "\n[[operators]]\nname = \"bob\"\ntoken_sha256 = \"zz\"\n",
+        )
+        .unwrap();
+        let err = Authenticator::load(fixed(), Some(path))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tokens.toml:4: operators[0].token_sha256"),
+            "{err}"
+        );
+    }
+}

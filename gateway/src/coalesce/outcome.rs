@@ -1,0 +1,77 @@
+//! Outcomes of a target's writes: answered to the session that sent the event, and audited
+//! when they are final (applied or rejected).
+
+use kubeknobs_proto::v1::{self, OutcomeKind, RejectReason};
+
+use super::{Submission, TargetWriter, Writer};
+use crate::audit::{self, Record};
+
+impl<W: Writer> TargetWriter<W> {
+    /// The target's desired value as last observed.
+    pub(super) fn desired(&self) -> Option<f64> {
+        self.hub.snapshot().get(&self.target.name)?.desired
+    }
+
+    /// Answers `s` (and audits applied and rejected outcomes), from the current desired value.
+    pub(super) fn finish(
+        &self,
+        s: &Submission,
+        kind: OutcomeKind,
+        reason: RejectReason,
+        message: String,
+    ) {
+        self.finish_from(self.desired(), s, kind, reason, message);
+    }
+
+    /// Answers `s` (and audits applied and rejected outcomes); `old` is the value before.
+    pub(super) fn finish_from(
+        &self,
+        old: Option<f64>,
+        s: &Submission,
+        kind: OutcomeKind,
+        reason: RejectReason,
+        mut message: String,
+    ) {
+        if kind == OutcomeKind::Applied && self.target.dry_run {
+            message = "dry run: the cluster accepted it, nothing was changed".to_owned();
+        }
+        if let (Some(audit), OutcomeKind::Applied | OutcomeKind::Rejected) = (&self.audit, kind) {
+            audit.record(&Record {
+                time: Record::now(),
+                operator: &s.operator,
+                target: &self.target.name,
+                old,
+                new: f64::from(s.value),
+                outcome: if kind == OutcomeKind::Applied {
+                    "applied"
+                } else {
+                    "rejected"
+                },
+                reason: (kind == OutcomeKind::Rejected).then(|| audit::reason_name(reason)),
+                message: &message,
+                latency_ms: Record::latency_since(s.received),
+                dry_run: self.target.dry_run,
+            });
+        }
+        answer(&self.target.name, s, kind, reason, message);
+    }
+}
+
+/// Sends the outcome of `s` to its session, without ever blocking the writer.
+pub(super) fn answer(
+    target: &str,
+    s: &Submission,
+    kind: OutcomeKind,
+    reason: RejectReason,
+    message: String,
+) {
+    let outcome = v1::Outcome {
+        seq: s.seq,
+        target: target.to_owned(),
+        value: f64::from(s.value),
+        kind: kind as i32,
+        reason: reason as i32,
+        message,
+    };
+    s.reply.send_outcome(outcome);
+}

@@ -1,0 +1,127 @@
+//! `[server]` and `[auth]` as written: the listener, TLS material, session limits and client
+//! certificates, validated (and their files read) at load so `check` catches a missing file.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ClientAuth, Result, SessionLimits, Source, TlsIdentity};
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) tokens_file: Option<Spanned<String>>,
+    pub(super) client_ca: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) client_cert_required: bool,
+    #[serde(default)]
+    pub(super) token_review: bool,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    #[serde(default = "default_listen")]
+    pub(super) listen: Spanned<String>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    hello_timeout_ms: Option<Spanned<i64>>,
+    max_message_bytes: Option<Spanned<i64>>,
+    pub(super) ops_listen: Option<Spanned<String>>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+            hello_timeout_ms: None,
+            max_message_bytes: None,
+            ops_listen: None,
+        }
+    }
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:50051".to_owned())
+}
+
+pub(super) fn validate_client_auth(auth: &RawAuth, src: &Source<'_>) -> Result<Option<ClientAuth>> {
+    let Some(ca) = &auth.client_ca else {
+        if auth.client_cert_required {
+            return Err(src.invalid(0, "auth.client_cert_required", "needs auth.client_ca"));
+        }
+        return Ok(None);
+    };
+    let (_, ca_pem) = src.read_file(ca.as_ref()).map_err(|err| {
+        let shown = src.resolve(ca.as_ref());
+        src.invalid(
+            ca.span().start,
+            "auth.client_ca",
+            format!("cannot read {}: {err}", shown.display()),
+        )
+    })?;
+    Ok(Some(ClientAuth {
+        ca_pem,
+        required: auth.client_cert_required,
+    }))
+}
+
+pub(super) fn validate_session(server: &RawServer, src: &Source<'_>) -> Result<SessionLimits> {
+    let mut session = SessionLimits::default();
+    let within = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| {
+        let n = *v.as_ref();
+        if (lo..=hi).contains(&n) {
+            Ok(n as u64)
+        } else {
+            Err(src.invalid(
+                v.span().start,
+                format!("server.{field}"),
+                format!("{n} must be within {lo}..={hi}"),
+            ))
+        }
+    };
+    if let Some(v) = &server.hello_timeout_ms {
+        session.hello_timeout = Duration::from_millis(within(v, "hello_timeout_ms", 1, 600_000)?);
+    }
+    if let Some(v) = &server.max_message_bytes {
+        session.max_message_bytes = within(v, "max_message_bytes", 256, 16 << 20)? as usize;
+    }
+    Ok(session)
+}
+
+pub(super) fn validate_tls(server: &RawServer, src: &Source<'_>) -> Result<Option<TlsIdentity>> {
+    let read = |field: &str, path: &Spanned<String>| {
+        src.read_file(path.as_ref())
+            .map(|(_, bytes)| bytes)
+            .map_err(|err| {
+                let shown = src.resolve(path.as_ref());
+                src.invalid(
+                    path.span().start,
+                    format!("server.{field}"),
+                    format!("cannot read {}: {err}", shown.display()),
+                )
+            })
+    };
+    match (&server.tls_cert, &server.tls_key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsIdentity {
+            cert_pem: read("tls_cert", cert)?,
+            key_pem: read("tls_key", key)?,
+        })),
+        (Some(cert), None) => Err(src.invalid(
+            cert.span().start,
+            "server.tls_key",
+            "tls_cert is set but tls_key is missing",
+        )),
+        (None, Some(key)) => Err(src.invalid(
+            key.span().start,
+            "server.tls_cert",
+            "tls_key is set but tls_cert is missing",
+        )),
+    }
+}

@@ -1,0 +1,238 @@
+//! How fast: per-operator limits on control events and sessions, and the whole gateway's budget
+//! of writes to the API server.
+//!
+//! - **Events per operator** use a [`governor`] GCRA limiter per operator, shared by all of that
+//!   operator's sessions. The check never waits: an event over the limit is answered
+//!   `rate limited` at once, so one operator's flood costs other sessions nothing.
+//!   (governor was picked for its lock-free GCRA state and exact burst semantics; its clock is
+//!   tokio's here, so the limits are tested with `tokio::time::pause`.)
+//! - **Sessions per operator** are counted; a session over the limit is refused with
+//!   `RESOURCE_EXHAUSTED`, and the count drops when a session ends ([`SessionPermit`]).
+//! - **Cooldowns** ([`Cooldowns`]): a one-shot target (rollout restart) acts at most once per
+//!   its `cooldown_ms`, whoever presses; presses in between are answered `rate limited`.
+//! - **Writes per second for the whole gateway** ([`WriteBudget`]): every target's writer waits
+//!   for its turn before each write. Turns are handed out first come, first served (a FIFO
+//!   tokio mutex), and a writer has at most one write waiting, so a busy target cannot starve a
+//!   quiet one: the budget is shared round-robin among the targets that want to write.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::{Instant, sleep_until};
+
+/// Why an operator was slowed down.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The operator already has as many sessions as allowed.
+    #[error(
+        "operator {operator} already has {limit} session(s) open (limits.sessions_per_operator); close one first"
+    )]
+    TooManySessions {
+        /// The operator.
+        operator: String,
+        /// The limit.
+        limit: u32,
+    },
+    /// The operator sent control events faster than allowed.
+    #[error(
+        "rate limited: {operator} sent more than {per_second} control events per second (limits.events_per_second); retry in {retry_ms} ms"
+    )]
+    TooManyEvents {
+        /// The operator.
+        operator: String,
+        /// The limit.
+        per_second: u32,
+        /// When the next event would be accepted.
+        retry_ms: u128,
+    },
+}
+
+/// The `[limits]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Control events per second per operator, over all their sessions.
+    pub events_per_second: NonZeroU32,
+    /// Events an operator may send at once before the per-second rate applies.
+    pub events_burst: NonZeroU32,
+    /// Concurrent sessions per operator.
+    pub sessions_per_operator: u32,
+    /// Writes per second to the API server, for the whole gateway.
+    pub writes_per_second: f64,
+    /// How long a released touch still holds its target (see `touch`).
+    pub touch_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            events_per_second: NonZeroU32::new(100).expect("non-zero"),
+            events_burst: NonZeroU32::new(100).expect("non-zero"),
+            sessions_per_operator: 4,
+            writes_per_second: 50.0,
+            touch_grace: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// governor's clock, driven by tokio's (so `tokio::time::pause` controls it in tests).
+#[derive(Debug, Clone)]
+pub struct TokioClock {
+    start: Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(Instant::now().saturating_duration_since(self.start))
+    }
+}
+
+type EventLimiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+
+struct OperatorState {
+    events: EventLimiter,
+    sessions: AtomicU32,
+}
+
+/// Per-operator limits, shared by every session.
+pub struct OperatorLimits {
+    limits: Limits,
+    clock: TokioClock,
+    operators: Mutex<HashMap<Arc<str>, Arc<OperatorState>>>,
+}
+
+impl OperatorLimits {
+    /// Limits as configured.
+    pub fn new(limits: Limits) -> OperatorLimits {
+        OperatorLimits {
+            limits,
+            clock: TokioClock {
+                start: Instant::now(),
+            },
+            operators: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits a new session of `operator`, or refuses it when they have too many.
+    pub fn open_session(&self, operator: &Arc<str>) -> Result<SessionPermit, Error> {
+        let state = self.state(operator);
+        let limit = self.limits.sessions_per_operator;
+        state
+            .sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map_err(|_| Error::TooManySessions {
+                operator: operator.to_string(),
+                limit,
+            })?;
+        Ok(SessionPermit {
+            operator: operator.clone(),
+            per_second: self.limits.events_per_second.get(),
+            clock: self.clock.clone(),
+            state,
+        })
+    }
+
+    fn state(&self, operator: &Arc<str>) -> Arc<OperatorState> {
+        let mut map = self.operators.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(operator.clone())
+            .or_insert_with(|| {
+                let quota = Quota::per_second(self.limits.events_per_second)
+                    .allow_burst(self.limits.events_burst);
+                Arc::new(OperatorState {
+                    events: RateLimiter::direct_with_clock(quota, self.clock.clone()),
+                    sessions: AtomicU32::new(0),
+                })
+            })
+            .clone()
+    }
+}
+
+/// One admitted session; checks its operator's event rate, and frees its slot when dropped.
+pub struct SessionPermit {
+    operator: Arc<str>,
+    per_second: u32,
+    clock: TokioClock,
+    state: Arc<OperatorState>,
+}
+
+impl SessionPermit {
+    /// Counts one control event against the operator's rate; never waits.
+    pub fn check_event(&self) -> Result<(), Error> {
+        self.state.events.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            Error::TooManyEvents {
+                operator: self.operator.to_string(),
+                per_second: self.per_second,
+                retry_ms: wait.as_millis().max(1),
+            }
+        })
+    }
+}
+
+impl Drop for SessionPermit {
+    fn drop(&mut self) {
+        self.state.sessions.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Cooldowns of one-shot targets: the last time each acted.
+#[derive(Debug, Default)]
+pub struct Cooldowns {
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl Cooldowns {
+    /// Starts `target`'s action now unless it acted less than `cooldown` ago; then says how
+    /// long is left.
+    pub fn try_start(&self, target: &str, cooldown: Duration) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = last.get(target) {
+            let ready = *at + cooldown;
+            if now < ready {
+                return Err(ready - now);
+            }
+        }
+        last.insert(target.to_owned(), now);
+        Ok(())
+    }
+}
+
+/// The whole gateway's writes per second, handed out first come, first served.
+#[derive(Debug)]
+pub struct WriteBudget {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl WriteBudget {
+    /// A budget of `per_second` writes (> 0).
+    pub fn new(per_second: f64) -> WriteBudget {
+        WriteBudget {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for this writer's turn; turns are at least `1 / per_second` apart.
+    pub async fn acquire(&self) {
+        let mut next = self.next.lock().await;
+        let at = (*next).max(Instant::now());
+        sleep_until(at).await;
+        *next = at + self.interval;
+    }
+}
+
+#[cfg(test)]
+mod tests;

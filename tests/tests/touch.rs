@@ -1,0 +1,172 @@
+//! Touch ownership, presence and arming: over gRPC with two sessions, and end to end with real
+//! bridges whose phones are liblo's `oscsend`/`oscdump`.
+
+use std::path::Path;
+
+use kubeknobs_proto::v1::{
+    ClientMessage, OutcomeKind, RejectReason, TouchEvent, client_message, server_message::Msg,
+};
+use kubeknobs_tests::grpc::{self, control, next, outcome};
+use kubeknobs_tests::harness::{Bridge, Gateway, OscDump, gen_certs, osc_send, token_hash};
+use kubeknobs_tests::pipeline::{TOKEN, bridge_config, gateway_config};
+
+const WEB: &str = r#"
+[limits]
+touch_grace_ms = 200
+[targets.web]
+kind = "deployment-replicas"
+name = "web"
+max = 20
+max_writes_per_second = 20
+"#;
+
+fn touch(target: &str, touched: bool) -> ClientMessage {
+    ClientMessage {
+        msg: Some(client_message::Msg::Touch(TouchEvent {
+            target: target.into(),
+            touched,
+        })),
+    }
+}
+
+#[tokio::test]
+async fn a_touched_target_is_held_against_other_operators_until_release_and_grace() {
+    let gw = grpc::Gateway::start(WEB).await;
+    let (alice, mut alice_rx, _) = gw.welcome("alice-token").await;
+    let (bob, mut bob_rx, _) = gw.welcome("bob-token").await;
+    alice.send(touch("web", true)).await.expect("send");
+    // Touches have no outcome; alice's own move after the touch shows it was processed.
+    alice.send(control(1, "web", 3.0)).await.expect("send");
+    assert_eq!(
+        outcome(&mut alice_rx, 1).await.kind,
+        OutcomeKind::Applied as i32
+    );
+    bob.send(touch("web", true)).await.expect("send");
+    bob.send(control(1, "web", 9.0)).await.expect("send");
+    let o = outcome(&mut bob_rx, 1).await;
+    assert_eq!(
+        (o.kind, o.reason),
+        (OutcomeKind::Rejected as i32, RejectReason::Held as i32)
+    );
+    assert!(o.message.starts_with("held by alice"), "{}", o.message);
+
+    alice.send(touch("web", false)).await.expect("send");
+    alice.send(control(2, "web", 4.0)).await.expect("send");
+    outcome(&mut alice_rx, 2).await;
+    let mut seq = 2;
+    let freed = loop {
+        bob.send(control(seq, "web", 9.0)).await.expect("send");
+        let o = outcome(&mut bob_rx, seq).await;
+        if o.reason != RejectReason::Held as i32 {
+            break o;
+        }
+        seq += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(freed.kind, OutcomeKind::Applied as i32, "{freed:?}");
+    assert!(seq >= 3, "the grace period held bob off at least once");
+}
+
+#[tokio::test]
+async fn every_session_is_told_who_is_connected() {
+    let gw = grpc::Gateway::start(WEB).await;
+    let (_alice, mut alice_rx, _) = gw.welcome("alice-token").await;
+    let (bob, _bob_rx, _) = gw.welcome("bob-token").await;
+    let names = loop {
+        if let Msg::Presence(p) = next(&mut alice_rx).await {
+            let names: Vec<String> = p.operators.into_iter().map(|o| o.name).collect();
+            if names.len() == 2 {
+                break names;
+            }
+        }
+    };
+    assert_eq!(names, ["alice", "bob"]);
+    drop(bob);
+    drop(_bob_rx);
+    loop {
+        if let Msg::Presence(p) = next(&mut alice_rx).await
+            && p.operators.len() == 1
+        {
+            assert_eq!(p.operators[0].name, "alice");
+            break;
+        }
+    }
+}
+
+/// A bridge in its own directory (config, token, CA), sending feedback to `phone`.
+fn bridge(dir: &Path, gateway: &Gateway, phone: &OscDump, token: &str, extra: &str) -> Bridge {
+    let own = dir.join(token);
+    std::fs::create_dir_all(own.join("certs")).expect("mkdir");
+    std::fs::copy(dir.join("certs/ca.pem"), own.join("certs/ca.pem")).expect("copy ca");
+    let config = bridge_config(&own, gateway, phone.port, token)
+        .replace("[osc]\n", &format!("[osc]\n{extra}\n"));
+    Bridge::start(&own, &config)
+}
+
+#[test]
+fn two_bridges_a_touch_on_one_phone_holds_the_fader_against_the_other() {
+    kubeknobs_tests::harness::require_tool("oscsend");
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_certs(dir.path());
+    let config = format!(
+        "{}\n[[operators]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\n[limits]\ntouch_grace_ms = 300\n",
+        gateway_config("backend = \"sandbox\"", "default", "web"),
+        token_hash("bob-secret")
+    );
+    let gateway = Gateway::start(dir.path(), &config);
+    let (alice_phone, bob_phone) = (OscDump::start(), OscDump::start());
+    let alice = bridge(dir.path(), &gateway, &alice_phone, TOKEN, "");
+    alice.process.wait_for(&["connected", "alice"]);
+    let bob = bridge(
+        dir.path(),
+        &gateway,
+        &bob_phone,
+        "bob-secret",
+        "presence_label = \"/1/presence\"",
+    );
+    bob.process.wait_for(&["connected", "bob"]);
+    alice
+        .process
+        .wait_for(&["connected operators", "alice, bob"]);
+
+    osc_send(alice.osc_port, "/1/fader1/z", "f", "1");
+    osc_send(alice.osc_port, "/1/fader1", "f", "0.25");
+    gateway
+        .process
+        .wait_for(&["applied", "value=5", "operator=alice"]);
+    osc_send(bob.osc_port, "/1/fader1", "f", "0.5");
+    bob.process.wait_for(&[
+        "control event rejected",
+        "REJECT_REASON_HELD",
+        "held by alice",
+    ]);
+    gateway.process.wait_for(&["rejected", "held by alice"]);
+    // Bob's phone shows who is connected.
+    bob_phone.wait_for("/1/presence", "\"alice bob\"");
+}
+
+#[test]
+fn a_bridge_arm_button_unlocks_a_destructive_target_while_held() {
+    kubeknobs_tests::harness::require_tool("oscsend");
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_certs(dir.path());
+    let config = gateway_config("backend = \"sandbox\"", "default", "web")
+        .replace("initial = 2", "initial = 2\nrequires_arm = true");
+    let gateway = Gateway::start(dir.path(), &config);
+    let phone = OscDump::start();
+    let alice = bridge(
+        dir.path(),
+        &gateway,
+        &phone,
+        TOKEN,
+        "arm_address = \"/1/push1\"",
+    );
+    alice.process.wait_for(&["connected", "alice"]);
+    osc_send(alice.osc_port, "/1/fader1", "f", "0.5");
+    alice
+        .process
+        .wait_for(&["control event rejected", "REJECT_REASON_NOT_ARMED"]);
+    osc_send(alice.osc_port, "/1/push1", "f", "1");
+    osc_send(alice.osc_port, "/1/fader1", "f", "0.5");
+    gateway.process.wait_for(&["applied", "value=10"]);
+}
