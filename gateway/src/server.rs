@@ -11,16 +11,18 @@ use std::time::Duration;
 
 use kubeknobs_proto::v1::knobs_server::KnobsServer;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::audit::Audit;
 use crate::auth::{Authenticator, TokenReviewer};
 use crate::backend::{self, Backend};
 use crate::coalesce::{Coalescer, WriterShared};
-use crate::config::Config;
+use crate::config::{ClientAuth, Config, TlsIdentity};
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
@@ -97,25 +99,14 @@ pub async fn serve(
     let metrics = Metrics::new();
     let hub = Arc::new(StateHub::new(&config.catalog));
     let mut tasks = backend.spawn_watchers(&config.catalog, hub.clone(), stop.clone());
-    let mut coalescers = HashMap::new();
-    let budget = Arc::new(WriteBudget::new(config.limits.writes_per_second));
     let audit = Arc::new(Audit::open(config.audit_file.as_deref())?);
-    for target in config.catalog.iter() {
-        let shared = WriterShared {
-            budget: Some(budget.clone()),
-            audit: Some(audit.clone()),
-            metrics: metrics.clone(),
-        };
-        let (coalescer, task) = Coalescer::spawn_with(
-            target.clone(),
-            backend.clone(),
-            hub.clone(),
-            stop.clone(),
-            shared,
-        );
-        coalescers.insert(target.name.clone(), coalescer);
-        tasks.push(task);
-    }
+    let shared_writers = WriterShared {
+        budget: Some(Arc::new(WriteBudget::new(config.limits.writes_per_second))),
+        audit: Some(audit.clone()),
+        metrics: metrics.clone(),
+    };
+    let (coalescers, writers) = spawn_writers(&config, &backend, &hub, &stop, shared_writers);
+    tasks.extend(writers);
     let readiness = hub.readiness();
     let shared = Arc::new(Shared {
         catalog: config.catalog.clone(),
@@ -146,22 +137,7 @@ pub async fn serve(
         readiness.clone(),
     ));
     if let Some(ops_addr) = config.ops_listen {
-        let ops = TcpListener::bind(ops_addr)
-            .await
-            .map_err(|e| Error::OpsListener(ops_addr, e))?;
-        let ops_addr = ops.local_addr().map_err(Error::Listener)?;
-        tracing::info!(%ops_addr, "ops listening on {ops_addr} (/metrics, /healthz, /readyz, gRPC health)");
-        let (metrics, health_service, stopped) = (
-            metrics.clone(),
-            health_service.clone(),
-            stop.clone().cancelled_owned(),
-        );
-        tokio::spawn(async move {
-            if let Err(err) = observe::serve(ops, metrics, readiness, health_service, stopped).await
-            {
-                tracing::error!(cause = %err, "ops server failed");
-            }
-        });
+        start_ops(ops_addr, metrics, readiness, health_service.clone(), &stop).await?;
     }
     let operators = Arc::new(
         Authenticator::load(config.operators.clone(), config.tokens_file.clone())
@@ -177,14 +153,7 @@ pub async fn serve(
 
     let mut server = Server::builder();
     if let Some(tls) = &config.tls {
-        let mut tls_config =
-            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
-        if let Some(client) = &config.client_auth {
-            tls_config = tls_config
-                .client_ca_root(Certificate::from_pem(&client.ca_pem))
-                .client_auth_optional(!client.required);
-        }
-        server = server.tls_config(tls_config)?;
+        server = server.tls_config(tls_config(tls, config.client_auth.as_ref()))?;
     }
     let scheme = if config.tls.is_some() {
         "TLS"
@@ -211,6 +180,63 @@ pub async fn serve(
         tracing::warn!("some writers did not finish within {DRAIN_GRACE:?}");
     }
     result.map_err(Error::from)
+}
+
+/// One latest-value-wins writer per catalogued target, sharing the gateway-wide parts.
+fn spawn_writers(
+    config: &Config,
+    backend: &Arc<Backend>,
+    hub: &Arc<StateHub>,
+    stop: &CancellationToken,
+    shared: WriterShared,
+) -> (HashMap<String, Coalescer>, Vec<JoinHandle<()>>) {
+    let mut coalescers = HashMap::new();
+    let mut tasks = Vec::new();
+    for target in config.catalog.iter() {
+        let (coalescer, task) = Coalescer::spawn_with(
+            target.clone(),
+            backend.clone(),
+            hub.clone(),
+            stop.clone(),
+            shared.clone(),
+        );
+        coalescers.insert(target.name.clone(), coalescer);
+        tasks.push(task);
+    }
+    (coalescers, tasks)
+}
+
+/// Binds the ops port and serves it until `stop`.
+async fn start_ops<H: Health>(
+    addr: std::net::SocketAddr,
+    metrics: Metrics,
+    readiness: tokio::sync::watch::Receiver<observe::Readiness>,
+    health: HealthServer<H>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    let ops = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::OpsListener(addr, e))?;
+    let bound = ops.local_addr().map_err(Error::Listener)?;
+    tracing::info!(%bound, "ops listening on {bound} (/metrics, /healthz, /readyz, gRPC health)");
+    let stopped = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(err) = observe::serve(ops, metrics, readiness, health, stopped).await {
+            tracing::error!(cause = %err, "ops server failed");
+        }
+    });
+    Ok(())
+}
+
+/// The server's TLS: its identity, and the client CA when operators may present certificates.
+fn tls_config(tls: &TlsIdentity, client: Option<&ClientAuth>) -> ServerTlsConfig {
+    let config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+    match client {
+        Some(client) => config
+            .client_ca_root(Certificate::from_pem(&client.ca_pem))
+            .client_auth_optional(!client.required),
+        None => config,
+    }
 }
 
 fn check_security(config: &Config, addr: std::net::SocketAddr) -> Result<(), Error> {
