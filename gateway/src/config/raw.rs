@@ -220,7 +220,7 @@ fn validate_target(
         // Nodes belong to no namespace: a namespace here is a mistake, not something to ignore.
         Some(ns) if kind.is_cluster_scoped() => {
             let message = format!(
-                "a {} is cluster-scoped: remove `namespace` (it was {:?})",
+                "a {} is cluster-scoped: remove the namespace ({:?})",
                 kind.object_kind(),
                 ns.as_ref()
             );

@@ -234,7 +234,10 @@ fn a_node_toggle_takes_no_namespace() {
         err.starts_with("/etc/kubeknobs/gateway.toml:14: targets.web.namespace:"),
         "{err}"
     );
-    assert!(err.contains("cluster-scoped: remove `namespace`"), "{err}");
+    assert!(
+        err.contains("a node is cluster-scoped: remove the namespace (\"shop\")"),
+        "{err}"
+    );
 
     let config = parse(&node.replace("namespace = \"shop\"\n", "")).expect("valid");
     let web = config.catalog.get("web").expect("web");
