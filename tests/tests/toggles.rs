@@ -5,6 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use kubeknobs_gateway::backend::{Backend, KubeBackend};
 use kubeknobs_gateway::catalog::{Catalog, TargetKind, TargetSpec};
 use kubeknobs_gateway::coalesce::{Coalescer, Reply, Submission};
@@ -113,6 +117,53 @@ async fn a_missing_node_is_reported_in_the_state() {
         "{:?}",
         state["ghost"]
     );
+}
+
+#[tokio::test]
+async fn the_fake_serves_cronjobs_and_nodes_and_patches_only_their_own_field() {
+    let fake = FakeApiServer::start().await;
+    fake.add_cronjob("jobs", "nightly");
+    fake.add_node("worker");
+    let cronjobs = Api::<CronJob>::namespaced(fake.client(), "jobs");
+    let nodes = Api::<Node>::all(fake.client());
+
+    let cronjob = cronjobs.get("nightly").await.expect("a CronJob");
+    let spec = cronjob.spec.expect("spec");
+    assert_eq!(
+        (spec.suspend, spec.schedule.as_str()),
+        (Some(false), "0 3 * * *")
+    );
+    let node = nodes.get("worker").await.expect("a Node");
+    assert_eq!(node.metadata.namespace, None, "cluster-scoped");
+
+    let missing = nodes.get("ghost").await.expect_err("no such node");
+    assert!(
+        matches!(&missing, kube::Error::Api(s) if s.code == 404 && s.message == "nodes \"ghost\" not found"),
+        "{missing}"
+    );
+
+    let dry = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    let cordon = Patch::Merge(serde_json::json!({ "spec": { "unschedulable": true } }));
+    let answer = nodes.patch("worker", &dry, &cordon).await.expect("dry run");
+    assert_eq!(answer.spec.and_then(|s| s.unschedulable), Some(true));
+    assert_eq!(
+        fake.unschedulable("worker"),
+        Some(false),
+        "a dry run stores nothing"
+    );
+
+    let wrong = cronjobs
+        .patch("nightly", &PatchParams::default(), &cordon)
+        .await
+        .expect_err("a CronJob has no spec.unschedulable");
+    assert!(
+        matches!(&wrong, kube::Error::Api(s) if s.code == 422),
+        "{wrong}"
+    );
+    assert_eq!(fake.write_count(), 0);
 }
 
 fn toggle(name: &str, kind: TargetKind, namespace: &str) -> TargetSpec {
