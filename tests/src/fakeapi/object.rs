@@ -165,8 +165,14 @@ fn managed_field(f: &ManagedField, kind: Kind) -> Value {
         spec.insert("f:replicas".into(), json!({}));
     }
     if f.rest {
-        spec.insert("f:selector".into(), json!({}));
-        spec.insert("f:template".into(), json!({}));
+        let owned: &[&str] = match kind {
+            Kind::Deployment | Kind::StatefulSet => &["f:selector", "f:template"],
+            Kind::CronJob => &["f:jobTemplate", "f:schedule", "f:suspend"],
+            Kind::Node => &["f:unschedulable"],
+        };
+        for field in owned {
+            spec.insert((*field).into(), json!({}));
+        }
     }
     if !spec.is_empty() {
         fields.insert("f:spec".into(), Value::Object(spec));
