@@ -22,6 +22,11 @@ pub enum TargetKind {
     DeploymentPaused,
     /// Rollout restart of an apps/v1 Deployment: a button (1 restarts; 0, the release, is a no-op).
     DeploymentRestart,
+    /// `spec.suspend` of a batch/v1 CronJob: a toggle (1 suspended, 0 resumed).
+    CronJobSuspended,
+    /// `spec.unschedulable` of a core/v1 Node, which is cluster-scoped: a toggle (1 cordoned,
+    /// 0 uncordoned).
+    NodeCordoned,
 }
 
 impl TargetKind {
@@ -32,21 +37,33 @@ impl TargetKind {
             | TargetKind::DeploymentPaused
             | TargetKind::DeploymentRestart => "deployment",
             TargetKind::StatefulSetReplicas => "statefulset",
+            TargetKind::CronJobSuspended => "cronjob",
+            TargetKind::NodeCordoned => "node",
         }
+    }
+
+    /// True for kinds whose objects live outside any namespace (Nodes).
+    pub fn is_cluster_scoped(self) -> bool {
+        matches!(self, TargetKind::NodeCordoned)
     }
 
     /// What a control event on this kind does, for the policy.
     pub fn action(self) -> Action {
         match self {
             TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas => Action::Move,
-            TargetKind::DeploymentPaused => Action::Toggle,
+            TargetKind::DeploymentPaused
+            | TargetKind::CronJobSuspended
+            | TargetKind::NodeCordoned => Action::Toggle,
             TargetKind::DeploymentRestart => Action::Restart,
         }
     }
 
     /// True for on/off kinds, whose values are 0 and 1.
     pub fn is_toggle(self) -> bool {
-        matches!(self, TargetKind::DeploymentPaused)
+        matches!(
+            self,
+            TargetKind::DeploymentPaused | TargetKind::CronJobSuspended | TargetKind::NodeCordoned
+        )
     }
 
     /// True for buttons that do something once per press (1), with a cooldown.
@@ -60,6 +77,8 @@ impl TargetKind {
             TargetKind::StatefulSetReplicas => v1::TargetKind::StatefulsetReplicas,
             TargetKind::DeploymentPaused => v1::TargetKind::DeploymentPaused,
             TargetKind::DeploymentRestart => v1::TargetKind::DeploymentRestart,
+            TargetKind::CronJobSuspended => v1::TargetKind::CronjobSuspended,
+            TargetKind::NodeCordoned => v1::TargetKind::NodeCordoned,
         }
     }
 }
@@ -71,7 +90,7 @@ pub struct TargetSpec {
     pub name: String,
     /// What it changes.
     pub kind: TargetKind,
-    /// Namespace of the object.
+    /// Namespace of the object; empty for cluster-scoped kinds (Nodes).
     pub namespace: String,
     /// Name of the object.
     pub object: String,
@@ -103,8 +122,11 @@ pub struct Refusal {
 }
 
 impl TargetSpec {
-    /// "deployment default/web", for messages and logs.
+    /// "deployment default/web" ("node worker-1" for cluster-scoped kinds), for messages and logs.
     pub fn describe(&self) -> String {
+        if self.kind.is_cluster_scoped() {
+            return format!("{} {}", self.kind.object_kind(), self.object);
+        }
         format!(
             "{} {}/{}",
             self.kind.object_kind(),
@@ -232,6 +254,26 @@ mod tests {
         assert!(low.message.contains("below min 1"), "{}", low.message);
         let high = web().check(25.0).unwrap_err();
         assert!(high.message.contains("above max 20"), "{}", high.message);
+    }
+
+    #[test]
+    fn new_toggles_describe_their_object_and_act_as_toggles() {
+        let mut cron = web();
+        cron.kind = TargetKind::CronJobSuspended;
+        cron.namespace = "batch".into();
+        cron.object = "nightly".into();
+        assert_eq!(cron.describe(), "cronjob batch/nightly");
+        let mut node = web();
+        node.kind = TargetKind::NodeCordoned;
+        node.namespace = String::new();
+        node.object = "worker-1".into();
+        assert_eq!(node.describe(), "node worker-1");
+        for kind in [TargetKind::CronJobSuspended, TargetKind::NodeCordoned] {
+            assert!(kind.is_toggle());
+            assert_eq!(kind.action(), Action::Toggle);
+        }
+        assert!(TargetKind::NodeCordoned.is_cluster_scoped());
+        assert!(!TargetKind::CronJobSuspended.is_cluster_scoped());
     }
 
     #[test]

@@ -48,7 +48,7 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
-    /// Print the Role and RoleBinding per namespace that the config's catalog needs, and nothing more.
+    /// Print the RBAC the config needs and nothing more: a Role and RoleBinding per target namespace, and a ClusterRole for nodes, TokenReview and impersonation.
     Rbac {
         /// The gateway config file (TOML).
         #[arg(short, long)]

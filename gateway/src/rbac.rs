@@ -21,7 +21,7 @@ pub struct Rule {
 }
 
 /// The calls a target kind makes: (API group, resource, verbs).
-fn calls(kind: TargetKind) -> &'static [(&'static str, &'static str, &'static [&'static str])] {
+fn calls(kind: TargetKind) -> &'static [Call] {
     match kind {
         // The watcher lists and watches the object; writes go through the scale subresource.
         TargetKind::DeploymentReplicas => &[
@@ -36,13 +36,24 @@ fn calls(kind: TargetKind) -> &'static [(&'static str, &'static str, &'static [&
         TargetKind::DeploymentPaused | TargetKind::DeploymentRestart => {
             &[("apps", "deployments", &["list", "watch", "patch"])]
         }
+        // Suspend is a merge patch of the CronJob.
+        TargetKind::CronJobSuspended => &[("batch", "cronjobs", &["list", "watch", "patch"])],
+        // Cordon is a merge patch of the Node; Nodes are cluster-scoped, so this rule goes in
+        // the ClusterRole (see `cluster_rules`), never in a namespace's Role.
+        TargetKind::NodeCordoned => &[("", "nodes", &["list", "watch", "patch"])],
     }
 }
 
-/// The cluster-wide rules the gateway's auth modes need: TokenReview for Kubernetes identities,
-/// impersonation when writes are made as the operator.
+/// The cluster-wide rules the gateway needs: those of cluster-scoped targets (Nodes), TokenReview
+/// for Kubernetes identities, impersonation when writes are made as the operator.
 pub fn cluster_rules(config: &Config) -> Vec<Rule> {
-    let mut rules = Vec::new();
+    let mut rules = merged(
+        config
+            .catalog
+            .iter()
+            .filter(|t| t.kind.is_cluster_scoped())
+            .flat_map(|t| calls(t.kind)),
+    );
     if config.token_review {
         rules.push(Rule {
             api_group: "authentication.k8s.io",
@@ -62,39 +73,46 @@ pub fn cluster_rules(config: &Config) -> Vec<Rule> {
     rules
 }
 
-/// The rules each namespace needs for `catalog`, merged per resource, by namespace.
-pub fn required_rules(catalog: &Catalog) -> BTreeMap<String, Vec<Rule>> {
-    let mut by_namespace: BTreeMap<
-        String,
-        BTreeMap<(&'static str, &'static str), BTreeSet<&'static str>>,
-    > = BTreeMap::new();
-    for target in catalog.iter() {
-        let rules = by_namespace.entry(target.namespace.clone()).or_default();
-        for (group, resource, verbs) in calls(target.kind) {
-            rules
-                .entry((group, resource))
-                .or_default()
-                .extend(verbs.iter().copied());
-        }
+/// One call as `calls` lists it: (API group, resource, verbs).
+type Call = (&'static str, &'static str, &'static [&'static str]);
+
+/// `calls` merged into one rule per resource, sorted by group and resource.
+fn merged<'a>(calls: impl Iterator<Item = &'a Call>) -> Vec<Rule> {
+    let mut rules: BTreeMap<(&'static str, &'static str), BTreeSet<&'static str>> = BTreeMap::new();
+    for (group, resource, verbs) in calls {
+        rules
+            .entry((group, resource))
+            .or_default()
+            .extend(verbs.iter().copied());
     }
-    by_namespace
+    rules
         .into_iter()
-        .map(|(ns, rules)| {
-            let rules = rules
-                .into_iter()
-                .map(|((api_group, resource), verbs)| Rule {
-                    api_group,
-                    resource,
-                    verbs,
-                })
-                .collect();
-            (ns, rules)
+        .map(|((api_group, resource), verbs)| Rule {
+            api_group,
+            resource,
+            verbs,
         })
         .collect()
 }
 
-/// A Role and RoleBinding per namespace (and a ClusterRole and binding when the auth modes
-/// need one), as YAML, granting `service_account` (in `sa_namespace`) exactly what `config` needs.
+/// The rules each namespace needs for `catalog`, merged per resource, by namespace. Targets of
+/// cluster-scoped kinds (Nodes) need no namespace; their rules are in [`cluster_rules`].
+pub fn required_rules(catalog: &Catalog) -> BTreeMap<String, Vec<Rule>> {
+    let mut by_namespace: BTreeMap<String, Vec<&Call>> = BTreeMap::new();
+    for target in catalog.iter().filter(|t| !t.kind.is_cluster_scoped()) {
+        by_namespace
+            .entry(target.namespace.clone())
+            .or_default()
+            .extend(calls(target.kind));
+    }
+    by_namespace
+        .into_iter()
+        .map(|(ns, calls)| (ns, merged(calls.into_iter())))
+        .collect()
+}
+
+/// A Role and RoleBinding per namespace (and a ClusterRole and binding when Node targets or the
+/// auth modes need one), as YAML, granting `service_account` (in `sa_namespace`) exactly what `config` needs.
 pub fn manifests(config: &Config, service_account: &str, sa_namespace: &str) -> String {
     let mut out = String::new();
     let cluster = cluster_rules(config);
@@ -182,6 +200,48 @@ mod tests {
             shop[0].verbs.iter().copied().collect::<Vec<_>>(),
             ["list", "patch", "watch"]
         );
+    }
+
+    #[test]
+    fn a_cronjob_toggle_gets_a_role_in_its_namespace() {
+        let mut catalog = Catalog::default();
+        catalog.insert(spec("nightly", TargetKind::CronJobSuspended, "batch-jobs"));
+        let rules = required_rules(&catalog);
+        assert_eq!(rules.keys().collect::<Vec<_>>(), ["batch-jobs"]);
+        let rule = &rules["batch-jobs"][0];
+        assert_eq!((rule.api_group, rule.resource), ("batch", "cronjobs"));
+        assert_eq!(
+            rule.verbs.iter().copied().collect::<Vec<_>>(),
+            ["list", "patch", "watch"]
+        );
+    }
+
+    #[test]
+    fn a_node_toggle_gets_a_cluster_wide_rule_and_no_role() {
+        let text = format!(
+            "[[operators]]\nname = \"a\"\ntoken_sha256 = \"{}\"\n[targets.worker]\nkind = \"node-cordoned\"\nname = \"worker-1\"\n",
+            crate::auth::hash_token("t")
+        );
+        let config = Config::parse(&text, std::path::Path::new("rbac-test.toml")).expect("valid");
+        assert!(
+            required_rules(&config.catalog).is_empty(),
+            "no namespace for a node"
+        );
+        let cluster = cluster_rules(&config);
+        assert_eq!(cluster.len(), 1);
+        assert_eq!((cluster[0].api_group, cluster[0].resource), ("", "nodes"));
+        assert_eq!(
+            cluster[0].verbs.iter().copied().collect::<Vec<_>>(),
+            ["list", "patch", "watch"]
+        );
+        let yaml = manifests(&config, "gw", "kk");
+        assert!(yaml.contains("kind: ClusterRole\n"), "{yaml}");
+        assert!(
+            yaml.contains("apiGroups: [\"\"]\n    resources: [\"nodes\"]\n    verbs: [\"list\", \"patch\", \"watch\"]"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("kind: ClusterRoleBinding"), "{yaml}");
+        assert!(!yaml.contains("kind: Role\n"), "{yaml}");
     }
 
     fn config(extra: &str) -> Config {

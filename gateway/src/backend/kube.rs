@@ -1,4 +1,5 @@
-//! A real cluster through kube-rs: writes through the scale subresource, state from a watch.
+//! A real cluster through kube-rs: writes through the scale subresource (or merge patches of the
+//! object for toggles and buttons), state from a watch.
 //!
 //! Each target gets its own `watcher` (a field selector on its name) with kube-runtime's default
 //! backoff, so an API outage is retried and the watch catches up by re-listing. Writes are merge
@@ -13,6 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -163,12 +166,37 @@ impl KubeBackend {
             TargetKind::DeploymentPaused => {
                 let api: Api<Deployment> = Api::namespaced(client, &target.namespace);
                 let patch = Patch::Merge(serde_json::json!({ "spec": { "paused": value == 1 } }));
-                api.patch(&target.object, &self.params(target), &patch)
-                    .await
-                    .map(drop)
-                    .map_err(classify)
+                self.patch_object(api, target, patch).await
+            }
+            TargetKind::CronJobSuspended => {
+                let api: Api<CronJob> = Api::namespaced(client, &target.namespace);
+                let patch = Patch::Merge(serde_json::json!({ "spec": { "suspend": value == 1 } }));
+                self.patch_object(api, target, patch).await
+            }
+            TargetKind::NodeCordoned => {
+                // What `kubectl cordon`/`uncordon` do; Nodes are cluster-scoped.
+                let api: Api<Node> = Api::all(client);
+                let patch =
+                    Patch::Merge(serde_json::json!({ "spec": { "unschedulable": value == 1 } }));
+                self.patch_object(api, target, patch).await
             }
         }
+    }
+
+    /// A merge patch of `target`'s object itself (not a subresource).
+    async fn patch_object<K>(
+        &self,
+        api: Api<K>,
+        target: &TargetSpec,
+        patch: Patch<serde_json::Value>,
+    ) -> Result<(), WriteError>
+    where
+        K: Clone + DeserializeOwned + Debug,
+    {
+        api.patch(&target.object, &self.params(target), &patch)
+            .await
+            .map(drop)
+            .map_err(classify)
     }
 
     /// Patch parameters of every write: our field manager, and a dry run when configured.
@@ -207,22 +235,32 @@ impl KubeBackend {
         hub: Arc<StateHub>,
         shutdown: CancellationToken,
     ) {
+        let client = self.client.clone();
+        let ns = target.namespace.as_str();
         let run = async {
             match target.kind {
                 TargetKind::DeploymentReplicas => {
-                    self.watch_kind::<Deployment>(&target, &hub, Replicated::observed)
-                        .await
+                    let api = Api::<Deployment>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, Replicated::observed).await
                 }
                 TargetKind::StatefulSetReplicas => {
-                    self.watch_kind::<StatefulSet>(&target, &hub, Replicated::observed)
-                        .await
+                    let api = Api::<StatefulSet>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, Replicated::observed).await
                 }
                 TargetKind::DeploymentPaused => {
-                    self.watch_kind::<Deployment>(&target, &hub, paused).await
+                    let api = Api::<Deployment>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, paused).await
                 }
                 TargetKind::DeploymentRestart => {
-                    self.watch_kind::<Deployment>(&target, &hub, restarted)
-                        .await
+                    let api = Api::<Deployment>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, restarted).await
+                }
+                TargetKind::CronJobSuspended => {
+                    let api = Api::<CronJob>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, suspended).await
+                }
+                TargetKind::NodeCordoned => {
+                    watch_kind(Api::<Node>::all(client), &target, &hub, cordoned).await
                 }
             }
         };
@@ -231,41 +269,40 @@ impl KubeBackend {
             () = shutdown.cancelled() => {}
         }
     }
+}
 
-    async fn watch_kind<K>(&self, target: &TargetSpec, hub: &StateHub, observe: fn(&K) -> Observed)
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + 'static,
-    {
-        let api: Api<K> = Api::namespaced(self.client.clone(), &target.namespace);
-        let config = watcher::Config::default().fields(&format!("metadata.name={}", target.object));
-        let mut events = watcher(api, config).backoff(watch_backoff()).boxed();
-        let mut seen = false;
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(watcher::Event::Init) => seen = false,
-                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                    seen = true;
-                    hub.observe(&target.name, observe(&obj));
-                }
-                Ok(watcher::Event::InitDone) if !seen => {
-                    hub.set_error(&target.name, format!("{} not found", target.describe()))
-                }
-                Ok(watcher::Event::InitDone) => {}
-                Ok(watcher::Event::Delete(_)) => {
-                    hub.set_error(&target.name, format!("{} was deleted", target.describe()))
-                }
-                Err(err) => {
-                    tracing::warn!(target_name = %target.name, cause = %err, "watch failed; retrying");
-                    hub.set_unreachable(
-                        &target.name,
-                        format!("cannot watch {}: {err}", target.describe()),
-                    );
-                }
+/// Watches `target`'s object through `api` (namespaced or cluster-wide), reporting to `hub`.
+async fn watch_kind<K>(
+    api: Api<K>,
+    target: &TargetSpec,
+    hub: &StateHub,
+    observe: fn(&K) -> Observed,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", target.object));
+    let mut events = watcher(api, config).backoff(watch_backoff()).boxed();
+    let mut seen = false;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => seen = false,
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                seen = true;
+                hub.observe(&target.name, observe(&obj));
+            }
+            Ok(watcher::Event::InitDone) if !seen => {
+                hub.set_error(&target.name, format!("{} not found", target.describe()))
+            }
+            Ok(watcher::Event::InitDone) => {}
+            Ok(watcher::Event::Delete(_)) => {
+                hub.set_error(&target.name, format!("{} was deleted", target.describe()))
+            }
+            Err(err) => {
+                tracing::warn!(target_name = %target.name, cause = %err, "watch failed; retrying");
+                hub.set_unreachable(
+                    &target.name,
+                    format!("cannot watch {}: {err}", target.describe()),
+                );
             }
         }
     }
@@ -337,6 +374,31 @@ fn paused(d: &Deployment) -> Observed {
         current: None,
         ready: None,
         manager: last_manager(d.metadata.managed_fields.as_deref()),
+    }
+}
+
+/// What a watch observes of a CronJob's suspend toggle: 1 suspended, 0 scheduling.
+fn suspended(c: &CronJob) -> Observed {
+    let suspended = c.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
+    toggled(suspended, c.metadata.managed_fields.as_deref())
+}
+
+/// What a watch observes of a Node's cordon toggle: 1 unschedulable, 0 schedulable.
+fn cordoned(n: &Node) -> Observed {
+    let cordoned = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    toggled(cordoned, n.metadata.managed_fields.as_deref())
+}
+
+fn toggled(on: bool, fields: Option<&[ManagedFieldsEntry]>) -> Observed {
+    Observed {
+        desired: i32::from(on),
+        current: None,
+        ready: None,
+        manager: last_manager(fields),
     }
 }
 

@@ -175,4 +175,46 @@ mod tests {
         assert_eq!(hub.snapshot()["web"].ready, Some(6.0));
         shutdown.cancel();
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn cronjob_and_node_toggles_are_held_like_other_objects() {
+        let mut catalog = Catalog::default();
+        for (name, kind, namespace) in [
+            ("nightly", TargetKind::CronJobSuspended, "jobs"),
+            ("worker", TargetKind::NodeCordoned, ""),
+        ] {
+            catalog.insert(TargetSpec {
+                name: name.into(),
+                kind,
+                namespace: namespace.into(),
+                object: name.into(),
+                min: 0,
+                max: 1,
+                max_writes_per_second: 2.0,
+                sandbox_initial: 0,
+                max_step: None,
+                dry_run: false,
+                cooldown: std::time::Duration::ZERO,
+                requires_arm: false,
+            });
+        }
+        let sandbox = Arc::new(Sandbox::new(&catalog));
+        let hub = Arc::new(StateHub::new(&catalog));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(
+            sandbox
+                .clone()
+                .run(catalog.clone(), hub.clone(), shutdown.clone()),
+        );
+        for name in ["nightly", "worker"] {
+            let target = catalog.get(name).expect("catalogued").clone();
+            sandbox.write(&target, 1).expect("held by the sandbox");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(hub.snapshot()[name].desired, Some(1.0), "{name} on");
+            sandbox.write(&target, 0).expect("held by the sandbox");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(hub.snapshot()[name].desired, Some(0.0), "{name} off");
+        }
+        shutdown.cancel();
+    }
 }

@@ -62,8 +62,7 @@ struct RawCluster {
 #[serde(deny_unknown_fields)]
 struct RawTarget {
     kind: Spanned<String>,
-    #[serde(default = "default_namespace")]
-    namespace: String,
+    namespace: Option<Spanned<String>>,
     name: Spanned<String>,
     #[serde(default = "default_min")]
     min: Spanned<i64>,
@@ -77,10 +76,6 @@ struct RawTarget {
     cooldown_ms: Option<Spanned<i64>>,
     #[serde(default)]
     requires_arm: bool,
-}
-
-fn default_namespace() -> String {
-    "default".to_owned()
 }
 
 fn default_min() -> Spanned<i64> {
@@ -211,13 +206,33 @@ fn validate_target(
         "statefulset-replicas" => TargetKind::StatefulSetReplicas,
         "deployment-paused" => TargetKind::DeploymentPaused,
         "deployment-restart" => TargetKind::DeploymentRestart,
+        "cronjob-suspended" => TargetKind::CronJobSuspended,
+        "node-cordoned" => TargetKind::NodeCordoned,
         other => {
             return Err(src.invalid(
                 t.kind.span().start,
                 field("kind"),
-                format!("unknown kind {other:?}: expected \"deployment-replicas\", \"statefulset-replicas\", \"deployment-paused\" or \"deployment-restart\""),
+                format!("unknown kind {other:?}: expected \"deployment-replicas\", \"statefulset-replicas\", \"deployment-paused\", \"deployment-restart\", \"cronjob-suspended\" or \"node-cordoned\""),
             ));
         }
+    };
+    let namespace = match &t.namespace {
+        // Nodes belong to no namespace: a namespace here is a mistake, not something to ignore.
+        Some(ns) if kind.is_cluster_scoped() => {
+            let message = format!(
+                "a {} is cluster-scoped: remove the namespace ({:?})",
+                kind.object_kind(),
+                ns.as_ref()
+            );
+            return Err(src.invalid(ns.span().start, field("namespace"), message));
+        }
+        None if kind.is_cluster_scoped() => String::new(),
+        Some(ns) if ns.as_ref().trim().is_empty() => {
+            let message = "must not be empty (leave it out for \"default\")";
+            return Err(src.invalid(ns.span().start, field("namespace"), message));
+        }
+        Some(ns) => ns.as_ref().clone(),
+        None => "default".to_owned(),
     };
     if t.name.as_ref().trim().is_empty() {
         return Err(src.invalid(
@@ -293,7 +308,7 @@ fn validate_target(
     Ok(TargetSpec {
         name: name.as_ref().clone(),
         kind,
-        namespace: t.namespace.clone(),
+        namespace,
         object: t.name.as_ref().clone(),
         min: min as i32,
         max: max as i32,

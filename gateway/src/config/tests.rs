@@ -197,3 +197,60 @@ fn a_pause_toggle_is_zero_to_one_and_replica_kinds_need_max() {
     let err = error_of(&GOOD.replace("max = 20\n", ""));
     assert!(err.contains("targets.web.max: required"), "{err}");
 }
+
+#[test]
+fn an_unknown_kind_lists_every_kind() {
+    let err = error_of(&GOOD.replace("deployment-replicas", "job-replicas"));
+    for kind in [
+        "deployment-replicas",
+        "statefulset-replicas",
+        "deployment-paused",
+        "deployment-restart",
+        "cronjob-suspended",
+        "node-cordoned",
+    ] {
+        assert!(
+            err.contains(&format!("\"{kind}\"")),
+            "{kind} missing: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_cronjob_toggle_is_namespaced_and_zero_to_one() {
+    let cron = parse(&GOOD.replace("deployment-replicas", "cronjob-suspended")).expect("valid");
+    let web = cron.catalog.get("web").expect("web");
+    assert_eq!((web.min, web.max), (0, 1));
+    assert_eq!(web.namespace, "shop");
+    assert_eq!(web.describe(), "cronjob shop/web");
+    assert_eq!(web.kind.action(), crate::policy::Action::Toggle);
+}
+
+#[test]
+fn a_node_toggle_takes_no_namespace() {
+    let node = GOOD.replace("deployment-replicas", "node-cordoned");
+    let err = error_of(&node);
+    assert!(
+        err.starts_with("/etc/kubeknobs/gateway.toml:14: targets.web.namespace:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("a node is cluster-scoped: remove the namespace (\"shop\")"),
+        "{err}"
+    );
+
+    let config = parse(&node.replace("namespace = \"shop\"\n", "")).expect("valid");
+    let web = config.catalog.get("web").expect("web");
+    assert_eq!(web.namespace, "");
+    assert_eq!((web.min, web.max), (0, 1));
+    assert_eq!(web.describe(), "node web");
+}
+
+#[test]
+fn an_empty_namespace_is_refused() {
+    let err = error_of(&GOOD.replace("namespace = \"shop\"", "namespace = \"\""));
+    assert!(
+        err.contains(":14: targets.web.namespace: must not be empty"),
+        "{err}"
+    );
+}

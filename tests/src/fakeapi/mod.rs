@@ -1,11 +1,14 @@
 //! A fake Kubernetes API server that speaks real HTTP to the real kube client.
 //!
-//! It serves apps/v1 Deployments and StatefulSets from memory: GET of objects, list and watch
-//! of collections, and GET/PATCH/PUT of the `scale` subresource, with resourceVersions,
+//! It serves apps/v1 Deployments and StatefulSets, batch/v1 CronJobs and v1 Nodes
+//! (cluster-scoped) from memory: GET and merge PATCH of objects, list and watch of collections,
+//! and GET/PATCH/PUT of the workloads' `scale` subresource, with resourceVersions,
 //! managedFields, `dryRun=All`, field selectors and Kubernetes `Status` errors, on
 //! `http://127.0.0.1:PORT`, and answers TokenReviews for tokens registered with `add_token`.
-//! Tests drive it from the side (`add`, `add_token`, `scale_externally`, `set_ready`, `inject`,
-//! `stop`/`restart`) and read back what happened (`replicas`, `requests`, `write_count`).
+//! Tests drive it from the side (`add`, `add_cronjob`, `add_node`, `add_token`,
+//! `scale_externally`, `suspend_externally`, `cordon_externally`, `set_ready`, `inject`,
+//! `stop`/`restart`) and read back what happened (`replicas`, `paused`, `suspended`,
+//! `unschedulable`, `requests`, `write_count`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kube::Error> {
@@ -23,6 +26,7 @@
 //! see those codes as errors.
 
 mod client;
+mod core_batch;
 mod fault;
 mod fields;
 mod kind;
@@ -31,8 +35,10 @@ mod patch;
 mod query;
 mod record;
 mod routes;
+mod spec;
 mod status;
 mod store;
+mod toggles;
 mod tokenreview;
 mod watch;
 

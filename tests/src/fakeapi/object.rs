@@ -1,5 +1,5 @@
-//! Wire forms of stored objects: the apps/v1 Deployment/StatefulSet JSON, the autoscaling/v1
-//! `Scale` and the list envelope.
+//! Wire forms of stored objects: the apps/v1 Deployment/StatefulSet, batch/v1 CronJob and v1
+//! Node JSON, the autoscaling/v1 `Scale` and the list envelope.
 //!
 //! Field presence follows the real API's `omitempty` rules where a client could trip on them:
 //! a Deployment's `status.replicas`, and both kinds' `readyReplicas`/`availableReplicas`, are
@@ -15,12 +15,62 @@ use super::store::Workload;
 pub(crate) fn object(w: &Workload) -> Value {
     let mut value = item(w);
     value["kind"] = json!(w.kind.kind());
-    value["apiVersion"] = json!("apps/v1");
+    value["apiVersion"] = json!(w.kind.api_version());
     value
 }
 
 /// The object as a list item (the API server leaves out `kind`/`apiVersion` there).
 pub(crate) fn item(w: &Workload) -> Value {
+    let (spec, status) = match w.kind {
+        Kind::Deployment | Kind::StatefulSet => workload(w),
+        Kind::CronJob => cronjob(w),
+        Kind::Node => node(w),
+    };
+    let labels = json!({ "app": w.name });
+    let mut metadata = json!({
+        "name": w.name,
+        "namespace": w.namespace,
+        "uid": w.uid,
+        "resourceVersion": w.resource_version.to_string(),
+        "generation": w.generation,
+        "creationTimestamp": w.created,
+        "labels": labels,
+        "managedFields": w.managed_fields.iter().map(|f| managed_field(f, w.kind)).collect::<Vec<_>>(),
+    });
+    if !w.kind.namespaced()
+        && let Some(fields) = metadata.as_object_mut()
+    {
+        fields.remove("namespace");
+    }
+    json!({ "metadata": metadata, "spec": spec, "status": status })
+}
+
+/// Spec and status of a CronJob: a schedule, a job template and `suspend`.
+fn cronjob(w: &Workload) -> (Value, Value) {
+    let pod = json!({
+        "containers": [{ "name": "job", "image": "registry.invalid/job:1" }],
+        "restartPolicy": "OnFailure",
+    });
+    let spec = json!({
+        "schedule": "0 3 * * *",
+        "suspend": w.suspend,
+        "jobTemplate": { "spec": { "template": { "spec": pod } } },
+    });
+    (spec, json!({}))
+}
+
+/// Spec and status of a Node: `unschedulable` is left out when false, as `omitempty` does.
+fn node(w: &Workload) -> (Value, Value) {
+    let spec = if w.unschedulable {
+        json!({ "unschedulable": true })
+    } else {
+        json!({})
+    };
+    (spec, json!({}))
+}
+
+/// Spec and status of a Deployment or StatefulSet.
+fn workload(w: &Workload) -> (Value, Value) {
     let labels = json!({ "app": w.name });
     let mut spec = json!({
         "replicas": w.spec_replicas,
@@ -49,20 +99,7 @@ pub(crate) fn item(w: &Workload) -> Value {
         spec["template"]["metadata"]["annotations"] =
             json!({ "kubectl.kubernetes.io/restartedAt": at });
     }
-    json!({
-        "metadata": {
-            "name": w.name,
-            "namespace": w.namespace,
-            "uid": w.uid,
-            "resourceVersion": w.resource_version.to_string(),
-            "generation": w.generation,
-            "creationTimestamp": w.created,
-            "labels": labels,
-            "managedFields": w.managed_fields.iter().map(managed_field).collect::<Vec<_>>(),
-        },
-        "spec": spec,
-        "status": status,
-    })
+    (spec, Value::Object(status))
 }
 
 /// The `autoscaling/v1` Scale of a workload.
@@ -87,7 +124,7 @@ pub(crate) fn scale(w: &Workload) -> Value {
     })
 }
 
-/// A `DeploymentList`/`StatefulSetList`.
+/// A `DeploymentList`, `StatefulSetList`, `CronJobList` or `NodeList`.
 pub(crate) fn list(
     kind: Kind,
     items: &[Workload],
@@ -100,7 +137,7 @@ pub(crate) fn list(
     }
     json!({
         "kind": format!("{}List", kind.kind()),
-        "apiVersion": "apps/v1",
+        "apiVersion": kind.api_version(),
         "metadata": metadata,
         "items": items.iter().map(item).collect::<Vec<_>>(),
     })
@@ -112,10 +149,10 @@ pub(crate) fn bookmark(kind: Kind, resource_version: u64, initial_events_end: bo
     if initial_events_end {
         metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
     }
-    json!({ "kind": kind.kind(), "apiVersion": "apps/v1", "metadata": metadata })
+    json!({ "kind": kind.kind(), "apiVersion": kind.api_version(), "metadata": metadata })
 }
 
-fn managed_field(f: &ManagedField) -> Value {
+fn managed_field(f: &ManagedField, kind: Kind) -> Value {
     let mut fields = Map::new();
     if f.rest {
         fields.insert(
@@ -128,8 +165,14 @@ fn managed_field(f: &ManagedField) -> Value {
         spec.insert("f:replicas".into(), json!({}));
     }
     if f.rest {
-        spec.insert("f:selector".into(), json!({}));
-        spec.insert("f:template".into(), json!({}));
+        let owned: &[&str] = match kind {
+            Kind::Deployment | Kind::StatefulSet => &["f:selector", "f:template"],
+            Kind::CronJob => &["f:jobTemplate", "f:schedule", "f:suspend"],
+            Kind::Node => &["f:unschedulable"],
+        };
+        for field in owned {
+            spec.insert((*field).into(), json!({}));
+        }
     }
     if !spec.is_empty() {
         fields.insert("f:spec".into(), Value::Object(spec));
@@ -143,7 +186,7 @@ fn managed_field(f: &ManagedField) -> Value {
     let mut entry = json!({
         "manager": f.manager,
         "operation": f.operation,
-        "apiVersion": "apps/v1",
+        "apiVersion": kind.api_version(),
         "time": f.time,
         "fieldsType": "FieldsV1",
         "fieldsV1": fields,

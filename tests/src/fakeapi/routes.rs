@@ -6,6 +6,10 @@
 //! GET            /apis/apps/v1/namespaces/{ns}/{deployments|statefulsets}     list / watch
 //! GET|PATCH      /apis/apps/v1/namespaces/{ns}/{resource}/{name}              the object (PATCH: paused, restartedAt)
 //! GET|PATCH|PUT  /apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale        autoscaling/v1 Scale
+//! GET            /apis/batch/v1[/namespaces/{ns}]/cronjobs                    list / watch
+//! GET|PATCH      /apis/batch/v1/namespaces/{ns}/cronjobs/{name}               the object (PATCH: suspend)
+//! GET            /api/v1/nodes                                                list / watch
+//! GET|PATCH      /api/v1/nodes/{name}                                         the object (PATCH: unschedulable)
 //! POST           /apis/authentication.k8s.io/v1/tokenreviews                  TokenReview
 //! ```
 //! Anything else is 404 (405 for a known path with another method), always with a `Status` body.
@@ -29,8 +33,9 @@ use super::kind::Kind;
 use super::patch::{self, Intent};
 use super::query::Params;
 use super::record::intercept;
+use super::spec::SpecPatch;
 use super::status::ApiError;
-use super::store::Workload;
+use super::store::{Key, Workload};
 use super::{AppState, lock, object, watch};
 
 type Answer = Result<Response, ApiError>;
@@ -54,6 +59,7 @@ pub(crate) fn router(app: AppState) -> Router {
             "/apis/apps/v1/namespaces/{ns}/{resource}/{name}/scale",
             scale,
         )
+        .merge(super::core_batch::routes())
         .fallback(|| async {
             ApiError::new(404, "the server could not find the requested resource")
         })
@@ -93,7 +99,12 @@ async fn collection(
     list_or_watch(app, kind(&resource)?, Some(ns), Params::parse(q.as_deref()))
 }
 
-fn list_or_watch(app: AppState, kind: Kind, ns: Option<String>, params: Params) -> Answer {
+pub(super) fn list_or_watch(
+    app: AppState,
+    kind: Kind,
+    ns: Option<String>,
+    params: Params,
+) -> Answer {
     if params.flag("watch") {
         return watch::watch(app, kind, ns, &params);
     }
@@ -129,33 +140,32 @@ async fn get_object(
     State(app): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> Answer {
-    render_stored(&app, path, object::object)
+    let Path((ns, resource, name)) = path.map_err(rejected)?;
+    render_stored(&app, (kind(&resource)?, ns, name), object::object)
 }
 
 async fn get_scale(
     State(app): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> Answer {
-    render_stored(&app, path, object::scale)
+    let Path((ns, resource, name)) = path.map_err(rejected)?;
+    render_stored(&app, (kind(&resource)?, ns, name), object::scale)
 }
 
 /// Answers with one stored object, rendered by `render` (the object itself, or its scale).
-fn render_stored(
+pub(super) fn render_stored(
     app: &AppState,
-    path: Result<Path<(String, String, String)>, PathRejection>,
+    key: Key,
     render: impl FnOnce(&Workload) -> serde_json::Value,
 ) -> Answer {
-    let Path((ns, resource, name)) = path.map_err(rejected)?;
-    let kind = kind(&resource)?;
     let store = lock(&app.shared.store);
     let found = store
-        .get(&(kind, ns, name.clone()))
-        .ok_or_else(|| ApiError::not_found(kind, &name))?;
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(key.0, &key.2))?;
     Ok(Json(render(found)).into_response())
 }
 
-/// A merge patch of a Deployment's `spec.paused` or restartedAt template annotation, the object
-/// fields the fake lets clients set.
+/// A merge patch of a Deployment's `spec.paused` or restartedAt template annotation.
 async fn patch_object(
     State(app): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
@@ -163,21 +173,15 @@ async fn patch_object(
     body: Bytes,
 ) -> Answer {
     let Path((ns, resource, name)) = path.map_err(rejected)?;
-    let params = Params::parse(q.as_deref());
+    patch_stored(&app, (kind(&resource)?, ns, name), q.as_deref(), &body)
+}
+
+/// A merge patch of the object at `key` (the fields in `SpecPatch`), counted in `write_count`
+/// unless it was a dry run.
+pub(super) fn patch_stored(app: &AppState, key: Key, q: Option<&str>, body: &[u8]) -> Answer {
+    let params = Params::parse(q);
     let dry_run = params.dry_run()?;
-    let patch: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid patch body: {e}")))?;
-    let paused = patch
-        .pointer("/spec/paused")
-        .and_then(serde_json::Value::as_bool);
-    let restarted_at = patch
-        .pointer("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned);
-    if paused.is_none() && restarted_at.is_none() {
-        let message = "the fake only patches spec.paused and the restartedAt template annotation";
-        return Err(ApiError::new(422, message));
-    }
+    let patch = SpecPatch::decode(body)?;
     let manager = params
         .get("fieldManager")
         .filter(|m| !m.is_empty())
@@ -188,13 +192,7 @@ async fn patch_object(
         operation: "Update",
         subresource: None,
     };
-    let written = lock(&app.shared.store).patch_deployment(
-        &(kind(&resource)?, ns, name),
-        paused,
-        restarted_at,
-        &writer,
-        dry_run,
-    )?;
+    let written = lock(&app.shared.store).patch_spec(&key, patch, &writer, dry_run)?;
     if !dry_run {
         app.shared.writes.fetch_add(1, Ordering::SeqCst);
     }
@@ -292,11 +290,13 @@ fn write(
     Ok(Json(object::scale(&written)).into_response())
 }
 
+/// The apps/v1 kind served under `resource` (CronJobs and Nodes have their own routes).
 fn kind(resource: &str) -> Result<Kind, ApiError> {
     Kind::from_resource(resource)
+        .filter(|k| k.group() == "apps")
         .ok_or_else(|| ApiError::new(404, "the server could not find the requested resource"))
 }
 
-fn rejected(rejection: PathRejection) -> ApiError {
+pub(super) fn rejected(rejection: PathRejection) -> ApiError {
     ApiError::bad_request(rejection.body_text())
 }

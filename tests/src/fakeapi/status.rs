@@ -38,19 +38,16 @@ impl ApiError {
 
     /// 404 for a named object, worded as the API server words it.
     pub(crate) fn not_found(kind: Kind, name: &str) -> Self {
-        Self::new(
-            404,
-            format!("{}.apps \"{name}\" not found", kind.resource()),
-        )
-        .with_details(kind, name)
+        Self::new(404, format!("{} \"{name}\" not found", kind.qualified()))
+            .with_details(kind, name)
     }
 
     /// 409: an optimistic-concurrency precondition (resourceVersion) failed.
     pub(crate) fn conflict(kind: Kind, name: &str) -> Self {
         let message = format!(
-            "Operation cannot be fulfilled on {}.apps \"{name}\": the object has been modified; \
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
              please apply your changes to the latest version and try again",
-            kind.resource()
+            kind.qualified()
         );
         Self::new(409, message).with_details(kind, name)
     }
@@ -65,7 +62,8 @@ impl ApiError {
     }
 
     fn with_details(mut self, kind: Kind, name: &str) -> Self {
-        self.details = Some(json!({ "name": name, "group": "apps", "kind": kind.resource() }));
+        self.details =
+            Some(json!({ "name": name, "group": kind.group(), "kind": kind.resource() }));
         self
     }
 

@@ -1,4 +1,5 @@
-//! The in-memory object store: Deployments and StatefulSets, one global resourceVersion counter
+//! The in-memory object store: Deployments, StatefulSets, CronJobs and Nodes (namespace ""), one
+//! global resourceVersion counter
 //! (as etcd's revision), and the history of changes that watches replay.
 //!
 //! Invariants: every change bumps the counter by one and is recorded in `history` and sent on
@@ -13,6 +14,7 @@ use tokio::sync::broadcast;
 
 use super::fields::{ManagedField, Writer, now, take_ownership};
 use super::kind::Kind;
+use super::spec::{SpecPatch, same_spec};
 use super::status::ApiError;
 
 /// How many changes are kept for watches to replay; older resourceVersions answer 410 Expired.
@@ -21,7 +23,8 @@ const HISTORY: usize = 10_000;
 /// Identity of a stored object: kind, namespace, name.
 pub(crate) type Key = (Kind, String, String);
 
-/// A stored Deployment or StatefulSet, reduced to the fields the fake models.
+/// A stored object, reduced to the fields the fake models (replica fields are 0 on CronJobs and
+/// Nodes).
 #[derive(Clone, Debug)]
 pub(crate) struct Workload {
     pub(crate) kind: Kind,
@@ -37,6 +40,10 @@ pub(crate) struct Workload {
     pub(crate) paused: bool,
     /// The pod template's `kubectl.kubernetes.io/restartedAt` annotation (Deployments).
     pub(crate) restarted_at: Option<String>,
+    /// `spec.suspend` (CronJobs).
+    pub(crate) suspend: bool,
+    /// `spec.unschedulable` (Nodes).
+    pub(crate) unschedulable: bool,
     pub(crate) status_replicas: i32,
     pub(crate) ready_replicas: i32,
     pub(crate) managed_fields: Vec<ManagedField>,
@@ -155,6 +162,8 @@ impl Store {
             spec_replicas: replicas,
             paused: false,
             restarted_at: None,
+            suspend: false,
+            unschedulable: false,
             status_replicas: replicas,
             ready_replicas: replicas,
             managed_fields: vec![
@@ -207,14 +216,12 @@ impl Store {
         Ok(self.commit(EventType::Modified, next))
     }
 
-    /// Changes a Deployment's `spec.paused` and/or its template's restartedAt annotation (a
-    /// merge patch of the object); `dry_run` validates and answers without storing. (The fake
-    /// books these fields under the writer's "rest" group.)
-    pub(crate) fn patch_deployment(
+    /// Applies a merge patch of the object's own spec fields (`SpecPatch`); `dry_run` validates
+    /// and answers without storing. (The fake books these fields under the writer's "rest" group.)
+    pub(crate) fn patch_spec(
         &mut self,
         key: &Key,
-        paused: Option<bool>,
-        restarted_at: Option<String>,
+        patch: SpecPatch,
         writer: &Writer<'_>,
         dry_run: bool,
     ) -> Result<Workload, ApiError> {
@@ -223,14 +230,8 @@ impl Store {
             .objects
             .get(key)
             .ok_or_else(|| ApiError::not_found(*kind, name))?;
-        if *kind != Kind::Deployment {
-            let message = "spec: Forbidden: only Deployments pause and restart".to_owned();
-            return Err(ApiError::invalid(name, message));
-        }
-        let mut next = current.clone();
-        next.paused = paused.unwrap_or(current.paused);
-        next.restarted_at = restarted_at.or_else(|| current.restarted_at.clone());
-        if (next.paused == current.paused && next.restarted_at == current.restarted_at) || dry_run {
+        let mut next = patch.apply(current)?;
+        if same_spec(&next, current) || dry_run {
             return Ok(next);
         }
         next.generation += 1;
