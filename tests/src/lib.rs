@@ -5,3 +5,4 @@ pub mod fakeapi;
 pub mod grpc;
 pub mod harness;
 pub mod pipeline;
+pub mod rig;

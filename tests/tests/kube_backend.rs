@@ -2,141 +2,23 @@
 //! writes through the scale subresource, state from the watch, and injected 409/429/500/slow
 //! answers after which the final value still lands, or the operator is told why it did not.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use kubeknobs_gateway::backend::{Backend, KubeBackend};
-use kubeknobs_gateway::catalog::{Catalog, TargetKind, TargetSpec};
-use kubeknobs_gateway::coalesce::{Coalescer, Reply, Submission};
-use kubeknobs_gateway::metrics::Metrics;
-use kubeknobs_gateway::state::{Snapshot, StateHub};
-use kubeknobs_proto::v1::{Outcome, OutcomeKind, RejectReason, ServerMessage, server_message::Msg};
-use kubeknobs_tests::fakeapi::{FakeApiServer, Fault, Kind};
-use tokio::sync::mpsc;
-use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Rig {
-    api: FakeApiServer,
-    hub: Arc<StateHub>,
-    coalescers: Vec<(String, Coalescer)>,
-    outcomes: mpsc::Receiver<Result<ServerMessage, tonic::Status>>,
-    reply: Reply,
-    shutdown: CancellationToken,
-}
+use kubeknobs_gateway::catalog::{TargetKind, TargetSpec};
+use kubeknobs_proto::v1::{OutcomeKind, RejectReason};
+use kubeknobs_tests::fakeapi::{Fault, Kind};
+use kubeknobs_tests::rig::{self, Rig};
 
 fn target(name: &str, kind: TargetKind, rate: f64) -> TargetSpec {
-    TargetSpec {
-        name: name.into(),
-        kind,
-        namespace: "default".into(),
-        object: name.into(),
-        min: 0,
-        max: 50,
-        max_writes_per_second: rate,
-        sandbox_initial: 0,
-        max_step: None,
-        dry_run: false,
-        cooldown: std::time::Duration::ZERO,
-        requires_arm: false,
-    }
+    rig::target(name, kind, "default", 50, rate)
 }
 
 async fn rig(targets: Vec<TargetSpec>) -> Rig {
-    rig_with(targets, false).await
+    Rig::start(targets, false).await
 }
 
 async fn rig_with(targets: Vec<TargetSpec>, impersonate: bool) -> Rig {
-    let api = FakeApiServer::start().await;
-    let mut catalog = Catalog::default();
-    for t in targets {
-        catalog.insert(t);
-    }
-    let kube = KubeBackend::from_config(api.config(), "fake").expect("client");
-    let kube = if impersonate {
-        kube.impersonating()
-    } else {
-        kube
-    };
-    let backend = Arc::new(Backend::Kube(Arc::new(kube)));
-    let hub = Arc::new(StateHub::new(&catalog));
-    let shutdown = CancellationToken::new();
-    let metrics = Metrics::new();
-    backend.spawn_watchers(&catalog, hub.clone(), shutdown.clone());
-    let coalescers = catalog
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                Coalescer::spawn(t.clone(), backend.clone(), hub.clone(), shutdown.clone()).0,
-            )
-        })
-        .collect();
-    let (tx, outcomes) = mpsc::channel(1024);
-    let reply = Reply::new(tx, metrics);
-    Rig {
-        api,
-        hub,
-        coalescers,
-        outcomes,
-        reply,
-        shutdown,
-    }
-}
-
-impl Rig {
-    fn set(&self, target: &str, seq: u64, value: i32) {
-        let (_, coalescer) = self
-            .coalescers
-            .iter()
-            .find(|(n, _)| n == target)
-            .expect("target");
-        coalescer.submit(Submission {
-            seq,
-            value,
-            operator: "alice".into(),
-            groups: vec!["ops".to_owned()].into(),
-            reply: self.reply.clone(),
-            received: tokio::time::Instant::now(),
-        });
-    }
-
-    async fn outcome(&mut self, seq: u64) -> Outcome {
-        loop {
-            let msg = timeout(DEADLINE, self.outcomes.recv())
-                .await
-                .expect("an outcome in time")
-                .expect("open")
-                .expect("ok");
-            match msg.msg {
-                Some(Msg::Outcome(o)) if o.seq == seq => return o,
-                _ => continue,
-            }
-        }
-    }
-
-    async fn state_where(&self, what: &str, pred: impl Fn(&Snapshot) -> bool) -> Snapshot {
-        let mut rx = self.hub.subscribe();
-        let found = timeout(DEADLINE, async {
-            loop {
-                let now = rx.borrow_and_update().clone();
-                if pred(&now) {
-                    return now;
-                }
-                rx.changed().await.expect("hub open");
-            }
-        })
-        .await;
-        found.unwrap_or_else(|_| panic!("state never showed {what}: {:?}", self.hub.snapshot()))
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    Rig::start(targets, impersonate).await
 }
 
 #[tokio::test]

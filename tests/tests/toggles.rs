@@ -2,34 +2,27 @@
 //! fake API server: a write lands on the object (1 then 0), and a change made by someone else
 //! shows up through the watch in the state hub, credited to its field manager.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kubeknobs_gateway::backend::{Backend, KubeBackend};
-use kubeknobs_gateway::catalog::{Catalog, TargetKind, TargetSpec};
-use kubeknobs_gateway::coalesce::{Coalescer, Reply, Submission};
-use kubeknobs_gateway::metrics::Metrics;
-use kubeknobs_gateway::state::{Snapshot, StateHub};
-use kubeknobs_proto::v1::{Outcome, OutcomeKind, ServerMessage, server_message::Msg};
+use kubeknobs_gateway::catalog::{TargetKind, TargetSpec};
+use kubeknobs_proto::v1::OutcomeKind;
 use kubeknobs_tests::fakeapi::FakeApiServer;
-use tokio::sync::mpsc;
-use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
-
-const DEADLINE: Duration = Duration::from_secs(30);
+use kubeknobs_tests::rig::{self, Rig};
 
 #[tokio::test]
 async fn a_cronjob_toggle_patches_spec_suspend_and_the_watch_shows_it() {
-    let mut rig = Rig::start(toggle("nightly", TargetKind::CronJobSuspended, "jobs")).await;
+    let mut rig = Rig::start(
+        vec![toggle("nightly", TargetKind::CronJobSuspended, "jobs")],
+        false,
+    )
+    .await;
     rig.api.add_cronjob("jobs", "nightly");
     rig.state_where("scheduling (0)", |s| s["nightly"].desired == Some(0.0))
         .await;
 
-    rig.set(1, 1);
+    rig.set("nightly", 1, 1);
     assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
     assert_eq!(rig.api.suspended("jobs", "nightly"), Some(true));
     let patch = rig.last_patch();
@@ -44,7 +37,7 @@ async fn a_cronjob_toggle_patches_spec_suspend_and_the_watch_shows_it() {
         .await;
     assert_eq!(state["nightly"].changed_by, "alice");
 
-    rig.set(2, 0);
+    rig.set("nightly", 2, 0);
     assert_eq!(rig.outcome(2).await.kind, OutcomeKind::Applied as i32);
     assert_eq!(rig.api.suspended("jobs", "nightly"), Some(false));
     rig.state_where("resumed (0)", |s| s["nightly"].desired == Some(0.0))
@@ -62,12 +55,12 @@ async fn a_cronjob_toggle_patches_spec_suspend_and_the_watch_shows_it() {
 
 #[tokio::test]
 async fn a_node_toggle_cordons_through_the_cluster_scoped_api_and_the_watch_shows_it() {
-    let mut rig = Rig::start(toggle("worker", TargetKind::NodeCordoned, "")).await;
+    let mut rig = Rig::start(vec![toggle("worker", TargetKind::NodeCordoned, "")], false).await;
     rig.api.add_node("worker");
     rig.state_where("schedulable (0)", |s| s["worker"].desired == Some(0.0))
         .await;
 
-    rig.set(1, 1);
+    rig.set("worker", 1, 1);
     assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
     assert_eq!(rig.api.unschedulable("worker"), Some(true));
     let patch = rig.last_patch();
@@ -82,7 +75,7 @@ async fn a_node_toggle_cordons_through_the_cluster_scoped_api_and_the_watch_show
         .await;
     assert_eq!(state["worker"].changed_by, "alice");
 
-    rig.set(2, 0);
+    rig.set("worker", 2, 0);
     assert_eq!(rig.outcome(2).await.kind, OutcomeKind::Applied as i32);
     assert_eq!(rig.api.unschedulable("worker"), Some(false));
     rig.state_where("uncordoned (0)", |s| s["worker"].desired == Some(0.0))
@@ -108,7 +101,7 @@ async fn a_node_toggle_cordons_through_the_cluster_scoped_api_and_the_watch_show
 
 #[tokio::test]
 async fn a_missing_node_is_reported_in_the_state() {
-    let rig = Rig::start(toggle("ghost", TargetKind::NodeCordoned, "")).await;
+    let rig = Rig::start(vec![toggle("ghost", TargetKind::NodeCordoned, "")], false).await;
     let state = rig
         .state_where("not found", |s| s["ghost"].error.contains("not found"))
         .await;
@@ -167,115 +160,5 @@ async fn the_fake_serves_cronjobs_and_nodes_and_patches_only_their_own_field() {
 }
 
 fn toggle(name: &str, kind: TargetKind, namespace: &str) -> TargetSpec {
-    TargetSpec {
-        name: name.into(),
-        kind,
-        namespace: namespace.into(),
-        object: name.into(),
-        min: 0,
-        max: 1,
-        max_writes_per_second: 10.0,
-        sandbox_initial: 0,
-        max_step: None,
-        dry_run: false,
-        cooldown: Duration::ZERO,
-        requires_arm: false,
-    }
-}
-
-/// One target on a kube backend talking to a fake API server, with its coalescer and watch.
-struct Rig {
-    api: FakeApiServer,
-    name: String,
-    hub: Arc<StateHub>,
-    coalescer: Coalescer,
-    outcomes: mpsc::Receiver<Result<ServerMessage, tonic::Status>>,
-    reply: Reply,
-    shutdown: CancellationToken,
-}
-
-impl Rig {
-    async fn start(target: TargetSpec) -> Rig {
-        let api = FakeApiServer::start().await;
-        let name = target.name.clone();
-        let mut catalog = Catalog::default();
-        catalog.insert(target);
-        let kube = KubeBackend::from_config(api.config(), "fake").expect("client");
-        let backend = Arc::new(Backend::Kube(Arc::new(kube)));
-        let hub = Arc::new(StateHub::new(&catalog));
-        let shutdown = CancellationToken::new();
-        backend.spawn_watchers(&catalog, hub.clone(), shutdown.clone());
-        let spec = catalog.get(&name).expect("catalogued").clone();
-        let (coalescer, _) = Coalescer::spawn(spec, backend, hub.clone(), shutdown.clone());
-        let (tx, outcomes) = mpsc::channel(64);
-        Rig {
-            api,
-            name,
-            hub,
-            coalescer,
-            outcomes,
-            reply: Reply::new(tx, Metrics::new()),
-            shutdown,
-        }
-    }
-
-    fn set(&self, seq: u64, value: i32) {
-        self.coalescer.submit(Submission {
-            seq,
-            value,
-            operator: "alice".into(),
-            groups: vec!["ops".to_owned()].into(),
-            reply: self.reply.clone(),
-            received: tokio::time::Instant::now(),
-        });
-    }
-
-    async fn outcome(&mut self, seq: u64) -> Outcome {
-        loop {
-            let msg = timeout(DEADLINE, self.outcomes.recv())
-                .await
-                .expect("an outcome in time")
-                .expect("open")
-                .expect("ok");
-            if let Some(Msg::Outcome(o)) = msg.msg
-                && o.seq == seq
-            {
-                return o;
-            }
-        }
-    }
-
-    /// The path of the last PATCH the fake received.
-    fn last_patch(&self) -> String {
-        let requests = self.api.requests();
-        let patch = requests.into_iter().rev().find(|r| r.method == "PATCH");
-        patch.map(|r| r.path).expect("a PATCH")
-    }
-
-    async fn state_where(&self, what: &str, pred: impl Fn(&Snapshot) -> bool) -> Snapshot {
-        let mut rx = self.hub.subscribe();
-        let found = timeout(DEADLINE, async {
-            loop {
-                let now = rx.borrow_and_update().clone();
-                if pred(&now) {
-                    return now;
-                }
-                rx.changed().await.expect("hub open");
-            }
-        })
-        .await;
-        found.unwrap_or_else(|_| {
-            panic!(
-                "{}: state never showed {what}: {:?}",
-                self.name,
-                self.hub.snapshot()
-            )
-        })
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    rig::target(name, kind, namespace, 1, 10.0)
 }
