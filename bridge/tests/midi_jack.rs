@@ -168,6 +168,14 @@ while time.time() < deadline:
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    // Its JACK port exists once it says so; then the bridge finds it by name.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let ready = tokio::time::timeout(WAIT, lines.next_line()).await;
+    assert!(
+        matches!(&ready, Ok(Ok(Some(line))) if line == "ready"),
+        "python-rtmidi did not open its JACK port: {ready:?}"
+    );
     let mut bridge = start(midi(&["kk-python:surface"], &[], vec![cc(7)])).await;
     let event = tokio::time::timeout(WAIT, bridge.controls.recv())
         .await
