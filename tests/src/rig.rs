@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::fakeapi::FakeApiServer;
+use crate::fakeapi::{FakeApiServer, Request};
 
 /// How long a rig waits for an outcome or a state.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -136,15 +136,21 @@ impl Rig {
         found.unwrap_or_else(|_| panic!("state never showed {what}: {:?}", self.hub.snapshot()))
     }
 
+    /// The first PATCH the fake received.
+    pub fn first_patch(&self) -> Request {
+        self.patches().next().expect("a PATCH")
+    }
+
     /// The path of the last PATCH the fake received.
     pub fn last_patch(&self) -> String {
-        let patch = self
-            .api
+        self.patches().last().map(|r| r.path).expect("a PATCH")
+    }
+
+    fn patches(&self) -> impl Iterator<Item = Request> {
+        self.api
             .requests()
             .into_iter()
-            .rev()
-            .find(|r| r.method == "PATCH");
-        patch.map(|r| r.path).expect("a PATCH")
+            .filter(|r| r.method == "PATCH")
     }
 }
 

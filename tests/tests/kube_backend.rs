@@ -34,12 +34,7 @@ async fn a_write_goes_through_the_scale_subresource_and_comes_back_through_the_w
         rig.api.replicas(Kind::Deployment, "default", "web"),
         Some(6)
     );
-    let patch = rig
-        .api
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "PATCH")
-        .expect("a PATCH");
+    let patch = rig.first_patch();
     assert!(
         patch
             .path
@@ -205,12 +200,7 @@ async fn a_dry_run_target_sends_dry_run_all_and_changes_nothing() {
     let o = rig.outcome(1).await;
     assert_eq!(o.kind, OutcomeKind::Applied as i32);
     assert!(o.message.contains("dry run"), "{}", o.message);
-    let patch = rig
-        .api
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "PATCH")
-        .expect("a PATCH");
+    let patch = rig.first_patch();
     assert_eq!(patch.query_param("dryRun").as_deref(), Some("All"));
     assert_eq!(
         rig.api.replicas(Kind::Deployment, "default", "web"),
@@ -229,15 +219,12 @@ async fn with_impersonation_each_write_names_the_operator_and_groups() {
     rig.api.add(Kind::Deployment, "default", "web", 2);
     rig.set("web", 1, 4);
     assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
-    let requests = rig.api.requests();
-    let patch = requests
-        .iter()
-        .find(|r| r.method == "PATCH")
-        .expect("a PATCH");
+    let patch = rig.first_patch();
     assert_eq!(patch.header("impersonate-user"), Some("alice"));
     assert_eq!(patch.header_all("impersonate-group"), ["ops"]);
     assert!(
-        requests
+        rig.api
+            .requests()
             .iter()
             .filter(|r| r.method == "GET")
             .all(|r| r.header("impersonate-user").is_none()),
@@ -254,12 +241,7 @@ async fn a_pause_toggle_patches_spec_paused_and_the_watch_shows_it() {
     rig.set("web", 1, 1);
     assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
     assert_eq!(rig.api.paused("default", "web"), Some(true));
-    let patch = rig
-        .api
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "PATCH")
-        .expect("a PATCH");
+    let patch = rig.first_patch();
     assert!(
         patch.path.ends_with("/namespaces/default/deployments/web"),
         "the object, not its scale: {}",
