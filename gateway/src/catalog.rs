@@ -220,23 +220,36 @@ impl Catalog {
 }
 
 #[cfg(test)]
+impl TargetSpec {
+    /// A target for unit tests: object `name` of `kind` in `namespace`, values 0..=`max`,
+    /// 2 writes per second, no guardrails; change fields with struct update syntax.
+    pub(crate) fn for_test(name: &str, kind: TargetKind, namespace: &str, max: i32) -> TargetSpec {
+        TargetSpec {
+            name: name.into(),
+            kind,
+            namespace: namespace.into(),
+            object: name.into(),
+            min: 0,
+            max,
+            max_writes_per_second: 2.0,
+            sandbox_initial: 0,
+            max_step: None,
+            dry_run: false,
+            cooldown: std::time::Duration::ZERO,
+            requires_arm: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     pub(crate) fn web() -> TargetSpec {
         TargetSpec {
-            name: "web".into(),
-            kind: TargetKind::DeploymentReplicas,
-            namespace: "default".into(),
-            object: "web".into(),
             min: 1,
-            max: 20,
-            max_writes_per_second: 2.0,
             sandbox_initial: 1,
-            max_step: None,
-            dry_run: false,
-            cooldown: std::time::Duration::ZERO,
-            requires_arm: false,
+            ..TargetSpec::for_test("web", TargetKind::DeploymentReplicas, "default", 20)
         }
     }
 

@@ -154,18 +154,8 @@ mod tests {
 
     fn spec(name: &str, kind: TargetKind, namespace: &str) -> TargetSpec {
         TargetSpec {
-            name: name.into(),
-            kind,
-            namespace: namespace.into(),
-            object: name.into(),
-            min: 0,
-            max: 3,
             max_writes_per_second: 1.0,
-            sandbox_initial: 0,
-            max_step: None,
-            dry_run: false,
-            cooldown: std::time::Duration::ZERO,
-            requires_arm: false,
+            ..TargetSpec::for_test(name, kind, namespace, 3)
         }
     }
 

@@ -195,20 +195,12 @@ mod tests {
     fn hub() -> StateHub {
         let mut catalog = Catalog::default();
         for name in ["web", "db"] {
-            catalog.insert(TargetSpec {
-                name: name.into(),
-                kind: TargetKind::DeploymentReplicas,
-                namespace: "default".into(),
-                object: name.into(),
-                min: 0,
-                max: 20,
-                max_writes_per_second: 2.0,
-                sandbox_initial: 0,
-                max_step: None,
-                dry_run: false,
-                cooldown: std::time::Duration::ZERO,
-                requires_arm: false,
-            });
+            catalog.insert(TargetSpec::for_test(
+                name,
+                TargetKind::DeploymentReplicas,
+                "default",
+                20,
+            ));
         }
         StateHub::new(&catalog)
     }

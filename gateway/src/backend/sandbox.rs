@@ -135,31 +135,27 @@ mod tests {
     use super::*;
     use crate::catalog::TargetKind;
 
-    #[tokio::test(start_paused = true)]
-    async fn writes_show_up_through_the_hub_and_pods_become_ready_over_time() {
-        let mut catalog = Catalog::default();
-        catalog.insert(TargetSpec {
-            name: "web".into(),
-            kind: TargetKind::DeploymentReplicas,
-            namespace: "default".into(),
-            object: "web".into(),
-            min: 0,
-            max: 20,
-            max_writes_per_second: 2.0,
-            sandbox_initial: 2,
-            max_step: None,
-            dry_run: false,
-            cooldown: std::time::Duration::ZERO,
-            requires_arm: false,
-        });
-        let sandbox = Arc::new(Sandbox::new(&catalog));
-        let hub = Arc::new(StateHub::new(&catalog));
+    /// A sandbox holding `catalog`, running and reporting to a fresh hub until the token is cancelled.
+    fn running(catalog: &Catalog) -> (Arc<Sandbox>, Arc<StateHub>, CancellationToken) {
+        let sandbox = Arc::new(Sandbox::new(catalog));
+        let hub = Arc::new(StateHub::new(catalog));
         let shutdown = CancellationToken::new();
         tokio::spawn(
             sandbox
                 .clone()
                 .run(catalog.clone(), hub.clone(), shutdown.clone()),
         );
+        (sandbox, hub, shutdown)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_show_up_through_the_hub_and_pods_become_ready_over_time() {
+        let mut catalog = Catalog::default();
+        catalog.insert(TargetSpec {
+            sandbox_initial: 2,
+            ..TargetSpec::for_test("web", TargetKind::DeploymentReplicas, "default", 20)
+        });
+        let (sandbox, hub, shutdown) = running(&catalog);
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(hub.snapshot()["web"].desired, Some(2.0));
 
@@ -183,29 +179,9 @@ mod tests {
             ("nightly", TargetKind::CronJobSuspended, "jobs"),
             ("worker", TargetKind::NodeCordoned, ""),
         ] {
-            catalog.insert(TargetSpec {
-                name: name.into(),
-                kind,
-                namespace: namespace.into(),
-                object: name.into(),
-                min: 0,
-                max: 1,
-                max_writes_per_second: 2.0,
-                sandbox_initial: 0,
-                max_step: None,
-                dry_run: false,
-                cooldown: std::time::Duration::ZERO,
-                requires_arm: false,
-            });
+            catalog.insert(TargetSpec::for_test(name, kind, namespace, 1));
         }
-        let sandbox = Arc::new(Sandbox::new(&catalog));
-        let hub = Arc::new(StateHub::new(&catalog));
-        let shutdown = CancellationToken::new();
-        tokio::spawn(
-            sandbox
-                .clone()
-                .run(catalog.clone(), hub.clone(), shutdown.clone()),
-        );
+        let (sandbox, hub, shutdown) = running(&catalog);
         for name in ["nightly", "worker"] {
             let target = catalog.get(name).expect("catalogued").clone();
             sandbox.write(&target, 1).expect("held by the sandbox");

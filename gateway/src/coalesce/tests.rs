@@ -60,18 +60,8 @@ fn retryable(message: &str) -> WriteError {
 
 fn web(rate: f64) -> Arc<TargetSpec> {
     Arc::new(TargetSpec {
-        name: "web".into(),
-        kind: TargetKind::DeploymentReplicas,
-        namespace: "default".into(),
-        object: "web".into(),
-        min: 0,
-        max: 500,
         max_writes_per_second: rate,
-        sandbox_initial: 0,
-        max_step: None,
-        dry_run: false,
-        cooldown: std::time::Duration::ZERO,
-        requires_arm: false,
+        ..TargetSpec::for_test("web", TargetKind::DeploymentReplicas, "default", 500)
     })
 }
 
