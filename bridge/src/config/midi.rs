@@ -249,14 +249,7 @@ fn binding(
         Some(p) => *p.get_ref(),
         None => false,
     };
-    let target = m.target.get_ref().trim();
-    if target.is_empty() {
-        return Err(src.at(
-            &m.target,
-            &field("target"),
-            "must name a gateway catalog target",
-        ));
-    }
+    let target = super::validate::target_name(src, &m.target, &field("target"))?;
     let address = match channel {
         Some(c) => format!("midi ch{} {}", c + 1, short(control)),
         None => format!("midi {}", short(control)),

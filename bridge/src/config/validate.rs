@@ -192,6 +192,19 @@ fn osc(src: &Source<'_>, raw: &RawOsc) -> Result<OscConfig> {
     })
 }
 
+/// A mapping's `target`, trimmed; it must name a gateway catalog target.
+pub(super) fn target_name<'a>(
+    src: &Source<'_>,
+    target: &'a Spanned<String>,
+    field: &str,
+) -> Result<&'a str> {
+    let name = target.get_ref().trim();
+    if name.is_empty() {
+        return Err(src.at(target, field, "must name a gateway catalog target"));
+    }
+    Ok(name)
+}
+
 fn mapping(src: &Source<'_>, m: &RawMapping, field: &dyn Fn(&str) -> String) -> Result<Mapping> {
     const ADDRESS_RULE: &str =
         "must be an OSC address like /1/fader1 (starts with '/', no spaces or # * , ? [ ] { })";
@@ -199,14 +212,7 @@ fn mapping(src: &Source<'_>, m: &RawMapping, field: &dyn Fn(&str) -> String) -> 
     if rosc::address::verify_address(address).is_err() {
         return Err(src.at(&m.address, &field("address"), ADDRESS_RULE));
     }
-    let target = m.target.get_ref().trim();
-    if target.is_empty() {
-        return Err(src.at(
-            &m.target,
-            &field("target"),
-            "must name a gateway catalog target",
-        ));
-    }
+    let target = target_name(src, &m.target, &field("target"))?;
     let range = match &m.range {
         Some(r) => {
             let [lo, hi] = *r.get_ref();
