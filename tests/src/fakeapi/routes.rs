@@ -159,10 +159,7 @@ pub(super) fn render_stored(
     render: impl FnOnce(&Workload) -> serde_json::Value,
 ) -> Answer {
     let store = lock(&app.shared.store);
-    let found = store
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found(key.0, &key.2))?;
-    Ok(Json(render(found)).into_response())
+    Ok(Json(render(store.existing(&key)?)).into_response())
 }
 
 /// A merge patch of a Deployment's `spec.paused` or restartedAt template annotation.
@@ -271,11 +268,7 @@ fn write(
         subresource: Some("scale"),
     };
     let mut store = lock(&app.shared.store);
-    let (kind, _, name) = &key;
-    let current = store
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found(*kind, name))?
-        .spec_replicas;
+    let current = store.existing(&key)?.spec_replicas;
     let written = store.scale(
         &key,
         intent.replicas.unwrap_or(current),

@@ -114,6 +114,12 @@ impl Store {
         self.objects.get(key)
     }
 
+    /// The object at `key`, or the API server's 404 for it.
+    pub(crate) fn existing(&self, key: &Key) -> Result<&Workload, ApiError> {
+        self.get(key)
+            .ok_or_else(|| ApiError::not_found(key.0, &key.2))
+    }
+
     /// Objects of `kind`, in one namespace or all, ordered by namespace then name.
     pub(crate) fn list(&self, kind: Kind, namespace: Option<&str>) -> Vec<Workload> {
         let in_scope = |w: &&Workload| namespace.is_none_or(|ns| w.namespace == ns);
@@ -191,10 +197,7 @@ impl Store {
         dry_run: bool,
     ) -> Result<Workload, ApiError> {
         let (kind, _, name) = key;
-        let current = self
-            .objects
-            .get(key)
-            .ok_or_else(|| ApiError::not_found(*kind, name))?;
+        let current = self.existing(key)?;
         if expect.is_some_and(|rv| rv != current.resource_version) {
             return Err(ApiError::conflict(*kind, name));
         }
@@ -225,11 +228,7 @@ impl Store {
         writer: &Writer<'_>,
         dry_run: bool,
     ) -> Result<Workload, ApiError> {
-        let (kind, _, name) = key;
-        let current = self
-            .objects
-            .get(key)
-            .ok_or_else(|| ApiError::not_found(*kind, name))?;
+        let current = self.existing(key)?;
         let mut next = patch.apply(current)?;
         if same_spec(&next, current) || dry_run {
             return Ok(next);
