@@ -176,13 +176,46 @@ impl Config {
     }
 
     fn parse_inner(text: &str, origin: &Path, tls: Option<TlsIdentity>) -> Result<Config> {
-        let raw: RawConfig = toml::from_str(text).map_err(|err| Error::Syntax {
-            path: origin.to_owned(),
-            line: err.span().map_or(1, |span| line_of(text, span.start)),
-            message: err.message().trim().to_owned(),
-        })?;
+        let raw: RawConfig = deserialize(text, origin)?;
         raw.validate(&Source { text, origin }, tls)
     }
+}
+
+/// Deserializes TOML `text` read from `origin`. A value of the wrong type is an `Invalid` error
+/// naming its field (`targets.web.max`); broken TOML is a `Syntax` error at its line.
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
+    let line = |err: &toml::de::Error| err.span().map_or(1, |span| line_of(text, span.start));
+    let de = toml::Deserializer::parse(text).map_err(|err| Error::Syntax {
+        path: origin.to_owned(),
+        line: line(&err),
+        message: err.message().trim().to_owned(),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        // `Spanned` adds a private segment to the path; it means nothing to an admin.
+        let field = err
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
+        let err = err.into_inner();
+        let (path, line, message) = (
+            origin.to_owned(),
+            line(&err),
+            err.message().trim().to_owned(),
+        );
+        match field.as_str() {
+            "" | "." => Error::Syntax {
+                path,
+                line,
+                message,
+            },
+            _ => Error::Invalid {
+                path,
+                line,
+                field,
+                message,
+            },
+        }
+    })
 }
 
 /// The text a raw config came from, to turn spans into lines and relative paths into files.

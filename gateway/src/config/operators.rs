@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Error, Result, Source, line_of};
+use super::{Error, Result, Source};
 use crate::auth::{Operator, Operators};
 
 /// One `[[operators]]` entry.
@@ -33,11 +33,7 @@ pub fn load_tokens(path: &Path) -> Result<Operators> {
         path: path.to_owned(),
         source,
     })?;
-    let raw: RawTokens = toml::from_str(&text).map_err(|err| Error::Syntax {
-        path: path.to_owned(),
-        line: err.span().map_or(1, |span| line_of(&text, span.start)),
-        message: err.message().trim().to_owned(),
-    })?;
+    let raw: RawTokens = super::deserialize(&text, path)?;
     validate_operators(
         &raw.operators,
         &Source {

@@ -26,7 +26,8 @@ pub struct RawConfig {
     #[serde(default)]
     operators: Vec<Spanned<RawOperator>>,
     #[serde(default)]
-    targets: BTreeMap<Spanned<String>, Spanned<RawTarget>>,
+    // Plain keys, so a type error deep in a target names it (`targets.web.max`).
+    targets: BTreeMap<String, Spanned<RawTarget>>,
     #[serde(default)]
     policy: Vec<Spanned<RawRule>>,
     #[serde(default)]
@@ -180,11 +181,7 @@ fn validate_cluster(cluster: &RawCluster, src: &Source<'_>) -> Result<BackendCon
     }
 }
 
-fn validate_target(
-    name: &Spanned<String>,
-    raw: &Spanned<RawTarget>,
-    src: &Source<'_>,
-) -> Result<TargetSpec> {
+fn validate_target(name: &str, raw: &Spanned<RawTarget>, src: &Source<'_>) -> Result<TargetSpec> {
     let at = |s: std::ops::Range<usize>| {
         if s.start == 0 && s.end == 0 {
             raw.span().start
@@ -192,12 +189,12 @@ fn validate_target(
             s.start
         }
     };
-    let field = |f: &str| format!("targets.{}.{f}", name.as_ref());
+    let field = |f: &str| format!("targets.{name}.{f}");
     let t = raw.as_ref();
-    if !valid_target_name(name.as_ref()) {
+    if !valid_target_name(name) {
         return Err(src.invalid(
-            name.span().start,
-            format!("targets.{}", name.as_ref()),
+            raw.span().start,
+            format!("targets.{name}"),
             "target names use letters, digits, '-', '_' and '.'",
         ));
     }
@@ -306,7 +303,7 @@ fn validate_target(
         None => Duration::ZERO,
     };
     Ok(TargetSpec {
-        name: name.as_ref().clone(),
+        name: name.to_owned(),
         kind,
         namespace,
         object: t.name.as_ref().clone(),

@@ -254,3 +254,12 @@ fn an_empty_namespace_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_field() {
+    let err = error_of(&GOOD.replace("max = 20", "max = \"twenty\""));
+    assert!(
+        err.starts_with("/etc/kubeknobs/gateway.toml:17: targets.web.max: invalid type"),
+        "{err}"
+    );
+}
