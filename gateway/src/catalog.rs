@@ -187,7 +187,7 @@ impl TargetSpec {
 }
 
 /// Every catalogued target, by name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
     targets: BTreeMap<String, Arc<TargetSpec>>,
 }

@@ -139,8 +139,18 @@ impl Submission {
 /// Handle to one target's writer task.
 #[derive(Debug, Clone)]
 pub struct Coalescer {
-    target: Arc<TargetSpec>,
+    spec: Arc<SpecCell>,
     slot: Arc<Slot>,
+}
+
+/// A target's spec, replaced by config reloads; the writer reads it afresh for every write.
+#[derive(Debug)]
+struct SpecCell(std::sync::RwLock<Arc<TargetSpec>>);
+
+impl SpecCell {
+    fn get(&self) -> Arc<TargetSpec> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -184,8 +194,9 @@ impl Coalescer {
             metrics,
         } = shared;
         let slot = Arc::new(Slot::default());
+        let spec = Arc::new(SpecCell(std::sync::RwLock::new(target)));
         let task = TargetWriter {
-            target: target.clone(),
+            spec: spec.clone(),
             writer,
             hub,
             metrics,
@@ -194,7 +205,18 @@ impl Coalescer {
             audit,
             last_written: Mutex::new(None),
         };
-        (Coalescer { target, slot }, tokio::spawn(task.run(shutdown)))
+        (Coalescer { spec, slot }, tokio::spawn(task.run(shutdown)))
+    }
+
+    /// The target as configured now.
+    pub fn target(&self) -> Arc<TargetSpec> {
+        self.spec.get()
+    }
+
+    /// Replaces the target's spec (a config reload): bounds, rate, step, dry run and cooldown
+    /// apply from the next write on. The target's name and object stay what they were.
+    pub fn reconfigure(&self, target: Arc<TargetSpec>) {
+        *self.spec.0.write().unwrap_or_else(|p| p.into_inner()) = target;
     }
 
     /// Queues `submission`, replacing (and answering as superseded) any value not yet written.
@@ -207,7 +229,7 @@ impl Coalescer {
             .replace(submission);
         if let Some(old) = replaced {
             answer(
-                &self.target.name,
+                &self.target().name,
                 &old,
                 OutcomeKind::Superseded,
                 RejectReason::Unspecified,
@@ -219,7 +241,7 @@ impl Coalescer {
 }
 
 struct TargetWriter<W> {
-    target: Arc<TargetSpec>,
+    spec: Arc<SpecCell>,
     writer: Arc<W>,
     hub: Arc<StateHub>,
     metrics: Metrics,
@@ -233,18 +255,19 @@ struct TargetWriter<W> {
 
 impl<W: Writer> TargetWriter<W> {
     async fn run(self, shutdown: CancellationToken) {
-        let interval = Duration::from_secs_f64(1.0 / self.target.max_writes_per_second);
         loop {
             tokio::select! {
                 () = self.slot.notify.notified() => {}
                 () = shutdown.cancelled() => {
                     if let Some(last) = self.slot.take() {
-                        self.write_latest(last, interval).await;
+                        self.write_latest(last, self.interval()).await;
                     }
                     return;
                 }
             }
             if let Some(submission) = self.slot.take() {
+                // Read per write: a config reload may have changed the rate.
+                let interval = self.interval();
                 let next_allowed = match self.step_toward(submission.value) {
                     Ok(Some(step)) => self.write_step(submission, step, interval).await,
                     Ok(None) => self.write_latest(submission, interval).await,
@@ -259,6 +282,11 @@ impl<W: Writer> TargetWriter<W> {
         }
     }
 
+    /// The least time between two writes of this target (`max_writes_per_second`).
+    fn interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.target().max_writes_per_second)
+    }
+
     /// Writes `current` (or whatever replaces it during retries) and answers its sender.
     /// Returns when the next write may start.
     async fn write_latest(&self, mut current: Submission, interval: Duration) -> Instant {
@@ -269,11 +297,11 @@ impl<W: Writer> TargetWriter<W> {
             self.wait_for_budget().await;
             let started = Instant::now();
             self.hub
-                .record_write(&self.target.name, current.value, current.operator.clone());
+                .record_write(&self.target().name, current.value, current.operator.clone());
             let result = match timeout(
                 WRITE_TIMEOUT,
                 self.writer
-                    .write(&self.target, current.value, current.actor()),
+                    .write(&self.target(), current.value, current.actor()),
             )
             .await
             {
@@ -285,13 +313,14 @@ impl<W: Writer> TargetWriter<W> {
             };
             let next_allowed = started + interval;
             let took = started.elapsed().as_secs_f64();
-            self.metrics.write(&self.target.name, result.is_ok(), took);
+            self.metrics
+                .write(&self.target().name, result.is_ok(), took);
             match result {
                 Ok(()) => {
                     self.metrics
                         .event_to_write(current.received.elapsed().as_secs_f64());
                     self.set_last_written(current.value);
-                    tracing::info!(target_name = %self.target.name, value = current.value, operator = %current.operator, "applied");
+                    tracing::info!(target_name = %self.target().name, value = current.value, operator = %current.operator, "applied");
                     self.finish_from(
                         old,
                         &current,
@@ -302,7 +331,7 @@ impl<W: Writer> TargetWriter<W> {
                     return next_allowed;
                 }
                 Err(err) if err.retryable && attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(target_name = %self.target.name, value = current.value, attempt, cause = %err, "write failed; retrying");
+                    tracing::warn!(target_name = %self.target().name, value = current.value, attempt, cause = %err, "write failed; retrying");
                     sleep_until(started + backoff.max(interval)).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     attempt += 1;
@@ -320,9 +349,9 @@ impl<W: Writer> TargetWriter<W> {
                     let message = format!(
                         "{} of {} failed after {attempt} attempt(s): {err}",
                         current.value,
-                        self.target.describe()
+                        self.target().describe()
                     );
-                    tracing::warn!(target_name = %self.target.name, value = current.value, cause = %err, "write rejected");
+                    tracing::warn!(target_name = %self.target().name, value = current.value, cause = %err, "write rejected");
                     self.finish_from(
                         old,
                         &current,
@@ -338,6 +367,10 @@ impl<W: Writer> TargetWriter<W> {
 }
 
 impl<W: Writer> TargetWriter<W> {
+    pub(super) fn target(&self) -> Arc<TargetSpec> {
+        self.spec.get()
+    }
+
     pub(super) async fn wait_for_budget(&self) {
         if let Some(budget) = &self.budget {
             budget.acquire().await;

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod presence;
 pub mod ratelimit;
 pub mod rbac;
+pub mod reload;
 pub mod server;
 pub mod service;
 pub mod shutdown;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kubeknobs_gateway::config::{Config, TlsIdentity};
 use kubeknobs_gateway::telemetry::{self, LogFormat};
-use kubeknobs_gateway::{auth, server, shutdown, tls};
+use kubeknobs_gateway::{auth, reload, server, shutdown, tls};
 
 /// Turns control events from kubeknobs bridges into safe, rate-limited changes to a Kubernetes cluster.
 #[derive(Debug, Parser)]
@@ -22,6 +22,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve bridges: authenticate operators, apply their changes, stream cluster state back.
+    ///
+    /// The config is reloaded on SIGHUP and when the file changes: operators, policy, limits and
+    /// target settings apply at once; a file that does not validate, or changes what only a
+    /// restart can (listen addresses, TLS, cluster, the set of targets), changes nothing and the
+    /// log says why.
     Run {
         /// The gateway config file (TOML).
         #[arg(short, long, env = "KUBEKNOBS_GATEWAY_CONFIG")]
@@ -106,13 +111,25 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 
 #[tokio::main]
 async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyhow::Result<()> {
-    let mut config = Config::load(&path)?;
-    config.insecure = insecure;
+    let load = {
+        let path = path.clone();
+        move || {
+            Config::load(&path).map(|mut config| {
+                config.insecure = insecure;
+                config
+            })
+        }
+    };
+    let config = load()?;
     let addr = listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    server::serve(config, listener, shutdown::signal()).await?;
+    let source = reload::Source {
+        path,
+        load: Box::new(load),
+    };
+    server::serve_with(config, listener, shutdown::signal(), Some(source)).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -148,7 +148,7 @@ pub enum Error {
 }
 
 /// The rules, in config order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     rules: Vec<Rule>,
 }

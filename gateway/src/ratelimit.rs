@@ -17,8 +17,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -99,13 +99,29 @@ impl Clock for TokioClock {
 type EventLimiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
 
 struct OperatorState {
-    events: EventLimiter,
+    events: RwLock<Events>,
     sessions: AtomicU32,
+}
+
+/// One operator's event limiter and the rate it enforces.
+struct Events {
+    limiter: EventLimiter,
+    per_second: u32,
+}
+
+impl Events {
+    fn new(limits: &Limits, clock: &TokioClock) -> Events {
+        let quota = Quota::per_second(limits.events_per_second).allow_burst(limits.events_burst);
+        Events {
+            limiter: RateLimiter::direct_with_clock(quota, clock.clone()),
+            per_second: limits.events_per_second.get(),
+        }
+    }
 }
 
 /// Per-operator limits, shared by every session.
 pub struct OperatorLimits {
-    limits: Limits,
+    limits: RwLock<Limits>,
     clock: TokioClock,
     operators: Mutex<HashMap<Arc<str>, Arc<OperatorState>>>,
 }
@@ -114,7 +130,7 @@ impl OperatorLimits {
     /// Limits as configured.
     pub fn new(limits: Limits) -> OperatorLimits {
         OperatorLimits {
-            limits,
+            limits: RwLock::new(limits),
             clock: TokioClock {
                 start: Instant::now(),
             },
@@ -122,10 +138,28 @@ impl OperatorLimits {
         }
     }
 
+    /// New limits (a config reload): open sessions stay counted, every operator's event rate
+    /// starts afresh under the new quota.
+    pub fn reconfigure(&self, limits: Limits) {
+        let map = self.operators.lock().unwrap_or_else(|p| p.into_inner());
+        for state in map.values() {
+            *state.events.write().unwrap_or_else(|p| p.into_inner()) =
+                Events::new(&limits, &self.clock);
+        }
+        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    fn limits(&self) -> Limits {
+        self.limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Admits a new session of `operator`, or refuses it when they have too many.
     pub fn open_session(&self, operator: &Arc<str>) -> Result<SessionPermit, Error> {
         let state = self.state(operator);
-        let limit = self.limits.sessions_per_operator;
+        let limit = self.limits().sessions_per_operator;
         state
             .sessions
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -137,20 +171,18 @@ impl OperatorLimits {
             })?;
         Ok(SessionPermit {
             operator: operator.clone(),
-            per_second: self.limits.events_per_second.get(),
             clock: self.clock.clone(),
             state,
         })
     }
 
     fn state(&self, operator: &Arc<str>) -> Arc<OperatorState> {
+        let limits = self.limits();
         let mut map = self.operators.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(operator.clone())
             .or_insert_with(|| {
-                let quota = Quota::per_second(self.limits.events_per_second)
-                    .allow_burst(self.limits.events_burst);
                 Arc::new(OperatorState {
-                    events: RateLimiter::direct_with_clock(quota, self.clock.clone()),
+                    events: RwLock::new(Events::new(&limits, &self.clock)),
                     sessions: AtomicU32::new(0),
                 })
             })
@@ -161,7 +193,6 @@ impl OperatorLimits {
 /// One admitted session; checks its operator's event rate, and frees its slot when dropped.
 pub struct SessionPermit {
     operator: Arc<str>,
-    per_second: u32,
     clock: TokioClock,
     state: Arc<OperatorState>,
 }
@@ -169,11 +200,12 @@ pub struct SessionPermit {
 impl SessionPermit {
     /// Counts one control event against the operator's rate; never waits.
     pub fn check_event(&self) -> Result<(), Error> {
-        self.state.events.check().map_err(|not_until| {
+        let events = self.state.events.read().unwrap_or_else(|p| p.into_inner());
+        events.limiter.check().map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             Error::TooManyEvents {
                 operator: self.operator.to_string(),
-                per_second: self.per_second,
+                per_second: events.per_second,
                 retry_ms: wait.as_millis().max(1),
             }
         })
@@ -212,17 +244,27 @@ impl Cooldowns {
 /// The whole gateway's writes per second, handed out first come, first served.
 #[derive(Debug)]
 pub struct WriteBudget {
-    interval: Duration,
+    /// Nanoseconds between turns (changed by a config reload).
+    interval_ns: AtomicU64,
     next: tokio::sync::Mutex<Instant>,
 }
 
 impl WriteBudget {
     /// A budget of `per_second` writes (> 0).
     pub fn new(per_second: f64) -> WriteBudget {
-        WriteBudget {
-            interval: Duration::from_secs_f64(1.0 / per_second),
+        let budget = WriteBudget {
+            interval_ns: AtomicU64::new(0),
             next: tokio::sync::Mutex::new(Instant::now()),
-        }
+        };
+        budget.set_rate(per_second);
+        budget
+    }
+
+    /// Changes the budget to `per_second` writes (> 0) from the next turn on.
+    pub fn set_rate(&self, per_second: f64) {
+        let nanos = Duration::from_secs_f64(1.0 / per_second).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+        self.interval_ns.store(nanos, Ordering::Relaxed);
     }
 
     /// Waits for this writer's turn; turns are at least `1 / per_second` apart.
@@ -230,7 +272,7 @@ impl WriteBudget {
         let mut next = self.next.lock().await;
         let at = (*next).max(Instant::now());
         sleep_until(at).await;
-        *next = at + self.interval;
+        *next = at + Duration::from_nanos(self.interval_ns.load(Ordering::Relaxed));
     }
 }
 

@@ -26,7 +26,8 @@ use crate::config::{ClientAuth, Config, TlsIdentity};
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
-use crate::service::{KnobsService, Shared};
+use crate::reload::{self, Reloader};
+use crate::service::{KnobsService, Shared, View};
 use crate::state::StateHub;
 use crate::touch::Holds;
 
@@ -86,6 +87,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    serve_with(config, listener, shutdown, None).await
+}
+
+/// Like [`serve`]; with a `source`, the config is reloaded on SIGHUP and when its file changes
+/// (see [`crate::reload`]).
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    source: Option<reload::Source>,
+) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Listener)?;
     check_security(&config, addr)?;
     let backend =
@@ -100,17 +112,22 @@ pub async fn serve(
     let hub = Arc::new(StateHub::new(&config.catalog));
     let mut tasks = backend.spawn_watchers(&config.catalog, hub.clone(), stop.clone());
     let audit = Arc::new(Audit::open(config.audit_file.as_deref())?);
+    let budget = Arc::new(WriteBudget::new(config.limits.writes_per_second));
     let shared_writers = WriterShared {
-        budget: Some(Arc::new(WriteBudget::new(config.limits.writes_per_second))),
+        budget: Some(budget.clone()),
         audit: Some(audit.clone()),
         metrics: metrics.clone(),
     };
     let (coalescers, writers) = spawn_writers(&config, &backend, &hub, &stop, shared_writers);
     tasks.extend(writers);
     let readiness = hub.readiness();
-    let shared = Arc::new(Shared {
+    let view = View {
         catalog: config.catalog.clone(),
         policy: config.policy.clone(),
+        session: config.session.clone(),
+    };
+    let shared = Arc::new(Shared {
+        view: tokio::sync::watch::Sender::new(Arc::new(view)),
         limits: OperatorLimits::new(config.limits.clone()),
         roster: Arc::default(),
         holds: Holds::new(config.limits.touch_grace),
@@ -121,7 +138,6 @@ pub async fn serve(
             (true, Backend::Kube(kube)) => Some(TokenReviewer::new(kube.client())),
             (true, Backend::Sandbox(_)) => return Err(Error::TokenReviewNeedsCluster),
         },
-        session: config.session.clone(),
         hub,
         coalescers,
         cluster: cluster.clone(),
@@ -145,6 +161,16 @@ pub async fn serve(
             .with_token_review(config.token_review),
     );
     tasks.push(tokio::spawn(operators.clone().watch(stop.clone())));
+    if let Some(source) = source {
+        let reloader = Reloader::new(
+            source,
+            config.clone(),
+            shared.clone(),
+            operators.clone(),
+            budget,
+        );
+        tasks.push(tokio::spawn(reloader.run(stop.clone())));
+    }
     let knobs = InterceptedService::new(
         KnobsServer::new(KnobsService::new(shared))
             .max_decoding_message_size(config.session.max_message_bytes),

@@ -8,6 +8,7 @@
 //! Time is tokio's, so the grace period is tested with `tokio::time::pause`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +40,8 @@ struct Hold {
 /// Every target's hold.
 #[derive(Debug)]
 pub struct Holds {
-    grace: Duration,
+    /// Nanoseconds a released hold lasts (changed by a config reload).
+    grace_ns: AtomicU64,
     holds: Mutex<HashMap<String, Hold>>,
 }
 
@@ -47,9 +49,18 @@ impl Holds {
     /// Holds that outlast their release by `grace`.
     pub fn new(grace: Duration) -> Holds {
         Holds {
-            grace,
+            grace_ns: AtomicU64::new(nanos(grace)),
             holds: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Changes the grace period for releases from now on.
+    pub fn set_grace(&self, grace: Duration) {
+        self.grace_ns.store(nanos(grace), Ordering::Relaxed);
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_nanos(self.grace_ns.load(Ordering::Relaxed))
     }
 
     /// Records a touch (`touched`) or release of `target` by `operator` in `session`.
@@ -105,12 +116,16 @@ impl Holds {
     }
 
     fn active(&self, hold: &Hold, now: Instant) -> bool {
-        hold.released.is_none_or(|at| now < at + self.grace)
+        hold.released.is_none_or(|at| now < at + self.grace())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Hold>> {
         self.holds.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -3,31 +3,53 @@
 //! Token rotation without a restart: the operators of the config plus those of
 //! `auth.tokens_file`, re-read whenever that file changes.
 //!
-//! The file is polled (its modification time and length, every [`POLL`]), which works the same
-//! on every filesystem, including the symlink swaps Kubernetes uses for mounted Secrets. A file
-//! that no longer parses, or clashes with the config's operators, is logged and the previous
-//! operators stay in force: a typo never locks everyone out. Sessions already open are not cut.
+//! The file is polled (see `crate::reload::trigger`), which works the same on every filesystem,
+//! including the symlink swaps Kubernetes uses for mounted Secrets. A file that no longer parses,
+//! or clashes with the config's operators, is logged and the previous operators stay in force: a
+//! typo never locks everyone out. Sessions already open are not cut. A config reload replaces
+//! both sources at once ([`Authenticator::replace`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status};
 
 use super::Operators;
-
-/// How often the tokens file is checked for changes.
-pub const POLL: Duration = Duration::from_secs(1);
+use crate::reload::trigger::{FileWatch, POLL};
 
 /// Authenticates requests against the current operators.
 #[derive(Debug)]
 pub struct Authenticator {
     /// Unknown bearer tokens are handed on for a TokenReview (`auth.token_review`).
     token_review: bool,
+    sources: RwLock<Sources>,
+    current: RwLock<Arc<Operators>>,
+}
+
+/// Where operators come from: the config file's, plus those of the tokens file.
+#[derive(Debug, Clone)]
+struct Sources {
     fixed: Operators,
     file: Option<PathBuf>,
-    current: RwLock<Arc<Operators>>,
+}
+
+impl Sources {
+    /// All operators, reading the tokens file now.
+    fn read(&self) -> Result<Operators, crate::config::Error> {
+        let Some(path) = &self.file else {
+            return Ok(self.fixed.clone());
+        };
+        let extra = crate::config::load_tokens(path)?;
+        self.fixed
+            .merged(&extra)
+            .map_err(|message| crate::config::Error::Invalid {
+                path: path.clone(),
+                line: 1,
+                field: "operators".into(),
+                message,
+            })
+    }
 }
 
 impl Authenticator {
@@ -36,26 +58,34 @@ impl Authenticator {
         fixed: Operators,
         file: Option<PathBuf>,
     ) -> Result<Authenticator, crate::config::Error> {
-        let current = match &file {
-            Some(path) => {
-                let extra = crate::config::load_tokens(path)?;
-                fixed
-                    .merged(&extra)
-                    .map_err(|message| crate::config::Error::Invalid {
-                        path: path.clone(),
-                        line: 1,
-                        field: "operators".into(),
-                        message,
-                    })?
-            }
-            None => fixed.clone(),
-        };
+        let sources = Sources { fixed, file };
+        let current = sources.read()?;
         Ok(Authenticator {
             token_review: false,
-            fixed,
-            file,
+            sources: RwLock::new(sources),
             current: RwLock::new(Arc::new(current)),
         })
+    }
+
+    /// Replaces both sources (a config reload), or changes nothing if the tokens file cannot be
+    /// used with `fixed`.
+    pub fn replace(
+        &self,
+        fixed: Operators,
+        file: Option<PathBuf>,
+    ) -> Result<(), crate::config::Error> {
+        let sources = Sources { fixed, file };
+        let operators = sources.read()?;
+        *self.sources.write().unwrap_or_else(|p| p.into_inner()) = sources;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(operators);
+        Ok(())
+    }
+
+    fn sources(&self) -> Sources {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Hands tokens no operator has on to a TokenReview (see `review`).
@@ -74,11 +104,9 @@ impl Authenticator {
 
     /// Re-reads the tokens file; keeps the current operators if it is unusable.
     pub fn reload(&self) {
-        let Some(path) = &self.file else { return };
-        let loaded = crate::config::load_tokens(path)
-            .map_err(|err| err.to_string())
-            .and_then(|extra| self.fixed.merged(&extra));
-        match loaded {
+        let sources = self.sources();
+        let Some(path) = &sources.file else { return };
+        match sources.read() {
             Ok(operators) => {
                 tracing::info!(file = %path.display(), operators = operators.len(), "tokens file reloaded");
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(operators);
@@ -89,25 +117,23 @@ impl Authenticator {
         }
     }
 
-    /// Polls the tokens file and reloads it when it changes, until `shutdown`.
+    /// Polls the tokens file (whichever the sources name now) and reloads it when it changes,
+    /// until `shutdown`.
     pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
-        let Some(path) = self.file.clone() else {
-            return;
-        };
-        let stamp = |p: &PathBuf| -> Option<(SystemTime, u64)> {
-            let meta = std::fs::metadata(p).ok()?;
-            Some((meta.modified().ok()?, meta.len()))
-        };
-        let mut last = stamp(&path);
+        let mut watch: Option<FileWatch> = None;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
                 () = shutdown.cancelled() => return,
             }
-            let now = stamp(&path);
-            if now != last {
-                last = now;
-                self.reload();
+            let file = self.sources().file;
+            match (&mut watch, file) {
+                (Some(w), Some(path)) if w.path() == path => {
+                    if w.changed() {
+                        self.reload();
+                    }
+                }
+                (_, path) => watch = path.map(FileWatch::new),
             }
         }
     }

@@ -15,7 +15,7 @@ use kubeknobs_proto::v1::{
     self, ClientMessage, OutcomeKind, RejectReason, ServerMessage, client_message,
     knobs_server::Knobs, server_message::Msg,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -35,16 +35,27 @@ use crate::touch::Holds;
 /// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
 const OUTBOUND_CAPACITY: usize = 4096;
 
-/// What every session shares.
-pub struct Shared {
+/// The status a session ends with when a config reload changed what its `Welcome` said.
+pub const RELOADED: &str = "gateway configuration reloaded; reconnect for the new catalog";
+
+/// What sessions check control events against; a config reload replaces it as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
     /// The targets.
     pub catalog: Catalog,
     /// Who may see and change which targets.
     pub policy: Policy,
-    /// Per-operator event rates and session counts.
-    pub limits: OperatorLimits,
     /// Hello timeout and message size.
     pub session: SessionLimits,
+}
+
+/// What every session shares.
+pub struct Shared {
+    /// Catalog, policy and session limits in force. A session ends (UNAVAILABLE, "reconnect")
+    /// when the catalog or policy changes, so its bridge gets a `Welcome` that matches them.
+    pub view: watch::Sender<Arc<View>>,
+    /// Per-operator event rates and session counts.
+    pub limits: OperatorLimits,
     /// Who is connected.
     pub roster: Arc<Roster>,
     /// Who holds which target's control.
@@ -67,6 +78,13 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// What the gateway counts.
     pub metrics: Metrics,
+}
+
+impl Shared {
+    /// The view in force now.
+    pub fn view(&self) -> Arc<View> {
+        self.view.borrow().clone()
+    }
 }
 
 /// The gRPC service.
@@ -113,7 +131,8 @@ impl Knobs for KnobsService {
                 tracing::warn!(operator = %identity.name, reason = %err, "session refused");
             })?;
         let mut inbound = request.into_inner();
-        let hello = await_hello(&mut inbound, self.shared.session.hello_timeout).await?;
+        let view = self.shared.view();
+        let hello = await_hello(&mut inbound, view.session.hello_timeout).await?;
         tracing::info!(operator = %identity.name, bridge = %hello.bridge_id, "session opened");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -122,11 +141,10 @@ impl Knobs for KnobsService {
             operator: identity.name.to_string(),
             cluster: self.shared.cluster.clone(),
             sandbox: self.shared.sandbox,
-            targets: self
-                .shared
+            targets: view
                 .catalog
                 .iter()
-                .filter(|t| self.shared.policy.can_see(&identity, &t.name))
+                .filter(|t| view.policy.can_see(&identity, &t.name))
                 .map(|t| t.to_proto(snapshot.get(&t.name).cloned().unwrap_or_default()))
                 .collect(),
             protocol_version: v1::PROTOCOL_VERSION,
@@ -135,6 +153,7 @@ impl Knobs for KnobsService {
             msg: Some(Msg::Welcome(welcome)),
         }));
         let session = Session {
+            welcomed: view,
             shared: self.shared.clone(),
             operator: identity.name.clone(),
             member: self
@@ -155,6 +174,8 @@ impl Knobs for KnobsService {
 
 struct Session {
     shared: Arc<Shared>,
+    /// The view this session's `Welcome` showed.
+    welcomed: Arc<View>,
     identity: Identity,
     permit: SessionPermit,
     member: Member,
@@ -174,6 +195,7 @@ impl Session {
         let mut states = self.shared.hub.subscribe();
         states.mark_unchanged();
         let mut presence = self.shared.roster.subscribe();
+        let mut views = self.shared.view.subscribe();
         let end = loop {
             tokio::select! {
                 message = inbound.message() => match message {
@@ -189,7 +211,8 @@ impl Session {
                     if changed.is_err() { break "state hub closed".to_owned() }
                     let now = states.borrow_and_update().clone();
                     let mut updates = state::changes(&last_sent, &now);
-                    updates.retain(|s| self.shared.policy.can_see(&self.identity, &s.target));
+                    let policy = &self.shared.view().policy;
+                    updates.retain(|s| policy.can_see(&self.identity, &s.target));
                     last_sent = now;
                     if !updates.is_empty() && self.tx.send(Ok(state_update(updates))).await.is_err() {
                         break "bridge went away".to_owned();
@@ -201,6 +224,14 @@ impl Session {
                     let message = ServerMessage { msg: Some(Msg::Presence(now)) };
                     if self.tx.send(Ok(message)).await.is_err() {
                         break "bridge went away".to_owned();
+                    }
+                }
+                _ = views.changed() => {
+                    let now = views.borrow_and_update().clone();
+                    if (&now.catalog, &now.policy) != (&self.welcomed.catalog, &self.welcomed.policy) {
+                        let status = Status::unavailable(RELOADED);
+                        let _ = self.tx.send(Err(status)).await;
+                        break "configuration reloaded".to_owned();
                     }
                 }
                 () = self.tx.closed() => break "bridge went away".to_owned(),
@@ -236,17 +267,14 @@ impl Session {
         if let Err(err) = self.permit.check_event() {
             return self.reject(&event, RejectReason::RateLimited, err.to_string());
         }
-        let visible = self.shared.policy.can_see(&self.identity, &event.target);
-        let Some(target) = self.shared.catalog.get(&event.target).filter(|_| visible) else {
+        let view = self.shared.view();
+        let visible = view.policy.can_see(&self.identity, &event.target);
+        let Some(target) = view.catalog.get(&event.target).filter(|_| visible) else {
             let message = format!("no target named {:?} in the catalog", event.target);
             return self.reject(&event, RejectReason::UnknownTarget, message);
         };
         let action = target.kind.action();
-        if let Err(err) = self
-            .shared
-            .policy
-            .authorize(&self.identity, &target.name, action)
-        {
+        if let Err(err) = view.policy.authorize(&self.identity, &target.name, action) {
             return self.reject(&event, RejectReason::Forbidden, err.to_string());
         }
         if target.requires_arm && !self.armed.load(std::sync::atomic::Ordering::Relaxed) {

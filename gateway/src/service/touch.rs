@@ -8,21 +8,17 @@ impl Session {
     /// Takes or releases the hold on a target this operator may change; a touch on anything else
     /// (unknown, invisible, forbidden, held by someone else) is logged and changes nothing.
     pub(super) fn touch(&self, touch: v1::TouchEvent) {
-        let target = self
-            .shared
+        let view = self.shared.view();
+        let target = view
             .catalog
             .get(&touch.target)
-            .filter(|t| self.shared.policy.can_see(&self.identity, &t.name));
+            .filter(|t| view.policy.can_see(&self.identity, &t.name));
         let Some(target) = target else {
             tracing::warn!(operator = %self.operator, target_name = %touch.target, "touch of an unknown target ignored");
             return;
         };
         let action = target.kind.action();
-        if let Err(err) = self
-            .shared
-            .policy
-            .authorize(&self.identity, &target.name, action)
-        {
+        if let Err(err) = view.policy.authorize(&self.identity, &target.name, action) {
             tracing::warn!(operator = %self.operator, cause = %err, "touch ignored");
             return;
         }
