@@ -23,6 +23,7 @@ pub mod mapping;
 pub mod midi;
 pub mod ops;
 pub mod osc;
+pub mod reload;
 pub mod telemetry;
 pub mod uplink;
 
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use config::Config;
 
@@ -75,7 +76,20 @@ pub async fn run(
 ) -> Result<()> {
     let uplink = uplink_for(&config)?;
     let socket = osc::bind(config.osc.listen).await?;
-    serve(config, uplink, socket, shutdown, None).await
+    serve(config, uplink, socket, shutdown, None, None).await
+}
+
+/// Like [`run`] for a `config` read from the file at `path`: reloads it on SIGHUP and whenever
+/// the file changes (see [`reload`]).
+pub async fn run_reloading(
+    config: Config,
+    path: std::path::PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let uplink = uplink_for(&config)?;
+    let socket = osc::bind(config.osc.listen).await?;
+    let source = reload::Source { path };
+    serve(config, uplink, socket, shutdown, None, Some(source)).await
 }
 
 /// Like [`run`], with an OSC socket the caller has bound (`config.osc.listen` is not used).
@@ -85,11 +99,11 @@ pub async fn run_with_socket(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let uplink = uplink_for(&config)?;
-    serve(config, uplink, socket, shutdown, None).await
+    serve(config, uplink, socket, shutdown, None, None).await
 }
 
 /// The uplink `config` describes; fails if tonic refuses its URL, CA or token.
-fn uplink_for(config: &Config) -> Result<uplink::Uplink> {
+pub(crate) fn uplink_for(config: &Config) -> Result<uplink::Uplink> {
     // The uplink checks every mapped target against the catalog, OSC and MIDI alike.
     let mut all: Vec<mapping::Mapping> = config.osc.mappings.iter().cloned().collect();
     all.extend(config.midi.bindings.iter().map(|b| b.mapping.clone()));
@@ -130,73 +144,130 @@ async fn start_ops(
     })
 }
 
-/// Wires OSC, feedback and the uplink together and runs them until `shutdown`. Each part owns no
-/// state that outlives it, so shutdown just stops them: the gateway sees the session end.
+/// Runs the bridge until `shutdown`: binds the ops port, then runs the pipeline (OSC, MIDI,
+/// feedback, uplink) for `config`. With a `source`, a valid new config (SIGHUP, or its file
+/// changed) replaces the pipeline — a new gateway session with the new settings — while the OSC
+/// socket, the ops port and the known OSC clients stay; an unusable one is logged and changes
+/// nothing (see [`reload`]).
 pub(crate) async fn serve(
     config: Config,
     uplink: uplink::Uplink,
     socket: UdpSocket,
     shutdown: impl Future<Output = ()> + Send + 'static,
     observer: Option<feedback::Observer>,
+    source: Option<reload::Source>,
 ) -> Result<()> {
     let local = socket.local_addr().map_err(osc::Error::LocalAddr)?;
     // The ops port is announced before OSC, so "OSC listening" means both are up.
     let metrics = ops::Metrics::new();
     let ops_server = start_ops(config.ops_listen, metrics.clone()).await?;
     info!("OSC listening on {local}");
-    info!(
-        port = config.osc.feedback_port,
-        "OSC feedback goes to port {} of each client", config.osc.feedback_port
-    );
-    let socket = Arc::new(socket);
-    let mappings = Arc::new(config.osc.mappings);
-    let clients = Arc::new(Mutex::new(osc::Clients::new(config.osc.client_timeout)));
-    let (publisher, link) = uplink::pair(metrics.clone());
-    let (feedback_tx, feedback_rx) = mpsc::channel(FEEDBACK_QUEUE);
-
-    let receiver = osc::Receiver {
-        socket: socket.clone(),
-        mappings: mappings.clone(),
-        clients: clients.clone(),
-        link,
-        feedback: feedback_tx.clone(),
+    let parts = Parts {
+        socket: Arc::new(socket),
+        clients: Arc::new(Mutex::new(osc::Clients::new(config.osc.client_timeout))),
         metrics,
-        arm_address: config.osc.arm_address.clone(),
+        observer,
     };
-    let midi_config = config.midi;
-    let (midi_engine, midi_levels) = if midi_config.is_empty() {
-        if !midi_config.bindings.is_empty() {
+    let path = source.as_ref().map(|s| s.path.clone()).unwrap_or_default();
+    let mut triggers = source.map(|s| reload::Triggers::new(s.path));
+    let mut running = Box::pin(parts.pipeline(config.clone(), uplink));
+    let mut config = config;
+    tokio::pin!(shutdown, ops_server);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break info!("shutting down"),
+            () = &mut ops_server => break,
+            () = &mut running => break,
+            cause = reload::next(&mut triggers) => match reload::load(&config, &path) {
+                Ok((new, uplink)) => {
+                    info!(%cause, "config reloaded; reconnecting to the gateway with it");
+                    // The old pipeline (its session, MIDI threads, feedback) stops as it drops.
+                    running.set(parts.pipeline(new.clone(), uplink));
+                    config = new;
+                }
+                Err(reason) => warn!(
+                    %cause, %reason, "config not reloaded; the running config stays in force"
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What outlives a config reload: the bound OSC socket, the OSC clients seen, the metrics.
+struct Parts {
+    socket: Arc<UdpSocket>,
+    clients: osc::SharedClients,
+    metrics: ops::Metrics,
+    observer: Option<feedback::Observer>,
+}
+
+impl Parts {
+    /// Wires OSC, MIDI, feedback and the uplink for `config`; runs until one of them ends (none
+    /// does in normal operation). Each part owns no state that outlives it, so dropping the
+    /// future stops them: the gateway sees the session end.
+    fn pipeline(&self, config: Config, uplink: uplink::Uplink) -> impl Future<Output = ()> + use<> {
+        info!(
+            port = config.osc.feedback_port,
+            "OSC feedback goes to port {} of each client", config.osc.feedback_port
+        );
+        osc::lock(&self.clients).set_timeout(config.osc.client_timeout);
+        let mappings = Arc::new(config.osc.mappings);
+        let (publisher, link) = uplink::pair(self.metrics.clone());
+        let (feedback_tx, feedback_rx) = mpsc::channel(FEEDBACK_QUEUE);
+        let receiver = osc::Receiver {
+            socket: self.socket.clone(),
+            mappings: mappings.clone(),
+            clients: self.clients.clone(),
+            link,
+            feedback: feedback_tx.clone(),
+            metrics: self.metrics.clone(),
+            arm_address: config.osc.arm_address.clone(),
+        };
+        let (midi_engine, midi_levels) = start_midi(config.midi, &receiver.link);
+        let feedback = feedback::Feedback::new(
+            self.socket.clone(),
+            mappings,
+            config.osc.feedback_port,
+            self.clients.clone(),
+            self.observer.clone(),
+            midi_levels,
+        )
+        .with_presence_label(config.osc.presence_label.clone());
+        async move {
+            tokio::select! {
+                () = midi_engine => {}
+                () = receiver.run() => {}
+                () = feedback.run(feedback_rx) => {}
+                () = uplink.run(publisher, feedback_tx) => {}
+            }
+        }
+    }
+}
+
+/// Starts the MIDI side if configured; its future never ends (if every MIDI source failed to
+/// start, OSC keeps going).
+fn start_midi(
+    config: config::MidiConfig,
+    link: &uplink::Link,
+) -> (
+    impl Future<Output = ()> + use<>,
+    Option<mpsc::Sender<midi::Level>>,
+) {
+    let (engine, levels) = if config.is_empty() {
+        if !config.bindings.is_empty() {
             tracing::warn!("midi.mappings are configured but no midi.inputs or midi.serial");
         }
         (None, None)
     } else {
-        let (engine, levels) = midi::start(midi_config, receiver.link.clone());
+        let (engine, levels) = midi::start(config, link.clone());
         (Some(engine), Some(levels))
     };
-    let midi_engine = async move {
-        // The engine ends only if every MIDI source failed to start; OSC keeps going.
-        if let Some(engine) = midi_engine {
+    let engine = async move {
+        if let Some(engine) = engine {
             engine.await;
         }
         std::future::pending::<()>().await
     };
-    let feedback = feedback::Feedback::new(
-        socket,
-        mappings,
-        config.osc.feedback_port,
-        clients,
-        observer,
-        midi_levels,
-    )
-    .with_presence_label(config.osc.presence_label.clone());
-
-    tokio::select! {
-        () = shutdown => info!("shutting down"),
-        () = ops_server => {}
-        () = midi_engine => {}
-        () = receiver.run() => {}
-        () = feedback.run(feedback_rx) => {}
-        () = uplink.run(publisher, feedback_tx) => {}
-    }
-    Ok(())
+    (engine, levels)
 }

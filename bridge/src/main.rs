@@ -31,6 +31,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the bridge: receive OSC, stream control events to the gateway, send feedback.
+    ///
+    /// The config is reloaded on SIGHUP and when the file changes; a file that does not
+    /// validate is logged and the running config stays.
     Run(ConfigArg),
     /// Validate a config file (and read its token and CA files), print a summary, and exit.
     Check(ConfigArg),
@@ -123,7 +126,7 @@ async fn dispatch(command: Command) -> ExitCode {
             Err(code) => code,
         },
         Command::Run(arg) => match load(&arg.config) {
-            Ok(config) => run(config).await,
+            Ok(config) => run(config, arg.config).await,
             Err(code) => code,
         },
         #[cfg(feature = "demo")]
@@ -182,9 +185,9 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, path: PathBuf) -> ExitCode {
     info!(bridge_id = %config.bridge_id, "kubeknobs-bridge {} starting", env!("CARGO_PKG_VERSION"));
-    match kubeknobs_bridge::run(config, shutdown_signal()).await {
+    match kubeknobs_bridge::run_reloading(config, path, shutdown_signal()).await {
         Err(e) if e.is_config() => config_error(&e),
         other => finish(other.context("bridge failed")),
     }

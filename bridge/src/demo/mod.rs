@@ -146,6 +146,7 @@ pub async fn run(
             socket,
             stopped(stop_rx.clone()),
             Some(observer),
+            None,
         )
         .await;
         let _ = stop_tx.send(true);

@@ -24,6 +24,11 @@ impl Clients {
         }
     }
 
+    /// Changes the timeout (a config reload); the clients seen so far are kept.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// Records a packet from `ip` at `now`. Returns true when the client is new: never seen, or
     /// silent for longer than the timeout.
     pub fn touch(&mut self, ip: IpAddr, now: Instant) -> bool {

@@ -1,0 +1,72 @@
+//! Config reload: on SIGHUP, or when the config file changes, the bridge reads the file again and
+//! checks it exactly as at start-up (including the token and CA files it names, and that tonic
+//! accepts the gateway URL). A usable file replaces the running pipeline — mappings, MIDI,
+//! feedback and a new gateway session — while the OSC socket, the ops port and the known OSC
+//! clients stay. An unusable one changes nothing, and the log says why.
+//!
+//! `osc.listen` and `ops.listen` are bound once: a file that changes them is refused, naming the
+//! field, since only a restart can apply it.
+
+// The trigger is the gateway's, compiled into this crate too: the bridge builds without the
+// gateway (and its Kubernetes dependencies) on a Raspberry Pi.
+#[path = "../../../gateway/src/reload/trigger.rs"]
+pub mod trigger;
+
+use std::path::{Path, PathBuf};
+
+pub use trigger::{Cause, Triggers};
+
+use crate::Config;
+use crate::uplink::Uplink;
+
+/// Where the running config came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The config file, watched for changes.
+    pub path: PathBuf,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The file does not parse or validate, or a file it names cannot be read.
+    #[error(transparent)]
+    Invalid(#[from] crate::config::Error),
+    /// The gateway URL, CA or token is refused by tonic.
+    #[error(transparent)]
+    Uplink(#[from] crate::Error),
+    /// It changes a setting only a restart applies.
+    #[error("{} changed, which takes effect only on restart", .0.join(", "))]
+    NeedsRestart(Vec<&'static str>),
+}
+
+/// The next reason to reload; never, without triggers.
+pub async fn next(triggers: &mut Option<Triggers>) -> Cause {
+    match triggers {
+        Some(triggers) => triggers.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the config file at `path` again and checks it against the `running` config.
+pub fn load(running: &Config, path: &Path) -> Result<(Config, Uplink), Refused> {
+    let new = Config::load(path)?;
+    let changed = needs_restart(running, &new);
+    if !changed.is_empty() {
+        return Err(Refused::NeedsRestart(changed));
+    }
+    let uplink = crate::uplink_for(&new)?;
+    Ok((new, uplink))
+}
+
+/// The settings `new` changes that only a restart applies, by config field name.
+pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let checks = [
+        ("osc.listen", old.osc.listen != new.osc.listen),
+        ("ops.listen", old.ops_listen != new.ops_listen),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(field, changed)| changed.then_some(field))
+        .collect()
+}
