@@ -103,12 +103,18 @@ impl Process {
 
     /// Waits until a line containing every one of `needles` appears; returns it.
     pub fn wait_for(&self, needles: &[&str]) -> String {
+        self.wait_for_nth(needles, 1)
+    }
+
+    /// Waits until the `n`th line (from 1) containing every one of `needles` appears; returns it.
+    pub fn wait_for_nth(&self, needles: &[&str], n: usize) -> String {
         let start = Instant::now();
         loop {
             if let Some(line) = self
                 .output()
                 .into_iter()
-                .find(|l| needles.iter().all(|n| l.contains(n)))
+                .filter(|l| needles.iter().all(|needle| l.contains(needle)))
+                .nth(n - 1)
             {
                 return line;
             }
@@ -154,10 +160,20 @@ impl Process {
 
     /// Sends SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGHUP (reload the config); the program must be running.
+    pub fn hang_up(&self) {
+        assert!(self.signal("HUP"), "{} is not running", self.name);
+    }
+
+    fn signal(&self, name: &str) -> bool {
         let pid = self.child.lock().unwrap().id();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
     }
 }
 
