@@ -79,17 +79,16 @@ pub async fn run(
     serve(config, uplink, socket, shutdown, None, None).await
 }
 
-/// Like [`run`] for a `config` read from the file at `path`: reloads it on SIGHUP and whenever
-/// the file changes (see [`reload`]).
+/// Like [`run`] for a `config` read from the file `file` watches (from before it was read):
+/// reloads it on SIGHUP and whenever the file changes (see [`reload`]).
 pub async fn run_reloading(
     config: Config,
-    path: std::path::PathBuf,
+    file: reload::FileWatch,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let uplink = uplink_for(&config)?;
     let socket = osc::bind(config.osc.listen).await?;
-    let source = reload::Source { path };
-    serve(config, uplink, socket, shutdown, None, Some(source)).await
+    serve(config, uplink, socket, shutdown, None, Some(file)).await
 }
 
 /// Like [`run`], with an OSC socket the caller has bound (`config.osc.listen` is not used).
@@ -145,7 +144,7 @@ async fn start_ops(
 }
 
 /// Runs the bridge until `shutdown`: binds the ops port, then runs the pipeline (OSC, MIDI,
-/// feedback, uplink) for `config`. With a `source`, a valid new config (SIGHUP, or its file
+/// feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
 /// changed) replaces the pipeline — a new gateway session with the new settings — while the OSC
 /// socket, the ops port and the known OSC clients stay; an unusable one is logged and changes
 /// nothing (see [`reload`]).
@@ -155,7 +154,7 @@ pub(crate) async fn serve(
     socket: UdpSocket,
     shutdown: impl Future<Output = ()> + Send + 'static,
     observer: Option<feedback::Observer>,
-    source: Option<reload::Source>,
+    file: Option<reload::FileWatch>,
 ) -> Result<()> {
     let local = socket.local_addr().map_err(osc::Error::LocalAddr)?;
     // The ops port is announced before OSC, so "OSC listening" means both are up.
@@ -168,8 +167,11 @@ pub(crate) async fn serve(
         metrics,
         observer,
     };
-    let path = source.as_ref().map(|s| s.path.clone()).unwrap_or_default();
-    let mut triggers = source.map(|s| reload::Triggers::new(s.path));
+    let path = file
+        .as_ref()
+        .map(|f| f.path().to_owned())
+        .unwrap_or_default();
+    let mut triggers = file.map(reload::Triggers::new);
     let mut running = Box::pin(parts.pipeline(config.clone(), uplink));
     let mut config = config;
     tokio::pin!(shutdown, ops_server);
@@ -213,7 +215,7 @@ impl Parts {
         );
         osc::lock(&self.clients).set_timeout(config.osc.client_timeout);
         let mappings = Arc::new(config.osc.mappings);
-        let (publisher, link) = uplink::pair(self.metrics.clone());
+        let (publisher, link) = uplink::pair(self.metrics.clone(), config.gateway.resend_within);
         let (feedback_tx, feedback_rx) = mpsc::channel(FEEDBACK_QUEUE);
         let receiver = osc::Receiver {
             socket: self.socket.clone(),

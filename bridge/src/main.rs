@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kubeknobs_bridge::config::Config;
+use kubeknobs_bridge::reload::FileWatch;
 use kubeknobs_bridge::telemetry::{self, LogFormat};
 use tracing::{error, info, warn};
 
@@ -125,10 +126,14 @@ async fn dispatch(command: Command) -> ExitCode {
             },
             Err(code) => code,
         },
-        Command::Run(arg) => match load(&arg.config) {
-            Ok(config) => run(config, arg.config).await,
-            Err(code) => code,
-        },
+        Command::Run(arg) => {
+            // Watched from before the first read, so an edit made meanwhile is reloaded.
+            let file = FileWatch::new(arg.config.clone());
+            match load(&arg.config) {
+                Ok(config) => run(config, file).await,
+                Err(code) => code,
+            }
+        }
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo(args).await,
         Command::Ports => ports(),
@@ -185,9 +190,9 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn run(config: Config, path: PathBuf) -> ExitCode {
+async fn run(config: Config, file: FileWatch) -> ExitCode {
     info!(bridge_id = %config.bridge_id, "kubeknobs-bridge {} starting", env!("CARGO_PKG_VERSION"));
-    match kubeknobs_bridge::run_reloading(config, path, shutdown_signal()).await {
+    match kubeknobs_bridge::run_reloading(config, file, shutdown_signal()).await {
         Err(e) if e.is_config() => config_error(&e),
         other => finish(other.context("bridge failed")),
     }

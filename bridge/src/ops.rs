@@ -61,7 +61,7 @@ impl Metrics {
         let moves = Family::<ResultLabel, Counter>::default();
         registry.register(
             "moves",
-            "Control moves, by result (sent, not_connected, unmapped, invalid, unknown_address)",
+            "Control moves, by result (sent, not_connected, stale, unmapped, invalid, unknown_address)",
             moves.clone(),
         );
         let connected = Gauge::default();

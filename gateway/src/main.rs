@@ -111,6 +111,8 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 
 #[tokio::main]
 async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyhow::Result<()> {
+    // Watched from before the first read, so an edit made meanwhile is reloaded.
+    let file = reload::trigger::FileWatch::new(path.clone());
     let load = {
         let path = path.clone();
         move || {
@@ -126,7 +128,7 @@ async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyho
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let source = reload::Source {
-        path,
+        file,
         load: Box::new(load),
     };
     server::serve_with(config, listener, shutdown::signal(), Some(source)).await?;

@@ -161,15 +161,15 @@ pub async fn serve_with(
             .with_token_review(config.token_review),
     );
     tasks.push(tokio::spawn(operators.clone().watch(stop.clone())));
-    if let Some(source) = source {
+    if let Some(reload::Source { file, load }) = source {
         let reloader = Reloader::new(
-            source,
+            load,
             config.clone(),
             shared.clone(),
             operators.clone(),
             budget,
         );
-        tasks.push(tokio::spawn(reloader.run(stop.clone())));
+        tasks.push(tokio::spawn(reloader.run(file, stop.clone())));
     }
     let knobs = InterceptedService::new(
         KnobsServer::new(KnobsService::new(shared))

@@ -1,8 +1,9 @@
 //! Process lifecycle end to end: graceful shutdown of each program on SIGTERM, and a bridge that
-//! rides out a gateway restart in the middle of a fader sweep.
+//! rides out a gateway restart in the middle of a fader sweep: its final value lands after the
+//! reconnect, unless it has gone stale by then.
 
 use kubeknobs_tests::harness::{Gateway, osc_send};
-use kubeknobs_tests::pipeline::{connected, gateway_config};
+use kubeknobs_tests::pipeline::{Pipeline, connected, gateway_config};
 
 const SANDBOX: &str = "backend = \"sandbox\"";
 const WEB: (&str, &str) = ("default", "web");
@@ -37,44 +38,74 @@ fn the_bridge_shuts_down_on_sigterm_and_the_gateway_sees_the_session_end() {
     assert!(p.gateway.process.is_running());
 }
 
+/// Stops the gateway, runs `meanwhile`, and starts it again on the same port.
+fn restart_gateway(p: &mut Pipeline, meanwhile: impl FnOnce(&Pipeline)) {
+    let addr = p.gateway.addr;
+    p.gateway.process.terminate();
+    p.gateway.process.wait_exit();
+    meanwhile(p);
+    let config = gateway_config(SANDBOX, WEB.0, WEB.1);
+    p.gateway = Gateway::start_at(p.dir.path(), &config, &addr.to_string());
+}
+
 #[test]
-fn a_bridge_rides_out_a_gateway_restart_mid_sweep_without_replaying_stale_moves() {
+fn a_bridge_rides_out_a_gateway_restart_mid_sweep_and_the_final_value_lands() {
     let mut p = connected(SANDBOX, WEB);
     for value in ["0.1", "0.2", "0.3"] {
         osc_send(p.bridge.osc_port, "/1/fader1", "f", value);
     }
     p.gateway.process.wait_for(&["applied", "value=6"]);
 
-    // The gateway goes away mid-sweep; moves made meanwhile are refused at the bridge.
-    let addr = p.gateway.addr;
-    p.gateway.process.terminate();
-    p.gateway.process.wait_exit();
-    osc_send(p.bridge.osc_port, "/1/fader1", "f", "0.4");
-    p.bridge.process.wait_for(&["not connected", "/1/fader1"]);
-
-    // It comes back on the same port; the bridge reconnects by itself.
-    let config = gateway_config(SANDBOX, WEB.0, WEB.1);
-    p.gateway = Gateway::start_at(p.dir.path(), &config, &addr.to_string());
-    let reconnected = || {
+    // The gateway goes away mid-sweep; the bridge holds only the sweep's last move.
+    restart_gateway(&mut p, |p| {
+        for value in ["0.35", "0.4"] {
+            osc_send(p.bridge.osc_port, "/1/fader1", "f", value);
+        }
         p.bridge
             .process
-            .output()
-            .iter()
-            .filter(|l| l.contains("connected to gateway operator=alice"))
-            .count()
-    };
-    let start = std::time::Instant::now();
-    while reconnected() < 2 {
-        assert!(
-            start.elapsed() < kubeknobs_tests::harness::DEADLINE,
-            "the bridge did not reconnect"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+            .wait_for(&["not connected", "held", "/1/fader1"]);
+    });
+
+    // Back on the same port: the bridge reconnects by itself and the final value lands.
+    p.bridge
+        .process
+        .wait_for_nth(&["connected to gateway", "operator=alice"], 2);
+    p.bridge
+        .process
+        .wait_for(&["sending the last move made while disconnected", "value=0.4"]);
+    p.gateway.process.wait_for(&["applied", "value=8"]);
+    assert!(
+        !p.gateway.process.printed("value=7"),
+        "only the final value is sent, not the sweep"
+    );
+}
+
+#[test]
+fn a_move_held_longer_than_resend_within_is_dropped_as_stale() {
+    let mut p = connected(SANDBOX, WEB);
+    let path = p.dir.path().join("bridge.toml");
+    let config = std::fs::read_to_string(&path).expect("bridge.toml");
+    let config = config.replace("[gateway]\n", "[gateway]\nresend_within_ms = 300\n");
+    std::fs::write(&path, config).expect("write bridge.toml");
+    p.bridge.process.wait_for(&["config reloaded"]);
+    p.bridge
+        .process
+        .wait_for_nth(&["connected to gateway", "operator=alice"], 2);
+
+    restart_gateway(&mut p, |p| {
+        osc_send(p.bridge.osc_port, "/1/fader1", "f", "0.4");
+        p.bridge
+            .process
+            .wait_for(&["not connected", "held", "/1/fader1"]);
+        std::thread::sleep(std::time::Duration::from_millis(800));
+    });
+    p.bridge
+        .process
+        .wait_for(&["made while disconnected is stale; dropped", "/1/fader1"]);
     osc_send(p.bridge.osc_port, "/1/fader1", "f", "0.5");
     p.gateway.process.wait_for(&["applied", "value=10"]);
     assert!(
         !p.gateway.process.printed("value=8"),
-        "the move made while disconnected was not replayed"
+        "the stale move was not sent"
     );
 }

@@ -3,12 +3,19 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use toml::Spanned;
 
 use super::raw::RawGateway;
 use super::validate::Source;
 use super::{GatewayConfig, Result};
+
+/// Default `gateway.resend_within_ms`: a move made while disconnected is sent on reconnect if it
+/// is at most this old (a gateway restart or network blip), and dropped as stale after.
+pub const DEFAULT_RESEND_WITHIN: Duration = Duration::from_secs(10);
+/// The largest `gateway.resend_within_ms`: a minute-old move is no operator's current intent.
+const MAX_RESEND_WITHIN_MS: u64 = 60_000;
 
 pub(super) fn gateway(src: &Source<'_>, g: &Spanned<RawGateway>) -> Result<GatewayConfig> {
     let table = g.span().start;
@@ -69,11 +76,23 @@ pub(super) fn gateway(src: &Source<'_>, g: &Spanned<RawGateway>) -> Result<Gatew
         Some(d) => Some(d.get_ref().trim().to_owned()),
         None => None,
     };
+    let resend_within = match &g.resend_within_ms {
+        Some(ms) if *ms.get_ref() > MAX_RESEND_WITHIN_MS => {
+            return Err(src.at(
+                ms,
+                "gateway.resend_within_ms",
+                format!("must be 0..{MAX_RESEND_WITHIN_MS} (0: moves made while disconnected are dropped)"),
+            ));
+        }
+        Some(ms) => Duration::from_millis(*ms.get_ref()),
+        None => DEFAULT_RESEND_WITHIN,
+    };
     Ok(GatewayConfig {
         url: url.to_owned(),
         ca_pem,
         token,
         domain,
+        resend_within,
     })
 }
 

@@ -14,6 +14,7 @@ mod raw;
 mod tests;
 mod validate;
 
+pub use gateway::DEFAULT_RESEND_WITHIN;
 pub use midi::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
 
 use std::fmt;
@@ -102,6 +103,9 @@ pub struct GatewayConfig {
     pub token: String,
     /// TLS server name to verify instead of the URL's host.
     pub domain: Option<String>,
+    /// Moves made while disconnected are sent on reconnect if at most this old
+    /// (`gateway.resend_within_ms`; zero: dropped).
+    pub resend_within: Duration,
 }
 
 impl fmt::Debug for GatewayConfig {
@@ -115,6 +119,7 @@ impl fmt::Debug for GatewayConfig {
             )
             .field("token", &"<redacted>")
             .field("domain", &self.domain)
+            .field("resend_within", &self.resend_within)
             .finish()
     }
 }

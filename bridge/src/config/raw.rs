@@ -33,6 +33,7 @@ pub(super) struct RawGateway {
     pub ca: Option<Spanned<String>>,
     pub token_file: Spanned<String>,
     pub domain: Option<Spanned<String>>,
+    pub resend_within_ms: Option<Spanned<u64>>,
 }
 
 /// `[osc]`.

@@ -350,3 +350,20 @@ fn the_nanokontrol2_example_is_valid() {
     assert_eq!(local.midi.inputs, ["nanoKONTROL2"]);
     assert_eq!(local.midi.bindings.len(), 4);
 }
+
+#[test]
+fn resend_within_defaults_to_ten_seconds_and_is_bounded() {
+    let (config, _dir) = parse(GOOD);
+    assert_eq!(
+        config.expect("valid").gateway.resend_within,
+        DEFAULT_RESEND_WITHIN
+    );
+    let off = GOOD.replace("domain = ", "resend_within_ms = 0\ndomain = ");
+    let (config, _dir) = parse(&off);
+    assert!(config.expect("valid").gateway.resend_within.is_zero());
+    let long = GOOD.replace("domain = ", "resend_within_ms = 600000\ndomain = ");
+    assert_eq!(
+        error(&long),
+        "bridge.toml:6: gateway.resend_within_ms: must be 0..60000 (0: moves made while disconnected are dropped)"
+    );
+}

@@ -121,6 +121,7 @@ pub async fn run(
         ca_pem: Some(certs.ca_pem.into_bytes()),
         token,
         domain: None,
+        resend_within: crate::config::DEFAULT_RESEND_WITHIN,
     };
     let config = Config::new(local, upstream);
     let mappings = Arc::new(config.osc.mappings.clone());

@@ -12,19 +12,12 @@
 #[path = "../../../gateway/src/reload/trigger.rs"]
 pub mod trigger;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub use trigger::{Cause, Triggers};
+pub use trigger::{Cause, FileWatch, Triggers};
 
 use crate::Config;
 use crate::uplink::Uplink;
-
-/// Where the running config came from.
-#[derive(Debug, Clone)]
-pub struct Source {
-    /// The config file, watched for changes.
-    pub path: PathBuf,
-}
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]

@@ -1,16 +1,20 @@
 //! The handle through which the OSC side sends moves into the live gateway session.
 //!
 //! Contract: a move is sent only while a session is live, scaled with the bounds of *that*
-//! session's catalog and numbered with *that* session's sequence. With no live session the move is
-//! dropped with a warning: moves are never queued, so a reconnect never replays stale values.
+//! session's catalog and numbered with *that* session's sequence. With no live session the move
+//! is *held*: only the last one per target, never the sweep that led to it. When the next
+//! session goes live, each held move younger than `gateway.resend_within_ms` is sent first (the
+//! operator's final value lands after a reconnect); older ones are dropped as stale and logged.
+//! With `resend_within_ms = 0` nothing is held.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use kubeknobs_proto::v1::{ArmEvent, ClientMessage, ControlEvent, TouchEvent, client_message};
-use tokio::sync::{mpsc, watch};
-use tracing::{debug, warn};
+use tokio::sync::{Mutex, mpsc, watch};
+use tracing::{debug, info, warn};
 
 use crate::mapping::{Bounds, Mapping};
 use crate::ops::Metrics;
@@ -40,34 +44,63 @@ impl LiveSession {
 
 type Slot = Option<Arc<LiveSession>>;
 
+/// The last move per target made while no session was live.
+struct HeldMove {
+    mapping: Mapping,
+    value: f64,
+    at: Instant,
+}
+
+/// Held moves by target. Locked across the check for a live session and across publishing one,
+/// so a move is either sent or held, and a held one is never sent after a newer live one.
+type Held = Arc<Mutex<HashMap<String, HeldMove>>>;
+
 /// Sends moves into whatever session is live. Cheap to clone.
 #[derive(Clone)]
 pub struct Link {
     rx: watch::Receiver<Slot>,
     metrics: Metrics,
+    held: Held,
+    resend_within: Duration,
 }
 
 /// The uplink's side of a [`Link`]: publishes the live session.
 pub(crate) struct Publisher {
     tx: watch::Sender<Slot>,
-    metrics: Metrics,
+    link: Link,
 }
 
 /// A connected pair: the uplink publishes, the OSC and MIDI sides send; both count in `metrics`.
-pub(crate) fn pair(metrics: Metrics) -> (Publisher, Link) {
+/// Moves made while disconnected are held for up to `resend_within` (zero: not held).
+pub(crate) fn pair(metrics: Metrics, resend_within: Duration) -> (Publisher, Link) {
     let (tx, rx) = watch::channel(None);
     let link = Link {
         rx,
-        metrics: metrics.clone(),
+        metrics,
+        held: Held::default(),
+        resend_within,
     };
-    (Publisher { tx, metrics }, link)
+    (
+        Publisher {
+            tx,
+            link: link.clone(),
+        },
+        link,
+    )
 }
 
 impl Publisher {
-    /// Makes `session` the live one until the returned guard is dropped, however the session ends.
-    pub(crate) fn publish(&self, session: LiveSession) -> Published<'_> {
-        self.tx.send_replace(Some(Arc::new(session)));
-        self.metrics.set_connected(true);
+    /// Sends the held moves that are still fresh into `session`, then makes it the live one
+    /// until the returned guard is dropped, however the session ends.
+    pub(crate) async fn publish(&self, session: LiveSession) -> Published<'_> {
+        let session = Arc::new(session);
+        let mut held = self.link.held.lock().await;
+        for (_, held) in held.drain() {
+            self.link.resend(&session, held).await;
+        }
+        self.tx.send_replace(Some(session));
+        drop(held);
+        self.link.metrics.set_connected(true);
         Published { publisher: self }
     }
 }
@@ -80,7 +113,7 @@ pub(crate) struct Published<'a> {
 impl Drop for Published<'_> {
     fn drop(&mut self) {
         self.publisher.tx.send_replace(None);
-        self.publisher.metrics.set_connected(false);
+        self.publisher.link.metrics.set_connected(false);
     }
 }
 
@@ -90,17 +123,70 @@ impl Link {
         self.rx.borrow().is_some()
     }
 
-    /// Scales a control value with `mapping` and sends it as a `ControlEvent`, or drops it with a
-    /// log line saying why.
+    /// Scales a control value with `mapping` and sends it as a `ControlEvent`; holds it while
+    /// no session is live; or drops it with a log line saying why.
     pub async fn send_move(&self, mapping: &Mapping, value: f64) {
         // Clone the Arc out: a watch borrow must not be held across an await.
         let session = self.rx.borrow().clone();
-        let Some(session) = session else {
-            let address = &mapping.address;
-            warn!(%address, "not connected to gateway; move of {address} not sent");
-            self.metrics.moved("not_connected");
-            return;
+        let session = match session {
+            Some(session) => session,
+            None => {
+                let mut held = self.held.lock().await;
+                // A session may have gone live while we waited for the lock.
+                let session = self.rx.borrow().clone();
+                match session {
+                    Some(session) => session,
+                    None => return self.hold(&mut held, mapping, value),
+                }
+            }
         };
+        self.send_to(&session, mapping, value).await;
+    }
+
+    /// Keeps `value` as the last move of its target until a session goes live.
+    fn hold(&self, held: &mut HashMap<String, HeldMove>, mapping: &Mapping, value: f64) {
+        let address = &mapping.address;
+        self.metrics.moved("not_connected");
+        if self.resend_within.is_zero() {
+            warn!(%address, "not connected to gateway; move of {address} not sent");
+            return;
+        }
+        let first = held
+            .insert(
+                mapping.target.clone(),
+                HeldMove {
+                    mapping: mapping.clone(),
+                    value,
+                    at: Instant::now(),
+                },
+            )
+            .is_none();
+        if first {
+            warn!(
+                %address, resend_within = ?self.resend_within,
+                "not connected to gateway; the last move of {address} is held and sent on reconnect"
+            );
+        }
+    }
+
+    /// Sends a held move into the session about to go live, unless it has gone stale.
+    async fn resend(&self, session: &LiveSession, held: HeldMove) {
+        let address = &held.mapping.address;
+        let age = held.at.elapsed();
+        if age > self.resend_within {
+            warn!(
+                %address, age = ?age, resend_within = ?self.resend_within,
+                "move of {address} made while disconnected is stale; dropped"
+            );
+            self.metrics.moved("stale");
+            return;
+        }
+        info!(%address, value = held.value, age = ?age, "sending the last move made while disconnected");
+        self.send_to(session, &held.mapping, held.value).await;
+    }
+
+    /// Scales `value` with `mapping` and the bounds of `session`, and sends it there.
+    async fn send_to(&self, session: &LiveSession, mapping: &Mapping, value: f64) {
         let bounds = match session.catalog.get(&mapping.target) {
             Some(Some(bounds)) => bounds,
             // Warned about once when the session started; a line per move would flood the log.
@@ -136,8 +222,9 @@ impl Link {
                 self.metrics.moved("sent");
             }
             Err(_) => {
+                // The session ended under us; the next session's Welcome shows the truth.
                 let address = &mapping.address;
-                warn!(%address, "not connected to gateway; move of {address} not sent");
+                warn!(%address, "gateway session ended; move of {address} not sent");
                 self.metrics.moved("not_connected");
             }
         }

@@ -192,6 +192,7 @@ mod tests {
             ca_pem: None,
             token: token.into(),
             domain: None,
+            resend_within: crate::config::DEFAULT_RESEND_WITHIN,
         }
     }
 

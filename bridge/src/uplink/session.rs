@@ -65,7 +65,7 @@ pub(super) async fn run(
         })??;
     let catalog = greet(&welcome, &uplink.mappings);
     // Live first: once a phone shows this session's state, its moves are sent in this session.
-    let _live = publisher.publish(LiveSession::new(catalog, tx));
+    let _live = publisher.publish(LiveSession::new(catalog, tx)).await;
     let _ = feedback
         .send(feedback::Event::Welcome(welcome.targets))
         .await;

@@ -48,6 +48,7 @@ pub fn bridge_config(
         ca_pem: None,
         token: TOKEN.into(),
         domain: None,
+        resend_within: kubeknobs_bridge::config::DEFAULT_RESEND_WITHIN,
     };
     let local = Local {
         bridge_id: "test-bridge".into(),

@@ -120,7 +120,7 @@ impl Authenticator {
     /// Polls the tokens file (whichever the sources name now) and reloads it when it changes,
     /// until `shutdown`.
     pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut watch: Option<FileWatch> = None;
+        let mut watch = self.sources().file.map(FileWatch::new);
         loop {
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}

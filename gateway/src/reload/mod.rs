@@ -15,10 +15,10 @@
 
 pub mod trigger;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
+use trigger::FileWatch;
 
 use crate::auth::Authenticator;
 use crate::config::{self, Config};
@@ -30,8 +30,8 @@ pub type Load = Box<dyn Fn() -> Result<Config, config::Error> + Send + Sync>;
 
 /// Where the running config came from, so it can be read again.
 pub struct Source {
-    /// The config file, watched for changes.
-    pub path: PathBuf,
+    /// The config file, watched from before it was first read.
+    pub file: FileWatch,
     /// How to read it.
     pub load: Load,
 }
@@ -54,7 +54,7 @@ pub enum Refused {
 
 /// Applies reloaded configs to the running gateway.
 pub struct Reloader {
-    source: Source,
+    load: Load,
     running: Mutex<Config>,
     shared: Arc<Shared>,
     auth: Arc<Authenticator>,
@@ -62,16 +62,16 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// A reloader for the gateway running `config`, read from `source`.
+    /// A reloader for the gateway running `config`, read again with `load`.
     pub fn new(
-        source: Source,
+        load: Load,
         config: Config,
         shared: Arc<Shared>,
         auth: Arc<Authenticator>,
         budget: Arc<WriteBudget>,
     ) -> Reloader {
         Reloader {
-            source,
+            load,
             running: Mutex::new(config),
             shared,
             auth,
@@ -79,10 +79,10 @@ impl Reloader {
         }
     }
 
-    /// Reloads on every trigger until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut triggers = trigger::Triggers::new(self.source.path.clone());
-        let file = self.source.path.display().to_string();
+    /// Reloads on SIGHUP and whenever the config file of `watch` changes, until `shutdown`.
+    pub async fn run(self, watch: FileWatch, shutdown: CancellationToken) {
+        let file = watch.path().display().to_string();
+        let mut triggers = trigger::Triggers::new(watch);
         loop {
             let cause = tokio::select! {
                 cause = triggers.next() => cause,
@@ -103,7 +103,7 @@ impl Reloader {
     /// Reads, checks and applies the file. `Ok(true)` when the catalog or policy changed, so
     /// sessions were told to reconnect.
     pub fn reload(&self) -> Result<bool, Refused> {
-        let new = (self.source.load)()?;
+        let new = (self.load)()?;
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let changed = needs_restart(&running, &new);
         if !changed.is_empty() {

@@ -5,6 +5,7 @@
 //! uses for mounted ConfigMaps and Secrets, and costs one `stat` a second.
 
 use std::path::{Path, PathBuf};
+
 use std::time::{Duration, SystemTime};
 
 /// How often watched files are checked for changes.
@@ -72,19 +73,17 @@ pub struct Triggers {
 }
 
 impl Triggers {
-    /// Listens for SIGHUP (if the process can) and polls `path`. Must run inside tokio.
-    pub fn new(path: PathBuf) -> Triggers {
+    /// Listens for SIGHUP (if the process can) and polls the file of `file`, whose state
+    /// should be taken before the config was first read so no edit goes unnoticed. Must run
+    /// inside tokio.
+    pub fn new(file: FileWatch) -> Triggers {
         use tokio::signal::unix::{SignalKind, signal};
         let hangup = signal(SignalKind::hangup())
             .inspect_err(|err| tracing::warn!(cause = %err, "cannot listen for SIGHUP; config reloads only when the file changes"))
             .ok();
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Triggers {
-            file: FileWatch::new(path),
-            hangup,
-            tick,
-        }
+        Triggers { file, hangup, tick }
     }
 
     /// Waits for the next reason to reload.
