@@ -9,6 +9,7 @@
 //!   MIDI feedback;
 //! - [`feedback`] — gateway state → OSC messages to every client, and levels to the MIDI side;
 //! - [`uplink`] — the gRPC session with reconnects;
+//! - [`discovery`] — the OSC service advertised over mDNS/DNS-SD (`_osc._udp`);
 //! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway;
 //! - [`telemetry`] — logging.
 //!
@@ -18,6 +19,7 @@
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod discovery;
 pub mod feedback;
 pub mod mapping;
 pub mod midi;
