@@ -132,8 +132,10 @@ async fn start_ops(
     })
 }
 
-/// Wires OSC, feedback and the uplink together and runs them until `shutdown`. Each part owns no
-/// state that outlives it, so shutdown just stops them: the gateway sees the session end.
+/// Wires OSC, feedback and the uplink together, advertises OSC over mDNS, and runs them until
+/// `shutdown`. Each part owns no state that outlives it, so shutdown just stops them: the gateway
+/// sees the session end. The mDNS advertisement is then withdrawn (within
+/// [`discovery::STOP_WITHIN`]), so browsing phones drop the bridge at once.
 pub(crate) async fn serve(
     config: Config,
     uplink: uplink::Uplink,
@@ -149,6 +151,12 @@ pub(crate) async fn serve(
     info!(
         port = config.osc.feedback_port,
         "OSC feedback goes to port {} of each client", config.osc.feedback_port
+    );
+    let advertisement = discovery::start(
+        &config.discovery,
+        &config.bridge_id,
+        local,
+        config.osc.feedback_port,
     );
     let socket = Arc::new(socket);
     let mappings = Arc::new(config.osc.mappings);
@@ -199,6 +207,10 @@ pub(crate) async fn serve(
         () = receiver.run() => {}
         () = feedback.run(feedback_rx) => {}
         () = uplink.run(publisher, feedback_tx) => {}
+        () = discovery::watch(advertisement.as_ref()) => {}
+    }
+    if let Some(advertisement) = advertisement {
+        advertisement.stop().await;
     }
     Ok(())
 }
