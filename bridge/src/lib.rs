@@ -9,6 +9,7 @@
 //!   MIDI feedback;
 //! - [`feedback`] — gateway state → OSC messages to every client, and levels to the MIDI side;
 //! - [`uplink`] — the gRPC session with reconnects;
+//! - [`discovery`] — the OSC service advertised over mDNS/DNS-SD (`_osc._udp`);
 //! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway;
 //! - [`telemetry`] — logging.
 //!
@@ -18,6 +19,7 @@
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod discovery;
 pub mod feedback;
 pub mod mapping;
 pub mod midi;
@@ -147,7 +149,8 @@ async fn start_ops(
 /// feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
 /// changed) replaces the pipeline — a new gateway session with the new settings — while the OSC
 /// socket, the ops port and the known OSC clients stay; an unusable one is logged and changes
-/// nothing (see [`reload`]).
+/// nothing (see [`reload`]). OSC is advertised over mDNS for as long as the socket is bound;
+/// the advertisement is withdrawn at shutdown (within [`discovery::STOP_WITHIN`]).
 pub(crate) async fn serve(
     config: Config,
     uplink: uplink::Uplink,
@@ -161,6 +164,12 @@ pub(crate) async fn serve(
     let metrics = ops::Metrics::new();
     let ops_server = start_ops(config.ops_listen, metrics.clone()).await?;
     info!("OSC listening on {local}");
+    let advertisement = discovery::start(
+        &config.discovery,
+        &config.bridge_id,
+        local,
+        config.osc.feedback_port,
+    );
     let parts = Parts {
         socket: Arc::new(socket),
         clients: Arc::new(Mutex::new(osc::Clients::new(config.osc.client_timeout))),
@@ -175,23 +184,33 @@ pub(crate) async fn serve(
     let mut running = Box::pin(parts.pipeline(config.clone(), uplink));
     let mut config = config;
     tokio::pin!(shutdown, ops_server);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break info!("shutting down"),
-            () = &mut ops_server => break,
-            () = &mut running => break,
-            cause = reload::next(&mut triggers) => match reload::load(&config, &path) {
-                Ok((new, uplink)) => {
-                    info!(%cause, "config reloaded; reconnecting to the gateway with it");
-                    // The old pipeline (its session, MIDI threads, feedback) stops as it drops.
-                    running.set(parts.pipeline(new.clone(), uplink));
-                    config = new;
+    // In a block: the watch borrows the advertisement, which `stop` below consumes.
+    {
+        let advertising = discovery::watch(advertisement.as_ref());
+        tokio::pin!(advertising);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break info!("shutting down"),
+                () = &mut ops_server => break,
+                () = &mut advertising => break,
+                () = &mut running => break,
+                cause = reload::next(&mut triggers) => match reload::load(&config, &path) {
+                    Ok((new, uplink)) => {
+                        info!(%cause, "config reloaded; reconnecting to the gateway with it");
+                        // The old pipeline (its session, MIDI threads, feedback) stops as it drops.
+                        running.set(parts.pipeline(new.clone(), uplink));
+                        config = new;
+                    }
+                    Err(reason) => warn!(
+                        %cause, %reason, "config not reloaded; the running config stays in force"
+                    ),
                 }
-                Err(reason) => warn!(
-                    %cause, %reason, "config not reloaded; the running config stays in force"
-                ),
             }
         }
+    }
+    drop(running);
+    if let Some(advertisement) = advertisement {
+        advertisement.stop().await;
     }
     Ok(())
 }

@@ -4,5 +4,6 @@
 pub mod fakeapi;
 pub mod grpc;
 pub mod harness;
+pub mod netns;
 pub mod pipeline;
 pub mod rig;

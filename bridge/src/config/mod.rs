@@ -7,6 +7,7 @@
 //! upper bound`. Relative `ca` and `token_file` paths are relative to the config file's directory.
 //! The demo builds a [`Config`] in code from a [`Local`] and its own [`GatewayConfig`].
 
+mod discovery;
 mod gateway;
 mod midi;
 mod raw;
@@ -14,6 +15,7 @@ mod raw;
 mod tests;
 mod validate;
 
+pub use discovery::{DiscoveryConfig, MAX_NAME_BYTES};
 pub use gateway::DEFAULT_RESEND_WITHIN;
 pub use midi::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
 
@@ -90,6 +92,8 @@ pub struct Config {
     pub midi: MidiConfig,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (`[ops] listen`); `None`: not served.
     pub ops_listen: Option<SocketAddr>,
+    /// mDNS/DNS-SD advertising of the OSC service (`[discovery]`).
+    pub discovery: DiscoveryConfig,
 }
 
 /// How to reach the gateway.
@@ -153,6 +157,8 @@ pub struct Local {
     pub midi: MidiConfig,
     /// See [`Config::ops_listen`].
     pub ops_listen: Option<SocketAddr>,
+    /// See [`Config::discovery`].
+    pub discovery: DiscoveryConfig,
 }
 
 impl Config {
@@ -175,6 +181,7 @@ impl Config {
             osc: local.osc,
             midi: local.midi,
             ops_listen: local.ops_listen,
+            discovery: local.discovery,
         }
     }
 
@@ -194,6 +201,7 @@ impl Config {
             self.osc.summary()
         );
         out.push_str(&self.midi.summary());
+        out.push_str(&self.discovery.summary(self.osc.listen));
         if !out.ends_with('\n') {
             out.push('\n');
         }

@@ -16,6 +16,16 @@ pub(super) struct RawConfig {
     pub midi: RawMidi,
     #[serde(default)]
     pub ops: RawOps,
+    #[serde(default)]
+    pub discovery: RawDiscovery,
+}
+
+/// `[discovery]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscovery {
+    pub mdns: Option<bool>,
+    pub name: Option<Spanned<String>>,
 }
 
 /// `[ops]`.

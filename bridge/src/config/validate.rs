@@ -110,11 +110,15 @@ fn local_from(src: &Source<'_>, raw: &RawConfig) -> Result<Local> {
             })?),
             None => None,
         };
+    let osc = osc(src, &raw.osc)?;
+    let midi = super::midi::midi(src, &raw.midi)?;
+    let discovery = super::discovery::discovery(src, &raw.discovery, &bridge_id)?;
     Ok(Local {
         bridge_id,
-        osc: osc(src, &raw.osc)?,
-        midi: super::midi::midi(src, &raw.midi)?,
+        osc,
+        midi,
         ops_listen,
+        discovery,
     })
 }
 

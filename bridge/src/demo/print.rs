@@ -9,6 +9,7 @@ use kubeknobs_proto::v1::TargetState;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::discovery::{self, Scope};
 use crate::feedback::number;
 
 /// The start-up instructions.
@@ -61,6 +62,9 @@ pub(super) fn banner(
     }
     println!("  Send port:     {}", listen.port());
     println!("  Receive port:  {}", config.osc.feedback_port);
+    if let Some(hint) = discovery_hint(config, listen) {
+        println!("{hint}");
+    }
     println!();
     for m in config.osc.mappings.iter() {
         let label = m
@@ -78,6 +82,17 @@ pub(super) fn banner(
     }
     println!("Ctrl-C stops the demo.");
     println!();
+}
+
+/// How to pick the bridge in an app that browses for OSC services, when it is advertised.
+fn discovery_hint(config: &Config, listen: SocketAddr) -> Option<String> {
+    match discovery::scope(config.discovery.mdns, listen.ip()) {
+        Scope::On(_) => Some(format!(
+            "  Or pick \"{}\" where the app lists OSC services found on the network (mDNS).",
+            config.discovery.name
+        )),
+        Scope::Off | Scope::Loopback(_) => None,
+    }
 }
 
 /// The addresses a phone can use to reach `listen`: the address itself when it is specific,
@@ -155,6 +170,34 @@ mod tests {
             line(&unknown),
             "api  desired ?  ready ?/?  (unavailable: not found)"
         );
+    }
+
+    #[test]
+    fn names_the_bridge_only_where_it_is_advertised() {
+        let local = crate::config::Local::parse(
+            super::super::BRIDGE_TOML,
+            std::path::Path::new("bridge.toml"),
+        )
+        .expect("built-in config");
+        let gateway = crate::config::GatewayConfig {
+            url: "https://127.0.0.1:1".into(),
+            ca_pem: None,
+            token: "t".into(),
+            domain: None,
+            resend_within: crate::config::DEFAULT_RESEND_WITHIN,
+        };
+        let mut config = Config::new(local, gateway);
+        let hint =
+            |config: &Config, listen: &str| discovery_hint(config, listen.parse().expect("addr"));
+        assert_eq!(
+            hint(&config, "0.0.0.0:8000").as_deref(),
+            Some(
+                "  Or pick \"demo-bridge\" where the app lists OSC services found on the network (mDNS)."
+            )
+        );
+        assert_eq!(hint(&config, "127.0.0.1:8000"), None);
+        config.discovery.mdns = false;
+        assert_eq!(hint(&config, "0.0.0.0:8000"), None);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! feedback and a new gateway session — while the OSC socket, the ops port and the known OSC
 //! clients stay. An unusable one changes nothing, and the log says why.
 //!
-//! `osc.listen` and `ops.listen` are bound once: a file that changes them is refused, naming the
-//! field, since only a restart can apply it.
+//! `osc.listen` and `ops.listen` are bound once, and `[discovery]` advertises that socket for as
+//! long as it is bound: a file that changes them is refused, naming the field, since only a
+//! restart can apply it.
 
 // The trigger is the gateway's, compiled into this crate too: the bridge builds without the
 // gateway (and its Kubernetes dependencies) on a Raspberry Pi.
@@ -57,6 +58,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let checks = [
         ("osc.listen", old.osc.listen != new.osc.listen),
         ("ops.listen", old.ops_listen != new.ops_listen),
+        ("[discovery]", old.discovery != new.discovery),
     ];
     checks
         .into_iter()

@@ -1,0 +1,196 @@
+//! Zero-configuration discovery, end to end: the real `kubeknobs-bridge` binary advertises its OSC
+//! service over mDNS, and python-zeroconf, a browser the project did not write, finds it, resolves
+//! it, sends OSC to what it resolved, and sees it withdrawn when the bridge stops.
+//!
+//! mDNS is multicast, so the bridge and the browser each run in a network namespace made for the
+//! test, joined by a veth pair (see `kubeknobs_tests::netns`): nothing reaches the machine's own
+//! network. No gateway is needed: the bridge keeps OSC and mDNS up while it retries the uplink.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kubeknobs_tests::harness::{Bridge, Process, binary};
+use kubeknobs_tests::netns::{self, Lan};
+
+/// The instance name the bridge advertises (`discovery.name`).
+const NAME: &str = "Stage left";
+/// The bridge's OSC port inside its namespace.
+const OSC_PORT: u16 = 8000;
+
+/// Browses `_osc._udp` on the interface with the address in argv[1]; prints `ready`, then one
+/// `added {json}` per resolved service (after sending it one OSC message, `/kk/ping`, at the
+/// address and port it resolved) and one `removed NAME` per withdrawn service.
+const BROWSER: &str = r#"
+import json, socket, sys, time
+from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
+
+PING = b"/kk/ping\x00\x00\x00\x00,\x00\x00\x00"
+
+def changed(zeroconf, service_type, name, state_change):
+    if state_change is ServiceStateChange.Added:
+        info = zeroconf.get_service_info(service_type, name, timeout=5000)
+        if info is None:
+            print("unresolved " + name, flush=True)
+            return
+        addresses = info.parsed_addresses()
+        props = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
+        for address in addresses:
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(PING, (address, info.port))
+        print("added " + json.dumps({"name": name, "port": info.port,
+              "addresses": addresses, "txt": props}), flush=True)
+    elif state_change is ServiceStateChange.Removed:
+        print("removed " + name, flush=True)
+
+zc = Zeroconf(interfaces=[sys.argv[1]], ip_version=IPVersion.V4Only)
+ServiceBrowser(zc, "_osc._udp.local.", handlers=[changed])
+print("ready", flush=True)
+time.sleep(90)
+zc.close()
+"#;
+
+/// The python with zeroconf: `KUBEKNOBS_PYTHON` (set by .ci/run) or `python3`.
+fn python() -> String {
+    std::env::var("KUBEKNOBS_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// A bridge config with OSC on `listen` and a gateway that is not there (plaintext loopback, so
+/// no certificates are needed).
+fn bridge_config(dir: &Path, listen: &str) -> String {
+    std::fs::write(dir.join("token.txt"), "discovery-test-token\n").expect("write token");
+    format!(
+        r#"
+bridge_id = "pi-stage-left"
+
+[gateway]
+url = "http://127.0.0.1:9"
+token_file = "token.txt"
+
+[osc]
+listen = "{listen}"
+feedback_port = 9000
+
+[discovery]
+name = "{NAME}"
+"#
+    )
+}
+
+/// The JSON after `added ` in a browser line.
+fn added(line: &str) -> serde_json::Value {
+    let json = &line[line.find("added ").expect("an added line") + "added ".len()..];
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{json:?} is not JSON: {e}"))
+}
+
+/// The private LAN, or `None` after a loud `SKIPPED:` line where namespaces cannot be made.
+fn lan(tag: &str) -> Option<Lan> {
+    match Lan::create(tag) {
+        Ok(lan) => Some(lan),
+        Err(why) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: cannot make network namespaces for the mDNS test: {why}"
+            );
+            None
+        }
+    }
+}
+
+/// python-zeroconf browsing from host `b`, once it is ready.
+fn browser(lan: &Lan) -> Process {
+    let python = python();
+    let import = std::process::Command::new(&python)
+        .args(["-c", "import zeroconf"])
+        .output();
+    assert!(
+        import.as_ref().is_ok_and(|o| o.status.success()),
+        "python-zeroconf is not installed for {python} (.ci/run installs it and sets \
+         KUBEKNOBS_PYTHON): {import:?}"
+    );
+    let mut command = lan.b.command(&python);
+    command.args(["-c", BROWSER]).arg(lan.b.addr.to_string());
+    let browser = Process::spawn("zeroconf", command);
+    browser.wait_for(&["ready"]);
+    browser
+}
+
+/// Runs the bridge on host `a` with OSC on `listen` (port [`OSC_PORT`]), which it says it
+/// advertises `scope`, and checks through the browser on host `b`: it is found with its port,
+/// address 10.77.0.1 alone and its TXT record; OSC sent to what was resolved reaches it; and on
+/// SIGTERM it exits promptly and cleanly and the browser sees it withdrawn (a goodbye, not a TTL
+/// running out).
+fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
+    let browser = browser(lan);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bridge.toml");
+    std::fs::write(&config, bridge_config(dir.path(), listen)).expect("write config");
+    let mut command = lan.a.command(binary("kubeknobs-bridge"));
+    command.args(["run", "--config"]).arg(&config);
+    let bridge = Process::spawn("bridge", command);
+    bridge.wait_for(&["mDNS: advertising", scope]);
+
+    let found = added(&browser.wait_for(&["added "]));
+    let fullname = format!("{NAME}._osc._udp.local.");
+    assert_eq!(found["name"], fullname.as_str(), "{found}");
+    assert_eq!(found["port"], OSC_PORT, "{found}");
+    assert_eq!(
+        found["addresses"],
+        serde_json::json!(["10.77.0.1"]),
+        "{found}"
+    );
+    assert_eq!(found["txt"]["bridge_id"], "pi-stage-left", "{found}");
+    assert_eq!(found["txt"]["feedback_port"], "9000", "{found}");
+    assert_eq!(found["txt"]["txtvers"], "1", "{found}");
+    // What the browser resolved is the bridge's OSC socket: its ping arrived there.
+    bridge.wait_for(&["unknown OSC address", "/kk/ping", "10.77.0.2"]);
+
+    bridge.terminate();
+    let stopping = Instant::now();
+    assert_eq!(bridge.wait_exit(), Some(0), "the bridge exits cleanly");
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stopping took {took:?}; withdrawing is bounded"
+    );
+    assert!(bridge.printed("mDNS: withdrew"), "no goodbye was sent");
+    browser.wait_for(&["removed", &fullname]);
+}
+
+#[test]
+fn a_bridge_on_its_lan_address_is_found_and_seen_leaving() {
+    let Some(lan) = lan("addr") else { return };
+    let listen = format!("{}:{OSC_PORT}", lan.a.addr);
+    found_then_withdrawn(&lan, &listen, "on 10.77.0.1 only");
+}
+
+#[test]
+fn a_bridge_on_every_interface_is_found_on_the_lan() {
+    let Some(lan) = lan("any") else { return };
+    let listen = format!("0.0.0.0:{OSC_PORT}");
+    found_then_withdrawn(&lan, &listen, "on every non-loopback IPv4 interface");
+}
+
+#[test]
+fn namespaces_are_removed_when_the_lan_is_dropped() {
+    let Some(lan) = lan("drop") else { return };
+    let names = [lan.a.netns.clone(), lan.b.netns.clone()];
+    assert!(names.iter().all(|n| netns::exists(n)), "{names:?} exist");
+    drop(lan);
+    assert!(!names.iter().any(|n| netns::exists(n)), "{names:?} removed");
+}
+
+#[test]
+fn a_loopback_bridge_says_why_it_is_not_advertised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bridge = Bridge::start(dir.path(), &bridge_config(dir.path(), "127.0.0.1:0"));
+    let line = bridge
+        .process
+        .wait_for(&["mDNS: OSC service not advertised"]);
+    assert!(
+        line.contains("loopback 127.0.0.1") && line.contains("cannot reach"),
+        "{line}"
+    );
+    assert!(!bridge.process.printed("mDNS: advertising"));
+    bridge.process.terminate();
+    assert_eq!(bridge.process.wait_exit(), Some(0));
+}
