@@ -41,14 +41,20 @@ struct Rig {
 }
 
 async fn start_bridge(gateway: SocketAddr) -> Rig {
+    start_bridge_with(gateway, kubeknobs_bridge::config::DEFAULT_RESEND_WITHIN).await
+}
+
+/// Like [`start_bridge`], holding moves made while disconnected for `resend_within`.
+async fn start_bridge_with(gateway: SocketAddr, resend_within: Duration) -> Rig {
     let feedback = UdpSocket::bind("127.0.0.1:0").await.expect("bind feedback");
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("bind phone");
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind bridge");
     let bridge = socket.local_addr().expect("bridge addr");
-    let config = config(
+    let mut config = config(
         gateway,
         feedback.local_addr().expect("feedback addr").port(),
     );
+    config.gateway.resend_within = resend_within;
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async {
         let _ = stopped.await;
@@ -217,34 +223,62 @@ async fn moves_go_up_and_state_comes_back_as_feedback() {
     );
 }
 
-#[tokio::test]
-async fn moves_made_while_disconnected_are_never_replayed() {
+/// Starts the bridge while no gateway listens, moves the fader twice (0.25, then 0.5), and
+/// brings the gateway up after `outage`; returns the bridge, its first session and the
+/// gateway's stop handle.
+async fn moves_during_an_outage(
+    resend_within: Duration,
+    outage: Duration,
+) -> (Rig, Session, oneshot::Sender<()>) {
     // Reserve a port with nothing listening on it yet: the bridge keeps failing to connect.
     let reserved = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("reserve port");
     let gateway = reserved.local_addr().expect("gateway addr");
     drop(reserved);
-    let rig = start_bridge(gateway).await;
-
+    let rig = start_bridge_with(gateway, resend_within).await;
     rig.send("/1/fader1", OscType::Float(0.25)).await;
-    // Give the bridge time to receive (and drop) that move before the gateway exists.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.send("/1/fader1", OscType::Float(0.5)).await;
+    // Give the bridge time to receive (and hold) both moves before the gateway exists.
+    tokio::time::sleep(outage).await;
 
     let listener = TcpListener::bind(gateway)
         .await
         .expect("bind gateway on the reserved port");
-    let (mut sessions, _stop_gateway) = start_gateway(listener);
-    let mut session = next_session(&mut sessions).await;
+    let (mut sessions, stop_gateway) = start_gateway(listener);
+    let session = next_session(&mut sessions).await;
+    (rig, session, stop_gateway)
+}
+
+#[tokio::test]
+async fn only_the_last_move_made_while_disconnected_is_sent_after_connecting() {
+    let (rig, mut session, _gateway) =
+        moves_during_an_outage(Duration::from_secs(10), Duration::from_millis(300)).await;
+    let event = next_control(&mut session).await;
+    assert_eq!(
+        (event.seq, event.value),
+        (1, 10.0),
+        "the final value (0.5 of 0..20) goes first, the sweep before it (5) never"
+    );
+    rig.expect_state(0.15, "web 3/3").await;
+    rig.send("/1/fader1", OscType::Float(1.0)).await;
+    let event = next_control(&mut session).await;
+    assert_eq!((event.seq, event.value), (2, 20.0));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_held_move_older_than_resend_within_is_never_replayed() {
+    let (rig, mut session, _gateway) =
+        moves_during_an_outage(Duration::from_millis(100), Duration::from_millis(400)).await;
     // The phone was seen before the session: the Welcome's state reaches it.
     rig.expect_state(0.15, "web 3/3").await;
-
     rig.send("/1/fader1", OscType::Float(1.0)).await;
     let event = next_control(&mut session).await;
     assert_eq!(
         (event.seq, event.value),
         (1, 20.0),
-        "the stale move (5) must not be replayed"
+        "the stale move (10) must not be replayed"
     );
     rig.stop().await;
 }
