@@ -11,6 +11,7 @@ pub mod backend;
 pub mod catalog;
 pub mod coalesce;
 pub mod config;
+pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod policy;

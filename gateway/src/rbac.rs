@@ -18,6 +18,8 @@ pub struct Rule {
     pub resource: &'static str,
     /// Verbs, sorted.
     pub verbs: BTreeSet<&'static str>,
+    /// The objects the rule is limited to (`resourceNames`); empty: all of them.
+    pub resource_names: BTreeSet<String>,
 }
 
 /// The calls a target kind makes: (API group, resource, verbs).
@@ -59,6 +61,7 @@ pub fn cluster_rules(config: &Config) -> Vec<Rule> {
             api_group: "authentication.k8s.io",
             resource: "tokenreviews",
             verbs: ["create"].into(),
+            resource_names: BTreeSet::new(),
         });
     }
     if config.impersonate {
@@ -67,6 +70,7 @@ pub fn cluster_rules(config: &Config) -> Vec<Rule> {
                 api_group: "",
                 resource,
                 verbs: ["impersonate"].into(),
+                resource_names: BTreeSet::new(),
             });
         }
     }
@@ -91,8 +95,34 @@ fn merged<'a>(calls: impl Iterator<Item = &'a Call>) -> Vec<Rule> {
             api_group,
             resource,
             verbs,
+            resource_names: BTreeSet::new(),
         })
         .collect()
+}
+
+/// The rules each namespace needs for `config`, by namespace: the catalog's
+/// ([`required_rules`]) and, with leader election, its Lease's. Creating an object cannot be
+/// limited by name; reading and renewing the Lease is.
+pub fn namespace_rules(config: &Config) -> BTreeMap<String, Vec<Rule>> {
+    let mut rules = required_rules(&config.catalog);
+    if let Some(lease) = &config.leader_election {
+        let group = "coordination.k8s.io";
+        rules.entry(lease.namespace.clone()).or_default().extend([
+            Rule {
+                api_group: group,
+                resource: "leases",
+                verbs: ["create"].into(),
+                resource_names: BTreeSet::new(),
+            },
+            Rule {
+                api_group: group,
+                resource: "leases",
+                verbs: ["get", "update"].into(),
+                resource_names: [lease.name.clone()].into(),
+            },
+        ]);
+    }
+    rules
 }
 
 /// The rules each namespace needs for `catalog`, merged per resource, by namespace. Targets of
@@ -123,7 +153,7 @@ pub fn manifests(config: &Config, service_account: &str, sa_namespace: &str) -> 
             "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: kubeknobs-gateway\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: kubeknobs-gateway\nsubjects:\n  - kind: ServiceAccount\n    name: {service_account}\n    namespace: {sa_namespace}\n"
         ));
     }
-    for (namespace, rules) in required_rules(&config.catalog) {
+    for (namespace, rules) in namespace_rules(config) {
         out.push_str(&format!(
             "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: kubeknobs-gateway\n  namespace: {namespace}\nrules:\n"
         ));
@@ -137,12 +167,21 @@ pub fn manifests(config: &Config, service_account: &str, sa_namespace: &str) -> 
 
 fn push_rules(out: &mut String, rules: Vec<Rule>) {
     for rule in rules {
-        let verbs: Vec<_> = rule.verbs.iter().map(|v| format!("\"{v}\"")).collect();
+        let quoted = |items: Vec<&str>| {
+            let items: Vec<_> = items.iter().map(|v| format!("\"{v}\"")).collect();
+            items.join(", ")
+        };
         out.push_str(&format!(
-            "  - apiGroups: [\"{}\"]\n    resources: [\"{}\"]\n    verbs: [{}]\n",
-            rule.api_group,
-            rule.resource,
-            verbs.join(", ")
+            "  - apiGroups: [\"{}\"]\n    resources: [\"{}\"]\n",
+            rule.api_group, rule.resource
+        ));
+        if !rule.resource_names.is_empty() {
+            let names = rule.resource_names.iter().map(String::as_str).collect();
+            out.push_str(&format!("    resourceNames: [{}]\n", quoted(names)));
+        }
+        out.push_str(&format!(
+            "    verbs: [{}]\n",
+            quoted(rule.verbs.iter().copied().collect())
         ));
     }
 }
@@ -267,5 +306,23 @@ mod tests {
         assert!(yaml.contains("apiGroups: [\"authentication.k8s.io\"]\n    resources: [\"tokenreviews\"]\n    verbs: [\"create\"]"));
         assert!(yaml.contains("resources: [\"users\"]\n    verbs: [\"impersonate\"]"));
         assert!(yaml.contains("kind: ClusterRoleBinding"));
+    }
+
+    #[test]
+    fn leader_election_may_create_leases_and_renew_only_its_own() {
+        let yaml = manifests(
+            &config("[cluster.leader_election]\nnamespace = \"ops\"\nlease = \"kk\""),
+            "gw",
+            "kk",
+        );
+        let role = "kind: Role\nmetadata:\n  name: kubeknobs-gateway\n  namespace: ops\nrules:\n";
+        assert!(yaml.contains(role), "{yaml}");
+        assert!(yaml.contains(
+            "  - apiGroups: [\"coordination.k8s.io\"]\n    resources: [\"leases\"]\n    verbs: [\"create\"]\n"
+        ));
+        assert!(yaml.contains(
+            "    resources: [\"leases\"]\n    resourceNames: [\"kk\"]\n    verbs: [\"get\", \"update\"]\n"
+        ));
+        assert!(!manifests(&config(""), "gw", "kk").contains("leases"));
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use kubeknobs_proto::v1::knobs_server::KnobsServer;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use crate::auth::{Authenticator, TokenReviewer};
 use crate::backend::{self, Backend};
 use crate::coalesce::{Coalescer, WriterShared};
 use crate::config::{ClientAuth, Config, TlsIdentity};
+use crate::leader::{self, Role};
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
@@ -76,6 +78,9 @@ pub enum Error {
     /// The audit file could not be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::Error),
+    /// This gateway held the Lease and could not keep it.
+    #[error("lost the leader-election lease: {0}")]
+    LostLease(String),
     /// The gRPC server failed (bad TLS material, accept errors).
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -120,12 +125,19 @@ pub async fn serve_with(
     };
     let (coalescers, writers) = spawn_writers(&config, &backend, &hub, &stop, shared_writers);
     tasks.extend(writers);
-    let readiness = hub.readiness();
+    let (role, election) = elect(&config, &backend, &stop);
+    tasks.extend(election);
+    let readiness = leader::gate(
+        hub.readiness(),
+        role.clone(),
+        config.leader_election.clone(),
+    );
     let view = View {
         catalog: config.catalog.clone(),
         policy: config.policy.clone(),
         session: config.session.clone(),
     };
+    let lease = config.leader_election.clone();
     let shared = Arc::new(Shared {
         view: tokio::sync::watch::Sender::new(Arc::new(view)),
         limits: OperatorLimits::new(config.limits.clone()),
@@ -144,6 +156,8 @@ pub async fn serve_with(
         sandbox: backend.is_sandbox(),
         shutdown: stop.clone(),
         metrics: metrics.clone(),
+        role: role.clone(),
+        lease,
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -189,9 +203,12 @@ pub async fn serve_with(
     tracing::info!(%addr, %cluster, targets = config.catalog.len(), operators = config.operators.len(), "gRPC listening on {addr} ({scheme})");
 
     let stopping = stop.clone();
+    let mut lost = role.clone();
     let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: closing sessions, writing pending values");
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down: closing sessions, writing pending values"),
+            Ok(_) = lost.wait_for(|r| matches!(r, Role::Lost(_))) => {}
+        }
         stopping.cancel();
     };
     let served = server
@@ -205,7 +222,28 @@ pub async fn serve_with(
     if drained.is_err() {
         tracing::warn!("some writers did not finish within {DRAIN_GRACE:?}");
     }
+    if let Role::Lost(why) = &*role.borrow() {
+        return Err(Error::LostLease(why.clone()));
+    }
     result.map_err(Error::from)
+}
+
+/// Joins the election of `[cluster.leader_election]`; without it this gateway always leads.
+fn elect(
+    config: &Config,
+    backend: &Backend,
+    stop: &CancellationToken,
+) -> (watch::Receiver<Role>, Option<JoinHandle<()>>) {
+    match (&config.leader_election, backend) {
+        (Some(settings), Backend::Kube(kube)) => {
+            let identity = leader::identity();
+            tracing::info!(%identity, lease = %settings.name, namespace = %settings.namespace, "joining the leader election");
+            let (role, task) =
+                leader::start(kube.client(), settings.clone(), identity, stop.clone());
+            (role, Some(task))
+        }
+        _ => (watch::channel(Role::Leader).1, None),
+    }
 }
 
 /// One latest-value-wins writer per catalogued target, sharing the gateway-wide parts.

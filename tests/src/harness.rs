@@ -3,8 +3,8 @@
 //! in their logs, and drives them with OSC tools the project did not write (liblo's `oscsend` and
 //! `oscdump`). Every wait has a deadline, so a broken pipeline fails the test instead of hanging.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -161,6 +161,18 @@ impl Process {
     /// Sends SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
         self.signal("TERM");
+    }
+
+    /// Kills the program at once (SIGKILL): no graceful shutdown.
+    pub fn kill(&self) {
+        let mut child = self.child.lock().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().id()
     }
 
     /// Sends SIGHUP (reload the config); the program must be running.
@@ -341,5 +353,46 @@ impl Bridge {
             osc_port,
             ops,
         }
+    }
+}
+
+/// A plain HTTP/1.1 GET (the ops ports); returns the status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the ops port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `path` until it answers `want`, within [`DEADLINE`]; returns the body.
+pub fn wait_for_http(addr: SocketAddr, path: &str, want: u16) -> String {
+    let start = Instant::now();
+    loop {
+        let (status, body) = http_get(addr, path);
+        if status == want {
+            return body;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{path} stayed {status} ({body}), wanted {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

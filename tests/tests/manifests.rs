@@ -98,12 +98,15 @@ fn every_manifest_parses_as_its_kubernetes_type() {
     gateway_config(&docs);
 }
 
+/// One granted rule: API group, resource, verbs, resource names (empty: all).
+type Grant = (String, String, BTreeSet<String>, BTreeSet<String>);
+
 #[test]
 fn rbac_grants_exactly_what_the_catalog_needs() {
     let docs = documents();
     let config = gateway_config(&docs);
-    let needed: BTreeMap<String, BTreeSet<(String, String, BTreeSet<String>)>> =
-        kubeknobs_gateway::rbac::required_rules(&config.catalog)
+    let needed: BTreeMap<String, BTreeSet<Grant>> =
+        kubeknobs_gateway::rbac::namespace_rules(&config)
             .into_iter()
             .map(|(ns, rules)| {
                 let rules = rules
@@ -113,14 +116,14 @@ fn rbac_grants_exactly_what_the_catalog_needs() {
                             r.api_group.to_owned(),
                             r.resource.to_owned(),
                             r.verbs.iter().map(|v| v.to_string()).collect(),
+                            r.resource_names,
                         )
                     })
                     .collect();
                 (ns, rules)
             })
             .collect();
-    let mut granted: BTreeMap<String, BTreeSet<(String, String, BTreeSet<String>)>> =
-        BTreeMap::new();
+    let mut granted: BTreeMap<String, BTreeSet<Grant>> = BTreeMap::new();
     for role in typed::<Role>(&docs, "Role") {
         let ns = role.metadata.namespace.clone().expect("Role namespace");
         for rule in role.rules.unwrap_or_default() {
@@ -134,6 +137,7 @@ fn rbac_grants_exactly_what_the_catalog_needs() {
                         group.clone(),
                         resource.clone(),
                         rule.verbs.iter().cloned().collect(),
+                        rule.resource_names.iter().flatten().cloned().collect(),
                     ));
                 }
             }
@@ -155,21 +159,33 @@ fn rbac_grants_exactly_what_the_catalog_needs() {
 }
 
 #[test]
-fn the_gateway_runs_locked_down_as_a_single_replica() {
+fn the_gateway_runs_locked_down_with_one_writer() {
     let docs = documents();
     let deployment = typed::<Deployment>(&docs, "Deployment").remove(0);
     let spec = deployment.spec.expect("spec");
-    assert_eq!(
-        spec.replicas,
-        Some(1),
-        "two gateways would double the write rate"
+    let config = gateway_config(&docs);
+    let replicas = spec.replicas.unwrap_or(1);
+    assert!(
+        replicas == 1 || config.leader_election.is_some(),
+        "{replicas} gateways without leader election would each write at the configured rate"
     );
     assert_eq!(
         spec.strategy.and_then(|s| s.type_).as_deref(),
         Some("Recreate"),
-        "no overlap during rollouts"
+        "a rolling update would wait forever for a standby to become ready"
     );
     let pod = spec.template.spec.expect("pod spec");
+    let env = pod.containers[0].env.clone().unwrap_or_default();
+    let pod_name = env.iter().find(|e| e.name == "POD_NAME").expect("POD_NAME");
+    let field = pod_name
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref());
+    assert_eq!(
+        field.map(|f| f.field_path.as_str()),
+        Some("metadata.name"),
+        "the Lease identity is the pod's name"
+    );
     let pod_security = pod.security_context.expect("pod securityContext");
     assert_eq!(pod_security.run_as_non_root, Some(true));
     assert_eq!(

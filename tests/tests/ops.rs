@@ -1,57 +1,16 @@
 //! The gateway's operations port on the real binary: `/healthz`, `/readyz` following the
 //! cluster's reachability, `/metrics`, and plaintext gRPC health for kubelet probes.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use kubeknobs_tests::fakeapi::{FakeApiServer, Kind};
 use kubeknobs_tests::harness::{
-    Bridge, DEADLINE, Gateway, address_after, free_udp_port, gen_certs, osc_send,
+    Bridge, Gateway, address_after, free_udp_port, gen_certs, http_get as get, osc_send,
+    wait_for_http as wait_for_status,
 };
 use kubeknobs_tests::pipeline::{TOKEN, bridge_config, gateway_config};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-
-/// A plain HTTP/1.1 GET; returns the status code and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the ops port");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn wait_for_status(addr: SocketAddr, path: &str, want: u16) -> String {
-    let start = Instant::now();
-    loop {
-        let (status, body) = get(addr, path);
-        if status == want {
-            return body;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{path} stayed {status} ({body}), wanted {want}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 async fn grpc_health(addr: SocketAddr) -> i32 {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))

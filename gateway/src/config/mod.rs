@@ -5,6 +5,7 @@
 //! can point an admin at the exact spot. Relative paths (TLS files) are resolved against the
 //! directory of the config file, and TLS files are read here so a missing key fails at start-up.
 
+mod leader;
 mod limits;
 mod operators;
 mod policy;
@@ -55,6 +56,8 @@ pub struct Config {
     pub token_review: bool,
     /// Writes impersonate the operator (`cluster.impersonate`; real clusters only).
     pub impersonate: bool,
+    /// Only the holder of this Lease serves sessions (`[cluster.leader_election]`).
+    pub leader_election: Option<crate::leader::LeaseSettings>,
     /// Mutual TLS: client certificates from this CA name their operator (`auth.client_ca`).
     pub client_auth: Option<ClientAuth>,
 }

@@ -56,6 +56,7 @@ struct RawCluster {
     impersonate: bool,
     kubeconfig: Option<String>,
     context: Option<String>,
+    leader_election: Option<Spanned<super::leader::RawLeaderElection>>,
 }
 
 /// One `[targets.NAME]` table.
@@ -108,6 +109,8 @@ impl RawConfig {
             None => validate_tls(&self.server, src)?,
         };
         let backend = validate_cluster(&self.cluster, src)?;
+        let leader_election =
+            super::leader::validate(self.cluster.leader_election.as_ref(), &backend, src)?;
         let operators = validate_operators(&self.operators, src)?;
         let tokens_file = match &self.auth.tokens_file {
             Some(file) => {
@@ -143,6 +146,7 @@ impl RawConfig {
             audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
             tokens_file,
             impersonate: self.cluster.impersonate,
+            leader_election,
             token_review: self.auth.token_review,
             client_auth: validate_client_auth(&self.auth, src)?,
         })

@@ -263,3 +263,38 @@ fn a_value_of_the_wrong_type_names_its_field() {
         "{err}"
     );
 }
+
+#[test]
+fn leader_election_has_defaults_and_needs_a_real_cluster() {
+    let kube = GOOD.replace("backend = \"sandbox\"", "backend = \"kube\"");
+    let config = parse(&format!("{kube}\n[cluster.leader_election]\n")).expect("valid");
+    let lease = config.leader_election.expect("enabled");
+    assert_eq!(
+        (
+            lease.namespace.as_str(),
+            lease.name.as_str(),
+            lease.duration.as_secs()
+        ),
+        ("kubeknobs", "kubeknobs-gateway", 15)
+    );
+    assert!(parse(&kube).expect("valid").leader_election.is_none());
+    let err = error_of(&format!("{GOOD}\n[cluster.leader_election]\n"));
+    assert!(
+        err.contains(": cluster.leader_election: needs a real cluster"),
+        "{err}"
+    );
+    let err = error_of(&format!(
+        "{kube}\n[cluster.leader_election]\nlease = \"Bad_Name\"\n"
+    ));
+    assert!(
+        err.contains(": cluster.leader_election.lease: must be a lowercase DNS name"),
+        "{err}"
+    );
+    let err = error_of(&format!(
+        "{kube}\n[cluster.leader_election]\nduration_secs = 0\n"
+    ));
+    assert!(
+        err.contains(": cluster.leader_election.duration_secs: must be 1..300"),
+        "{err}"
+    );
+}

@@ -172,6 +172,10 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("auth.token_review", old.token_review != new.token_review),
         ("audit.file", old.audit_file != new.audit_file),
         (
+            "[cluster.leader_election]",
+            old.leader_election != new.leader_election,
+        ),
+        (
             "the targets or the objects they name",
             objects(old) != objects(new),
         ),

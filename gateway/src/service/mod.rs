@@ -78,9 +78,19 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// What the gateway counts.
     pub metrics: Metrics,
+    /// This gateway's part in the leader election; it serves sessions only while it leads.
+    pub role: watch::Receiver<crate::leader::Role>,
+    /// The Lease of the election (`[cluster.leader_election]`), if any.
+    pub lease: Option<crate::leader::LeaseSettings>,
 }
 
 impl Shared {
+    /// Why this gateway does not serve sessions now (a standby), if it does not.
+    pub fn standby(&self) -> Option<String> {
+        let lease = self.lease.as_ref()?;
+        self.role.borrow().standby_reason(lease)
+    }
+
     /// The view in force now.
     pub fn view(&self) -> Arc<View> {
         self.view.borrow().clone()
@@ -110,6 +120,12 @@ impl Knobs for KnobsService {
         &self,
         request: Request<Streaming<ClientMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
+        if let Some(reason) = self.shared.standby() {
+            tracing::info!(%reason, "session refused: this gateway is a standby");
+            return Err(Status::unavailable(format!(
+                "{reason}; connect to the leading gateway (through the Service)"
+            )));
+        }
         let identity = match (
             request.extensions().get::<Identity>(),
             request.extensions().get::<PendingReview>(),

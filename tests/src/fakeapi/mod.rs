@@ -30,6 +30,7 @@ mod core_batch;
 mod fault;
 mod fields;
 mod kind;
+mod lease;
 mod object;
 mod patch;
 mod query;
@@ -69,6 +70,8 @@ pub(crate) struct Shared {
     writes: AtomicUsize,
     /// Tokens TokenReview accepts: token → (username, groups).
     tokens: Mutex<std::collections::HashMap<String, (String, Vec<String>)>>,
+    /// coordination.k8s.io Leases.
+    leases: Mutex<lease::Leases>,
 }
 
 /// What handlers get: the shared state and the current serving epoch's stop signal.
@@ -136,6 +139,7 @@ impl FakeApiServer {
             requests: Mutex::new(Vec::new()),
             writes: AtomicUsize::new(0),
             tokens: Mutex::new(std::collections::HashMap::new()),
+            leases: Mutex::new(lease::Leases::new()),
         });
         let server = FakeApiServer {
             inner: Arc::new(Inner {

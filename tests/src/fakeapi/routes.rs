@@ -11,6 +11,7 @@
 //! GET            /api/v1/nodes                                                list / watch
 //! GET|PATCH      /api/v1/nodes/{name}                                         the object (PATCH: unschedulable)
 //! POST           /apis/authentication.k8s.io/v1/tokenreviews                  TokenReview
+//! GET|POST|PUT   /apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}] Leases (see `lease`)
 //! ```
 //! Anything else is 404 (405 for a known path with another method), always with a `Status` body.
 
@@ -60,6 +61,7 @@ pub(crate) fn router(app: AppState) -> Router {
             scale,
         )
         .merge(super::core_batch::routes())
+        .merge(super::lease::routes())
         .fallback(|| async {
             ApiError::new(404, "the server could not find the requested resource")
         })
