@@ -149,6 +149,14 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
         }
     );
     println!("  cluster {:?}", config.backend);
+    if let Some(lease) = &config.leader_election {
+        println!(
+            "  leader election on the lease {}/{} ({} s)",
+            lease.namespace,
+            lease.name,
+            lease.duration.as_secs()
+        );
+    }
     println!("  {} operator(s)", config.operators.len());
     for target in config.catalog.iter() {
         println!(
