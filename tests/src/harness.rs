@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// How long to wait for something a working pipeline does in well under a second.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Path of a workspace binary next to this test executable (`target/<profile>/NAME`).
+/// Path of a workspace binary next to this test executable (`target/<profile>/NAME`): the debug
+/// build for `cargo test`, the release build for `cargo bench`.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
@@ -21,9 +22,14 @@ pub fn binary(name: &str) -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
     let path = dir.join(name);
+    let build = if dir.ends_with("release") {
+        "cargo build --release --workspace --bins"
+    } else {
+        "cargo build --workspace --bins"
+    };
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the tests (the README's test command does)",
+        "{} is missing: run `{build}` first (the README's test and bench commands do)",
         path.display()
     );
     path
@@ -143,6 +149,11 @@ impl Process {
         }
     }
 
+    /// Its process id, to read its footprint from `/proc/<pid>`.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().id()
+    }
+
     /// True while the program runs.
     pub fn is_running(&self) -> bool {
         self.exit_status().is_none()
@@ -154,9 +165,8 @@ impl Process {
 
     /// Sends SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
-        let pid = self.child.lock().unwrap().id();
         let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status();
     }
 }
