@@ -106,11 +106,9 @@ fn print_table(rows: &[Row]) {
     } in rows
     {
         let secs = (after.at - before.at).as_secs_f64();
-        let cpu_ms_per_s = (after.cpu - before.cpu).as_secs_f64() * 1000.0 / secs;
+        let [percent, ms_per_s] = cpu_columns(after.cpu - before.cpu, secs);
         println!(
-            "{phase:<22} {secs:>6.1} {:>7.2} {:>8.2} {:>8.1} {:>9.1} {:>7} {:>10}",
-            cpu_ms_per_s / 10.0, // 1000 ms/s is 100 % of one core
-            cpu_ms_per_s,
+            "{phase:<22} {secs:>6.1} {percent:>7} {ms_per_s:>8} {:>8.1} {:>9.1} {:>7} {:>10}",
             mib(after.rss_kib),
             mib(after.peak_rss_kib),
             after.threads,
@@ -122,6 +120,20 @@ fn print_table(rows: &[Row]) {
          phase, peak since the bridge started.",
         1000 / rustix::param::clock_ticks_per_second()
     );
+}
+
+/// CPU % of one core and CPU milliseconds per second over a phase of `secs` seconds. Less than
+/// one clock tick in a whole phase shows as no time at all, so then the tick is the bound (`<`).
+fn cpu_columns(cpu: Duration, secs: f64) -> [String; 2] {
+    let tick = Duration::from_secs(1) / rustix::param::clock_ticks_per_second() as u32;
+    let (bound, cpu) = if cpu.is_zero() {
+        ("<", tick)
+    } else {
+        ("", cpu)
+    };
+    let ms_per_s = cpu.as_secs_f64() * 1000.0 / secs;
+    // 1000 ms/s is 100 % of one core; rounded up, so that a bound stays one.
+    [ms_per_s / 10.0, ms_per_s].map(|x| format!("{bound}{:.3}", (x * 1000.0).ceil() / 1000.0))
 }
 
 fn mib(kib: u64) -> f64 {
