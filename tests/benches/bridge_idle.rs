@@ -73,7 +73,7 @@ fn idle_duration() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Runs `phase` between two readings of process `pid`.
+/// Runs `run` between two readings of process `pid`, as the row for `phase`.
 fn measure(pid: u32, phase: &str, run: impl FnOnce()) -> Row {
     let before = Sample::of(pid);
     run();
@@ -84,9 +84,9 @@ fn measure(pid: u32, phase: &str, run: impl FnOnce()) -> Row {
     }
 }
 
-/// Moves the fader from 0 to 1 and waits until the phone shows the cluster at 20 replicas.
+/// Moves the fader up to 1 in [`SWEEP_MOVES`] steps and waits until the phone shows the cluster at 20 replicas.
 fn fader_sweep(p: &Pipeline) {
-    for step in 0..=SWEEP_MOVES {
+    for step in 1..=SWEEP_MOVES {
         let value = f64::from(step) / f64::from(SWEEP_MOVES);
         osc_send(p.bridge.osc_port, "/1/fader1", "f", &value.to_string());
         std::thread::sleep(MOVE_INTERVAL);
