@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// How long to wait for something a working pipeline does in well under a second.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Path of a workspace binary next to this test executable (`target/<profile>/NAME`).
+/// Path of a workspace binary next to this test executable (`target/<profile>/NAME`): the debug
+/// build for `cargo test`, the release build for `cargo bench`.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
@@ -21,9 +22,14 @@ pub fn binary(name: &str) -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
     let path = dir.join(name);
+    let build = if dir.ends_with("release") {
+        "cargo build --release --workspace --bins"
+    } else {
+        "cargo build --workspace --bins"
+    };
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the tests (the README's test command does)",
+        "{} is missing: run `{build}` first (the README's test and bench commands do)",
         path.display()
     );
     path
@@ -149,6 +155,11 @@ impl Process {
         }
     }
 
+    /// Its process id, to read its footprint from `/proc/<pid>`.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().id()
+    }
+
     /// True while the program runs.
     pub fn is_running(&self) -> bool {
         self.exit_status().is_none()
@@ -170,20 +181,14 @@ impl Process {
         let _ = child.wait();
     }
 
-    /// The program's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.lock().unwrap().id()
-    }
-
     /// Sends SIGHUP (reload the config); the program must be running.
     pub fn hang_up(&self) {
         assert!(self.signal("HUP"), "{} is not running", self.name);
     }
 
     fn signal(&self, name: &str) -> bool {
-        let pid = self.child.lock().unwrap().id();
         Command::new("kill")
-            .args([&format!("-{name}"), &pid.to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .is_ok_and(|s| s.success())
     }

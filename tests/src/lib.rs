@@ -1,7 +1,9 @@
-//! End-to-end test support for kubeknobs: harnesses that start the real programs, and the fake
-//! Kubernetes API server they run against when no cluster is configured.
+//! End-to-end test support for kubeknobs: harnesses that start the real programs, the fake
+//! Kubernetes API server they run against when no cluster is configured, and a reader of what a
+//! running program costs (`footprint`).
 
 pub mod fakeapi;
+pub mod footprint;
 pub mod grpc;
 pub mod harness;
 pub mod netns;
