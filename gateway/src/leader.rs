@@ -9,7 +9,7 @@
 //! a whole `duration` measured on the taker's own clock (so clock skew between nodes does not
 //! matter); every write carries the `resourceVersion` it read, so of two gateways racing for a
 //! free Lease exactly one wins, the other gets 409. A holder that cannot renew for `2/3 ×
-//! duration` gives up ([`Role::Lost`]: the gateway stops, exit code 1) before any standby may
+//! duration` gives up ([`Role::Lost`]: the gateway stops with an error, exit code 2) before any standby may
 //! take over; one that shuts down gracefully releases the Lease so a standby takes over at once.
 //! Like client-go's, the election has no fencing: a holder frozen for longer than the Lease could
 //! overlap its successor by a write.
@@ -293,34 +293,4 @@ fn announce(current: &mut Role, now: Role, settings: &LeaseSettings) -> bool {
 
 fn duration_secs(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX).max(1)
-}
-
-/// Readiness that also requires leading: a standby is never ready, so a Service sends bridges
-/// to the leader only. Without an election (`role` never changes) it is `readiness` as is.
-pub fn gate(
-    mut readiness: watch::Receiver<crate::observe::Readiness>,
-    mut role: watch::Receiver<Role>,
-    settings: Option<LeaseSettings>,
-) -> watch::Receiver<crate::observe::Readiness> {
-    let combine = move |ready: &crate::observe::Readiness, role: &Role| match &settings {
-        Some(settings) => match role.standby_reason(settings) {
-            Some(reason) => Err(reason),
-            None => ready.clone(),
-        },
-        None => ready.clone(),
-    };
-    let (tx, rx) = watch::channel(combine(&readiness.borrow(), &role.borrow()));
-    tokio::spawn(async move {
-        let mut role_open = true;
-        loop {
-            tokio::select! {
-                changed = readiness.changed() => if changed.is_err() { return },
-                changed = role.changed(), if role_open => role_open = changed.is_ok(),
-                () = tx.closed() => return,
-            }
-            let now = combine(&readiness.borrow_and_update(), &role.borrow_and_update());
-            tx.send_if_modified(|current| std::mem::replace(current, now.clone()) != now);
-        }
-    });
-    rx
 }

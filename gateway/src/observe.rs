@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
 
+use crate::leader::{LeaseSettings, Role};
 use crate::metrics::Metrics;
 
 /// Whether the gateway can do its job: `Err` says what it is waiting for.
@@ -87,4 +88,34 @@ pub async fn report_health<S: tonic::server::NamedService>(
             return;
         }
     }
+}
+
+/// Readiness that also requires leading: a standby is never ready, so a Service sends bridges
+/// to the leader only. Without an election (`role` never changes) it is `readiness` as is.
+pub fn gate(
+    mut readiness: watch::Receiver<Readiness>,
+    mut role: watch::Receiver<Role>,
+    settings: Option<LeaseSettings>,
+) -> watch::Receiver<Readiness> {
+    let combine = move |ready: &Readiness, role: &Role| match &settings {
+        Some(settings) => match role.standby_reason(settings) {
+            Some(reason) => Err(reason),
+            None => ready.clone(),
+        },
+        None => ready.clone(),
+    };
+    let (tx, rx) = watch::channel(combine(&readiness.borrow(), &role.borrow()));
+    tokio::spawn(async move {
+        let mut role_open = true;
+        loop {
+            tokio::select! {
+                changed = readiness.changed() => if changed.is_err() { return },
+                changed = role.changed(), if role_open => role_open = changed.is_ok(),
+                () = tx.closed() => return,
+            }
+            let now = combine(&readiness.borrow_and_update(), &role.borrow_and_update());
+            tx.send_if_modified(|current| std::mem::replace(current, now.clone()) != now);
+        }
+    });
+    rx
 }

@@ -127,7 +127,7 @@ pub async fn serve_with(
     tasks.extend(writers);
     let (role, election) = elect(&config, &backend, &stop);
     tasks.extend(election);
-    let readiness = leader::gate(
+    let readiness = observe::gate(
         hub.readiness(),
         role.clone(),
         config.leader_election.clone(),
