@@ -9,8 +9,9 @@
 //! a whole `duration` measured on the taker's own clock (so clock skew between nodes does not
 //! matter); every write carries the `resourceVersion` it read, so of two gateways racing for a
 //! free Lease exactly one wins, the other gets 409. A holder that cannot renew for `2/3 ×
-//! duration` gives up ([`Role::Lost`]: the gateway stops with an error, exit code 2) before any standby may
-//! take over; one that shuts down gracefully releases the Lease so a standby takes over at once.
+//! duration` gives up ([`Role::Lost`]: the gateway stops with an error, exit code 2) before any
+//! standby may take over; one that shuts down gracefully releases the Lease so a standby takes
+//! over at once.
 //! Like client-go's, the election has no fencing: a holder frozen for longer than the Lease could
 //! overlap its successor by a write.
 //!
