@@ -26,6 +26,11 @@ pub mod midi;
 pub mod ops;
 pub mod osc;
 pub mod reload;
+// Logging and signals are the gateway's source files, compiled into this crate too: the bridge
+// builds without the gateway (and its Kubernetes dependencies) on a Raspberry Pi.
+#[path = "../../gateway/src/shutdown.rs"]
+pub mod shutdown;
+#[path = "../../gateway/src/telemetry.rs"]
 pub mod telemetry;
 pub mod uplink;
 

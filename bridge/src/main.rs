@@ -8,14 +8,15 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kubeknobs_bridge::config::Config;
 use kubeknobs_bridge::reload::FileWatch;
+use kubeknobs_bridge::shutdown;
 use kubeknobs_bridge::telemetry::{self, LogFormat};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// Turns OSC controls into safe changes to a Kubernetes cluster, through a kubeknobs gateway.
 #[derive(Debug, Parser)]
 #[command(name = "kubeknobs-bridge", version, propagate_version = true)]
 struct Cli {
-    /// Log format (log level comes from RUST_LOG, default info).
+    /// Log format: auto (plain on a terminal, JSON lines otherwise), plain or json.
     #[arg(
         long,
         global = true,
@@ -24,6 +25,11 @@ struct Cli {
         default_value_t = LogFormat::Auto
     )]
     log_format: LogFormat,
+
+    /// Log level (error, warn, info, debug, trace) or filter (info,kubeknobs_bridge::midi=debug);
+    /// default: RUST_LOG, else info.
+    #[arg(long, global = true, value_name = "LEVEL", env = "KUBEKNOBS_LOG_LEVEL")]
+    log_level: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -99,7 +105,7 @@ const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = telemetry::init(cli.log_format) {
+    if let Err(e) = telemetry::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("error: {}", telemetry::chain(&e));
         return ExitCode::from(CONFIG_ERROR);
     }
@@ -171,7 +177,7 @@ async fn learn(args: LearnArgs) -> ExitCode {
         None => (MidiConfig::default(), DEFAULT_OSC_LISTEN),
     };
     let listen = args.osc_listen.unwrap_or(listen);
-    let result = kubeknobs_bridge::midi::learn::run(midi, listen, shutdown_signal()).await;
+    let result = kubeknobs_bridge::midi::learn::run(midi, listen, shutdown::signal()).await;
     finish(result.context("learn failed"))
 }
 
@@ -192,7 +198,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 
 async fn run(config: Config, file: FileWatch) -> ExitCode {
     info!(bridge_id = %config.bridge_id, "kubeknobs-bridge {} starting", env!("CARGO_PKG_VERSION"));
-    match kubeknobs_bridge::run_reloading(config, file, shutdown_signal()).await {
+    match kubeknobs_bridge::run_reloading(config, file, shutdown::signal()).await {
         Err(e) if e.is_config() => config_error(&e),
         other => finish(other.context("bridge failed")),
     }
@@ -215,42 +221,8 @@ async fn demo(args: DemoArgs) -> ExitCode {
         osc_listen: args.osc_listen,
         feedback_port: args.feedback_port,
     };
-    match demo::run(options, shutdown_signal()).await {
+    match demo::run(options, shutdown::signal()).await {
         Err(e) if e.is_config() => config_error(&e),
         other => finish(other.context("demo failed")),
-    }
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM; a second one exits at once.
-async fn shutdown_signal() {
-    wait_for_signal().await;
-    info!("shutting down (signal again to force)");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        warn!("second signal: exiting now");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the bridge");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -30,8 +30,8 @@ async fn a_fader_move_scales_the_sandbox_and_comes_back() {
         let _ = stopped.await;
     }));
 
-    // Until the session is live a move is dropped (never queued), so keep moving the fader until
-    // the label shows the sandbox's desired replicas at 10 (0.5 of 0..20).
+    // Keep moving the fader until the label shows the sandbox's desired replicas at 10 (0.5 of
+    // 0..20): the session may not be live yet, and the phone learns its feedback port from a move.
     let move_half = rosc::encoder::encode(&OscPacket::Message(OscMessage {
         addr: "/1/fader1".into(),
         args: vec![OscType::Float(0.5)],

@@ -37,9 +37,13 @@ enum Command {
         /// Serve plaintext gRPC without TLS; refused unless the address is loopback.
         #[arg(long)]
         insecure: bool,
-        /// Log format: plain or json.
+        /// Log format: auto (plain on a terminal, JSON lines otherwise), plain or json.
         #[arg(long, value_enum, default_value_t, env = "KUBEKNOBS_LOG_FORMAT")]
         log_format: LogFormat,
+        /// Log level (error, warn, info, debug, trace) or filter
+        /// (info,kubeknobs_gateway::leader=debug); default: RUST_LOG, else info.
+        #[arg(long, value_name = "LEVEL", env = "KUBEKNOBS_LOG_LEVEL")]
+        log_level: Option<String>,
     },
     /// Validate a config file and print what it defines; exit 2 naming the file, line and field if it is wrong.
     Check {
@@ -84,8 +88,12 @@ fn main() -> ExitCode {
             listen,
             insecure,
             log_format,
+            log_level,
         } => {
-            telemetry::init(log_format);
+            if let Err(err) = telemetry::init(log_format, log_level.as_deref()) {
+                eprintln!("error: {}", telemetry::chain(&err));
+                return ExitCode::from(2);
+            }
             exit(run(config, listen, insecure))
         }
         Command::Check { config } => exit(check(config)),

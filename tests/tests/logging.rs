@@ -1,0 +1,57 @@
+//! Logging flags on the real binaries: `--log-level` wins over `RUST_LOG` (which the harness sets
+//! to `info`), and a level that does not parse is refused before anything starts.
+
+use std::process::Command;
+
+use kubeknobs_tests::harness::{Process, binary, gen_certs};
+use kubeknobs_tests::pipeline::gateway_config;
+
+#[test]
+fn log_level_overrides_rust_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_certs(dir.path());
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        gateway_config("backend = \"sandbox\"", "default", "web"),
+    )
+    .unwrap();
+    let mut command = Command::new(binary("kubeknobs-gateway"));
+    command
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--config",
+        ])
+        .arg(&path);
+    let gateway = Process::spawn("gateway", command);
+    gateway.wait_for(&["WARN", "SANDBOX"]);
+    assert!(
+        !gateway.printed("INFO"),
+        "--log-level warn hides info lines though RUST_LOG=info"
+    );
+}
+
+#[test]
+fn a_bad_log_level_is_refused_with_exit_code_2() {
+    for (program, args) in [
+        ("kubeknobs-gateway", vec!["run", "--config", "none.toml"]),
+        ("kubeknobs-bridge", vec!["check", "--config", "none.toml"]),
+    ] {
+        let out = Command::new(binary(program))
+            .args(&args)
+            .args(["--log-level", "info,=nope="])
+            .env("KUBEKNOBS_LOG_FORMAT", "plain")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{program}: {stderr}");
+        assert!(
+            stderr.contains("error: invalid --log-level \"info,=nope=\""),
+            "{program}: {stderr}"
+        );
+    }
+}
