@@ -113,52 +113,14 @@ pub async fn serve_with(
     }
 
     let stop = CancellationToken::new();
-    let metrics = Metrics::new();
-    let hub = Arc::new(StateHub::new(&config.catalog));
-    let mut tasks = backend.spawn_watchers(&config.catalog, hub.clone(), stop.clone());
-    let audit = Arc::new(Audit::open(config.audit_file.as_deref())?);
-    let budget = Arc::new(WriteBudget::new(config.limits.writes_per_second));
-    let shared_writers = WriterShared {
-        budget: Some(budget.clone()),
-        audit: Some(audit.clone()),
-        metrics: metrics.clone(),
-    };
-    let (coalescers, writers) = spawn_writers(&config, &backend, &hub, &stop, shared_writers);
-    tasks.extend(writers);
-    let (role, election) = elect(&config, &backend, &stop);
-    tasks.extend(election);
-    let readiness = observe::gate(
-        hub.readiness(),
-        role.clone(),
-        config.leader_election.clone(),
-    );
-    let view = View {
-        catalog: config.catalog.clone(),
-        policy: config.policy.clone(),
-        session: config.session.clone(),
-    };
-    let lease = config.leader_election.clone();
-    let shared = Arc::new(Shared {
-        view: tokio::sync::watch::Sender::new(Arc::new(view)),
-        limits: OperatorLimits::new(config.limits.clone()),
-        roster: Arc::default(),
-        holds: Holds::new(config.limits.touch_grace),
-        cooldowns: Default::default(),
-        audit,
-        reviewer: match (config.token_review, backend.as_ref()) {
-            (false, _) => None,
-            (true, Backend::Kube(kube)) => Some(TokenReviewer::new(kube.client())),
-            (true, Backend::Sandbox(_)) => return Err(Error::TokenReviewNeedsCluster),
-        },
-        hub,
-        coalescers,
-        cluster: cluster.clone(),
-        sandbox: backend.is_sandbox(),
-        shutdown: stop.clone(),
-        metrics: metrics.clone(),
-        role: role.clone(),
-        lease,
-    });
+    let Core {
+        shared,
+        budget,
+        mut tasks,
+        readiness,
+        role,
+        metrics,
+    } = start_core(&config, &backend, &stop)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Ends by itself when the hub (the readiness sender) is dropped.
@@ -226,6 +188,81 @@ pub async fn serve_with(
         return Err(Error::LostLease(why.clone()));
     }
     result.map_err(Error::from)
+}
+
+/// What serves sessions, with the tasks behind it.
+struct Core {
+    shared: Arc<Shared>,
+    budget: Arc<WriteBudget>,
+    /// Watchers, writers and the election: drained at shutdown.
+    tasks: Vec<JoinHandle<()>>,
+    readiness: watch::Receiver<observe::Readiness>,
+    role: watch::Receiver<Role>,
+    metrics: Metrics,
+}
+
+/// Starts the watchers, the writers and the election, and gathers what sessions share.
+fn start_core(
+    config: &Config,
+    backend: &Arc<Backend>,
+    stop: &CancellationToken,
+) -> Result<Core, Error> {
+    let stop = stop.clone();
+    let cluster = backend.cluster_name();
+    let metrics = Metrics::new();
+    let hub = Arc::new(StateHub::new(&config.catalog));
+    let mut tasks = backend.spawn_watchers(&config.catalog, hub.clone(), stop.clone());
+    let audit = Arc::new(Audit::open(config.audit_file.as_deref())?);
+    let budget = Arc::new(WriteBudget::new(config.limits.writes_per_second));
+    let shared_writers = WriterShared {
+        budget: Some(budget.clone()),
+        audit: Some(audit.clone()),
+        metrics: metrics.clone(),
+    };
+    let (coalescers, writers) = spawn_writers(config, backend, &hub, &stop, shared_writers);
+    tasks.extend(writers);
+    let (role, election) = elect(config, backend, &stop);
+    tasks.extend(election);
+    let readiness = observe::gate(
+        hub.readiness(),
+        role.clone(),
+        config.leader_election.clone(),
+    );
+    let view = View {
+        catalog: config.catalog.clone(),
+        policy: config.policy.clone(),
+        session: config.session.clone(),
+    };
+    let lease = config.leader_election.clone();
+    let shared = Arc::new(Shared {
+        view: tokio::sync::watch::Sender::new(Arc::new(view)),
+        limits: OperatorLimits::new(config.limits.clone()),
+        roster: Arc::default(),
+        holds: Holds::new(config.limits.touch_grace),
+        cooldowns: Default::default(),
+        audit,
+        reviewer: match (config.token_review, backend.as_ref()) {
+            (false, _) => None,
+            (true, Backend::Kube(kube)) => Some(TokenReviewer::new(kube.client())),
+            (true, Backend::Sandbox(_)) => return Err(Error::TokenReviewNeedsCluster),
+        },
+        hub,
+        coalescers,
+        cluster,
+        sandbox: backend.is_sandbox(),
+        shutdown: stop.clone(),
+        metrics: metrics.clone(),
+        role: role.clone(),
+        lease,
+    });
+    Ok(Core {
+        shared,
+        budget,
+        tasks,
+        readiness,
+        role,
+        metrics,
+    })
 }
 
 /// Joins the election of `[cluster.leader_election]`; without it this gateway always leads.
