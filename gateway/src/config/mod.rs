@@ -267,4 +267,4 @@ pub fn line_of(text: &str, at: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

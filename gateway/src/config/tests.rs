@@ -1,6 +1,7 @@
 use super::*;
 
-const GOOD: &str = r#"
+/// A valid config: sandbox, operator `alice`, target `web` (1..=20, 4 writes/s).
+pub(crate) const GOOD: &str = r#"
 [server]
 listen = "127.0.0.1:50051"
 

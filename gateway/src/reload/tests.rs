@@ -1,36 +1,19 @@
 use std::path::Path;
 
 use super::*;
+use crate::config::tests::GOOD;
 
-const BASE: &str = r#"
-[server]
-listen = "127.0.0.1:50051"
-
-[cluster]
-backend = "sandbox"
-
-[[operators]]
-name = "alice"
-token_sha256 = "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"
-
-[limits]
-events_per_second = 50
-
-[targets.web]
-kind = "deployment-replicas"
-namespace = "shop"
-name = "web"
-min = 1
-max = 20
-max_writes_per_second = 4
-"#;
+/// The config tests' valid config, with a `[limits]` table to edit.
+fn base() -> String {
+    format!("{GOOD}\n[limits]\nevents_per_second = 50\n")
+}
 
 fn parse(text: &str) -> Config {
     Config::parse(text, Path::new("/etc/kubeknobs/gateway.toml")).expect("valid")
 }
 
 fn restart_fields(edit: impl Fn(&str) -> String) -> Vec<&'static str> {
-    needs_restart(&parse(BASE), &parse(&edit(BASE)))
+    needs_restart(&parse(&base()), &parse(&edit(&base())))
 }
 
 #[test]
