@@ -22,7 +22,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use crate::audit::Audit;
 use crate::auth::{Authenticator, TokenReviewer};
 use crate::backend::{self, Backend};
-use crate::coalesce::{Coalescer, WriterShared};
+use crate::coalesce::{Coalescer, Writer, WriterShared};
 use crate::config::{ClientAuth, Config, TlsIdentity};
 use crate::leader::{self, Role};
 use crate::metrics::Metrics;
@@ -219,10 +219,11 @@ fn start_core(
         audit: Some(audit.clone()),
         metrics: metrics.clone(),
     };
-    let (coalescers, writers) = spawn_writers(config, backend, &hub, &stop, shared_writers);
-    tasks.extend(writers);
     let (role, election) = elect(config, backend, &stop);
     tasks.extend(election);
+    let fenced = Arc::new(leader::Fenced::new(backend.clone(), role.clone()));
+    let (coalescers, writers) = spawn_writers(config, &fenced, &hub, &stop, shared_writers);
+    tasks.extend(writers);
     let readiness = observe::gate(
         hub.readiness(),
         role.clone(),
@@ -284,9 +285,9 @@ fn elect(
 }
 
 /// One latest-value-wins writer per catalogued target, sharing the gateway-wide parts.
-fn spawn_writers(
+fn spawn_writers<W: Writer>(
     config: &Config,
-    backend: &Arc<Backend>,
+    writer: &Arc<W>,
     hub: &Arc<StateHub>,
     stop: &CancellationToken,
     shared: WriterShared,
@@ -296,7 +297,7 @@ fn spawn_writers(
     for target in config.catalog.iter() {
         let (coalescer, task) = Coalescer::spawn_with(
             target.clone(),
-            backend.clone(),
+            writer.clone(),
             hub.clone(),
             stop.clone(),
             shared.clone(),

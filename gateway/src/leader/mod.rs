@@ -12,11 +12,19 @@
 //! duration` gives up ([`Role::Lost`]: the gateway stops with an error, exit code 2) before any
 //! standby may take over; one that shuts down gracefully releases the Lease so a standby takes
 //! over at once.
-//! Like client-go's, the election has no fencing: a holder frozen for longer than the Lease could
-//! overlap its successor by a write.
+//!
+//! Writes are fenced by the role ([`Fenced`]): a gateway that knows it is not the leader writes
+//! nothing, so values still pending when a leader loses the Lease are refused and reported, not
+//! written beside its successor. Like client-go's, there is no fencing token at the API server: a
+//! holder frozen for longer than the Lease, not knowing it lost it, could overlap its successor
+//! by a write.
 //!
 //! kube-rs has no leader election of its own and the crates that add one lag behind kube 5, so
-//! this is the ~150 lines it takes.
+//! this is the ~200 lines it takes.
+
+mod fence;
+
+pub use fence::Fenced;
 
 use std::time::{Duration, Instant};
 
