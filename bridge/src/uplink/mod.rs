@@ -5,8 +5,9 @@
 //! starts with `Hello` and expects `Welcome`; then mapped OSC moves go up as `ControlEvent`s with a
 //! per-session increasing `seq` (see [`Link`]), outcomes are logged, and every state the gateway
 //! pushes goes to feedback. When a session ends it reconnects forever with jittered exponential
-//! backoff (250 ms doubling to 10 s, ±20%). Moves made while disconnected are dropped, never
-//! replayed.
+//! backoff (250 ms doubling to 10 s, ±20%). Moves made while disconnected are never replayed:
+//! only the last one per target is held, and sent first in the next session if it is still fresh
+//! (`gateway.resend_within_ms`, see [`Link`]).
 
 mod backoff;
 mod link;
