@@ -5,7 +5,8 @@
 //! What reloads: operators (`[[operators]]`, `auth.tokens_file`), `[[policy]]`, `[limits]`,
 //! `server.hello_timeout_ms`, and every setting of a catalogued target except which object it
 //! names (bounds, rate, step, cooldown, arm, dry run). What needs a restart — the listen
-//! addresses, TLS and client CA, `[cluster]`, `auth.token_review`, `cluster.impersonate`,
+//! addresses, TLS and client CA, the cluster and how it is reached (`cluster.backend`,
+//! `kubeconfig`, `context`, `leader_election`), `auth.token_review`, `cluster.impersonate`,
 //! `audit.file`, `server.max_message_bytes`, and the set of targets with the object each names
 //! (their watches and RBAC are set up at start) — is compared, and a file that changes any of it
 //! is refused as a whole, naming the fields: a reload is never half applied.
@@ -163,7 +164,10 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             "server.max_message_bytes",
             old.session.max_message_bytes != new.session.max_message_bytes,
         ),
-        ("[cluster]", old.backend != new.backend),
+        (
+            "cluster.backend/kubeconfig/context",
+            old.backend != new.backend,
+        ),
         ("cluster.impersonate", old.impersonate != new.impersonate),
         (
             "auth.client_ca/client_cert_required",

@@ -48,7 +48,7 @@ fn what_only_a_restart_applies_is_named() {
         (
             "[cluster]\nbackend = \"sandbox\"",
             "[cluster]\nbackend = \"kube\"",
-            "[cluster]",
+            "cluster.backend/kubeconfig/context",
         ),
         (
             "[server]\n",
