@@ -194,9 +194,10 @@ impl Coalescer {
             metrics,
         } = shared;
         let slot = Arc::new(Slot::default());
-        let spec = Arc::new(SpecCell(std::sync::RwLock::new(target)));
+        let spec = Arc::new(SpecCell(std::sync::RwLock::new(target.clone())));
         let task = TargetWriter {
             spec: spec.clone(),
+            target,
             writer,
             hub,
             metrics,
@@ -242,6 +243,9 @@ impl Coalescer {
 
 struct TargetWriter<W> {
     spec: Arc<SpecCell>,
+    /// The spec of the write in progress, read from `spec` when it starts, so one write and
+    /// its outcome never mix the settings before and after a config reload.
+    target: Arc<TargetSpec>,
     writer: Arc<W>,
     hub: Arc<StateHub>,
     metrics: Metrics,
@@ -254,19 +258,21 @@ struct TargetWriter<W> {
 }
 
 impl<W: Writer> TargetWriter<W> {
-    async fn run(self, shutdown: CancellationToken) {
+    async fn run(mut self, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 () = self.slot.notify.notified() => {}
                 () = shutdown.cancelled() => {
                     if let Some(last) = self.slot.take() {
+                        self.target = self.spec.get();
                         self.write_latest(last, self.interval()).await;
                     }
                     return;
                 }
             }
             if let Some(submission) = self.slot.take() {
-                // Read per write: a config reload may have changed the rate.
+                // Read per write: a config reload may have changed the spec.
+                self.target = self.spec.get();
                 let interval = self.interval();
                 let next_allowed = match self.step_toward(submission.value) {
                     Ok(Some(step)) => self.write_step(submission, step, interval).await,
@@ -284,7 +290,7 @@ impl<W: Writer> TargetWriter<W> {
 
     /// The least time between two writes of this target (`max_writes_per_second`).
     fn interval(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.target().max_writes_per_second)
+        Duration::from_secs_f64(1.0 / self.target.max_writes_per_second)
     }
 
     /// Writes `current` (or whatever replaces it during retries) and answers its sender.
@@ -297,11 +303,11 @@ impl<W: Writer> TargetWriter<W> {
             self.wait_for_budget().await;
             let started = Instant::now();
             self.hub
-                .record_write(&self.target().name, current.value, current.operator.clone());
+                .record_write(&self.target.name, current.value, current.operator.clone());
             let result = match timeout(
                 WRITE_TIMEOUT,
                 self.writer
-                    .write(&self.target(), current.value, current.actor()),
+                    .write(&self.target, current.value, current.actor()),
             )
             .await
             {
@@ -313,14 +319,13 @@ impl<W: Writer> TargetWriter<W> {
             };
             let next_allowed = started + interval;
             let took = started.elapsed().as_secs_f64();
-            self.metrics
-                .write(&self.target().name, result.is_ok(), took);
+            self.metrics.write(&self.target.name, result.is_ok(), took);
             match result {
                 Ok(()) => {
                     self.metrics
                         .event_to_write(current.received.elapsed().as_secs_f64());
                     self.set_last_written(current.value);
-                    tracing::info!(target_name = %self.target().name, value = current.value, operator = %current.operator, "applied");
+                    tracing::info!(target_name = %self.target.name, value = current.value, operator = %current.operator, "applied");
                     self.finish_from(
                         old,
                         &current,
@@ -331,7 +336,7 @@ impl<W: Writer> TargetWriter<W> {
                     return next_allowed;
                 }
                 Err(err) if err.retryable && attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(target_name = %self.target().name, value = current.value, attempt, cause = %err, "write failed; retrying");
+                    tracing::warn!(target_name = %self.target.name, value = current.value, attempt, cause = %err, "write failed; retrying");
                     sleep_until(started + backoff.max(interval)).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     attempt += 1;
@@ -349,9 +354,9 @@ impl<W: Writer> TargetWriter<W> {
                     let message = format!(
                         "{} of {} failed after {attempt} attempt(s): {err}",
                         current.value,
-                        self.target().describe()
+                        self.target.describe()
                     );
-                    tracing::warn!(target_name = %self.target().name, value = current.value, cause = %err, "write rejected");
+                    tracing::warn!(target_name = %self.target.name, value = current.value, cause = %err, "write rejected");
                     self.finish_from(
                         old,
                         &current,
@@ -367,10 +372,6 @@ impl<W: Writer> TargetWriter<W> {
 }
 
 impl<W: Writer> TargetWriter<W> {
-    pub(super) fn target(&self) -> Arc<TargetSpec> {
-        self.spec.get()
-    }
-
     pub(super) async fn wait_for_budget(&self) {
         if let Some(budget) = &self.budget {
             budget.acquire().await;

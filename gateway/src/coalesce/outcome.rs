@@ -9,7 +9,7 @@ use crate::audit::{self, Record};
 impl<W: Writer> TargetWriter<W> {
     /// The target's desired value as last observed.
     pub(super) fn desired(&self) -> Option<f64> {
-        self.hub.snapshot().get(&self.target().name)?.desired
+        self.hub.snapshot().get(&self.target.name)?.desired
     }
 
     /// Answers `s` (and audits applied and rejected outcomes), from the current desired value.
@@ -32,14 +32,14 @@ impl<W: Writer> TargetWriter<W> {
         reason: RejectReason,
         mut message: String,
     ) {
-        if kind == OutcomeKind::Applied && self.target().dry_run {
+        if kind == OutcomeKind::Applied && self.target.dry_run {
             message = "dry run: the cluster accepted it, nothing was changed".to_owned();
         }
         if let (Some(audit), OutcomeKind::Applied | OutcomeKind::Rejected) = (&self.audit, kind) {
             audit.record(&Record {
                 time: Record::now(),
                 operator: &s.operator,
-                target: &self.target().name,
+                target: &self.target.name,
                 old,
                 new: f64::from(s.value),
                 outcome: if kind == OutcomeKind::Applied {
@@ -50,10 +50,10 @@ impl<W: Writer> TargetWriter<W> {
                 reason: (kind == OutcomeKind::Rejected).then(|| audit::reason_name(reason)),
                 message: &message,
                 latency_ms: Record::latency_since(s.received),
-                dry_run: self.target().dry_run,
+                dry_run: self.target.dry_run,
             });
         }
-        answer(&self.target().name, s, kind, reason, message);
+        answer(&self.target.name, s, kind, reason, message);
     }
 }
 

@@ -13,19 +13,19 @@ impl<W: Writer> TargetWriter<W> {
     /// target's current desired value (observed, else last written); `None` to write it as is.
     /// Refused while the current value is unknown: a jump of unknown size is not walked blind.
     pub(super) fn step_toward(&self, value: i32) -> Result<Option<i32>, String> {
-        let Some(step) = self.target().max_step else {
+        let Some(step) = self.target.max_step else {
             return Ok(None);
         };
         let observed = self
             .hub
             .snapshot()
-            .get(&self.target().name)
+            .get(&self.target.name)
             .and_then(|s| s.desired);
         let last = *self.last_written.lock().unwrap_or_else(|p| p.into_inner());
         let Some(base) = observed.map(|d| d as i32).or(last) else {
             return Err(format!(
                 "the current replicas of {} are not known yet, so a move cannot be walked in steps of {step}; try again",
-                self.target().describe()
+                self.target.describe()
             ));
         };
         Ok(((value - base).abs() > step).then(|| base + step * (value - base).signum()))
@@ -43,16 +43,16 @@ impl<W: Writer> TargetWriter<W> {
         self.wait_for_budget().await;
         let started = Instant::now();
         self.hub
-            .record_write(&self.target().name, step, submission.operator.clone());
+            .record_write(&self.target.name, step, submission.operator.clone());
         let result = timeout(
             WRITE_TIMEOUT,
-            self.writer.write(&self.target(), step, submission.actor()),
+            self.writer.write(&self.target, step, submission.actor()),
         )
         .await;
         match result {
             Ok(Ok(())) => {
                 self.set_last_written(step);
-                tracing::info!(target_name = %self.target().name, step, value = submission.value, operator = %submission.operator, "stepped");
+                tracing::info!(target_name = %self.target.name, step, value = submission.value, operator = %submission.operator, "stepped");
                 let mut pending = self.slot.pending.lock().unwrap_or_else(|p| p.into_inner());
                 if pending.is_none() {
                     *pending = Some(submission);
@@ -74,11 +74,11 @@ impl<W: Writer> TargetWriter<W> {
     pub(super) fn reject_step(&self, submission: &Submission, step: i32, cause: &str) {
         let message = format!(
             "walking {} towards {} in steps of at most {}: writing {step} failed: {cause}",
-            self.target().describe(),
+            self.target.describe(),
             submission.value,
-            self.target().max_step.unwrap_or_default()
+            self.target.max_step.unwrap_or_default()
         );
-        tracing::warn!(target_name = %self.target().name, step, cause, "step rejected");
+        tracing::warn!(target_name = %self.target.name, step, cause, "step rejected");
         self.finish(
             submission,
             OutcomeKind::Rejected,
