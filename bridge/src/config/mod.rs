@@ -112,6 +112,20 @@ pub struct GatewayConfig {
     pub resend_within: Duration,
 }
 
+impl GatewayConfig {
+    /// A gateway at `url` trusting `ca_pem`, with `token`, its URL's host as TLS name and the
+    /// default `resend_within` (the demo's and tests' gateway).
+    pub fn new(url: String, ca_pem: Option<Vec<u8>>, token: String) -> GatewayConfig {
+        GatewayConfig {
+            url,
+            ca_pem,
+            token,
+            domain: None,
+            resend_within: DEFAULT_RESEND_WITHIN,
+        }
+    }
+}
+
 impl fmt::Debug for GatewayConfig {
     /// Never prints the token.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

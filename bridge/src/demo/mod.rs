@@ -116,13 +116,11 @@ pub async fn run(
         .map_err(Error::Bind)?;
     gateway.listen = listener.local_addr().map_err(Error::Bind)?;
 
-    let upstream = GatewayConfig {
-        url: format!("https://{}", gateway.listen),
-        ca_pem: Some(certs.ca_pem.into_bytes()),
+    let upstream = GatewayConfig::new(
+        format!("https://{}", gateway.listen),
+        Some(certs.ca_pem.into_bytes()),
         token,
-        domain: None,
-        resend_within: crate::config::DEFAULT_RESEND_WITHIN,
-    };
+    );
     let config = Config::new(local, upstream);
     let mappings = Arc::new(config.osc.mappings.clone());
     let uplink = crate::uplink::Uplink::new(&config.bridge_id, &config.gateway, mappings)

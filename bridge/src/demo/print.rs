@@ -179,13 +179,8 @@ mod tests {
             std::path::Path::new("bridge.toml"),
         )
         .expect("built-in config");
-        let gateway = crate::config::GatewayConfig {
-            url: "https://127.0.0.1:1".into(),
-            ca_pem: None,
-            token: "t".into(),
-            domain: None,
-            resend_within: crate::config::DEFAULT_RESEND_WITHIN,
-        };
+        let gateway =
+            crate::config::GatewayConfig::new("https://127.0.0.1:1".into(), None, "t".into());
         let mut config = Config::new(local, gateway);
         let hint =
             |config: &Config, listen: &str| discovery_hint(config, listen.parse().expect("addr"));

@@ -188,13 +188,7 @@ mod tests {
     use super::*;
 
     fn gateway(url: &str, token: &str) -> GatewayConfig {
-        GatewayConfig {
-            url: url.into(),
-            ca_pem: None,
-            token: token.into(),
-            domain: None,
-            resend_within: crate::config::DEFAULT_RESEND_WITHIN,
-        }
+        GatewayConfig::new(url.into(), None, token.into())
     }
 
     #[test]

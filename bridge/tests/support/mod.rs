@@ -43,13 +43,7 @@ pub fn bridge_config(
         arm_address: None,
         mappings: Mappings::new(vec![fader]),
     };
-    let gateway = GatewayConfig {
-        url: format!("http://{gateway}"),
-        ca_pem: None,
-        token: TOKEN.into(),
-        domain: None,
-        resend_within: kubeknobs_bridge::config::DEFAULT_RESEND_WITHIN,
-    };
+    let gateway = GatewayConfig::new(format!("http://{gateway}"), None, TOKEN.into());
     let local = Local {
         bridge_id: "test-bridge".into(),
         osc,
