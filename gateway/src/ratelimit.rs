@@ -8,6 +8,11 @@
 //!   tokio's here, so the limits are tested with `tokio::time::pause`.)
 //! - **Sessions per operator** are counted; a session over the limit is refused with
 //!   `RESOURCE_EXHAUSTED`, and the count drops when a session ends ([`SessionPermit`]).
+//! - **Forgetting operators**: an operator's limiter is dropped once they have had no session
+//!   for as long as their whole burst takes to refill (`events_burst / events_per_second`).
+//!   By then a fresh limiter is exactly what they would have had, so forgetting them is
+//!   invisible (reconnecting sooner does not reset the burst), and the map holds only recent
+//!   operators, however many tokens the cluster's TokenReview accepts over time.
 //! - **Cooldowns** ([`Cooldowns`]): a one-shot target (rollout restart) acts at most once per
 //!   its `cooldown_ms`, whoever presses; presses in between are answered `rate limited`.
 //! - **Writes per second for the whole gateway** ([`WriteBudget`]): every target's writer waits
@@ -101,6 +106,28 @@ type EventLimiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddlew
 struct OperatorState {
     events: RwLock<Events>,
     sessions: AtomicU32,
+    /// When a session of theirs last ended (or they were first seen), on [`TokioClock`].
+    idle_since: AtomicU64,
+}
+
+impl OperatorState {
+    fn new(limits: &Limits, clock: &TokioClock) -> OperatorState {
+        OperatorState {
+            events: RwLock::new(Events::new(limits, clock)),
+            sessions: AtomicU32::new(0),
+            idle_since: AtomicU64::new(clock.now().as_u64()),
+        }
+    }
+
+    /// No session open, and none for at least `refill`: their limiter is full again.
+    fn is_forgettable(&self, now: Nanos, refill: Duration) -> bool {
+        // `idle_since` is stored before the session count drops (see `SessionPermit::drop`), so a
+        // count of zero read here comes with the end time of the session that made it zero.
+        let idle = now
+            .as_u64()
+            .saturating_sub(self.idle_since.load(Ordering::Acquire));
+        self.sessions.load(Ordering::Acquire) == 0 && Duration::from_nanos(idle) >= refill
+    }
 }
 
 /// One operator's event limiter and the rate it enforces.
@@ -158,8 +185,16 @@ impl OperatorLimits {
 
     /// Admits a new session of `operator`, or refuses it when they have too many.
     pub fn open_session(&self, operator: &Arc<str>) -> Result<SessionPermit, Error> {
-        let state = self.state(operator);
-        let limit = self.limits().sessions_per_operator;
+        let limits = self.limits();
+        let mut map = self.operators.lock().unwrap_or_else(|p| p.into_inner());
+        let (now, refill) = (self.clock.now(), refill_time(&limits));
+        map.retain(|_, state| !state.is_forgettable(now, refill));
+        let state = map
+            .entry(operator.clone())
+            .or_insert_with(|| Arc::new(OperatorState::new(&limits, &self.clock)))
+            .clone();
+        // Counted under the map's lock, so no sweep forgets an operator being admitted.
+        let limit = limits.sessions_per_operator;
         state
             .sessions
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -176,18 +211,18 @@ impl OperatorLimits {
         })
     }
 
-    fn state(&self, operator: &Arc<str>) -> Arc<OperatorState> {
-        let limits = self.limits();
-        let mut map = self.operators.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(operator.clone())
-            .or_insert_with(|| {
-                Arc::new(OperatorState {
-                    events: RwLock::new(Events::new(&limits, &self.clock)),
-                    sessions: AtomicU32::new(0),
-                })
-            })
-            .clone()
+    /// How many operators have a limiter (open sessions, or a burst still refilling).
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.operators.lock().unwrap().len()
     }
+}
+
+/// How long an idle operator's limiter takes to refill its whole burst.
+fn refill_time(limits: &Limits) -> Duration {
+    Duration::from_secs_f64(
+        f64::from(limits.events_burst.get()) / f64::from(limits.events_per_second.get()),
+    )
 }
 
 /// One admitted session; checks its operator's event rate, and frees its slot when dropped.
@@ -214,6 +249,8 @@ impl SessionPermit {
 
 impl Drop for SessionPermit {
     fn drop(&mut self) {
+        let now = self.clock.now().as_u64();
+        self.state.idle_since.store(now, Ordering::Release);
         self.state.sessions.fetch_sub(1, Ordering::AcqRel);
     }
 }

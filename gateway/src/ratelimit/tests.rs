@@ -92,3 +92,41 @@ async fn a_one_shot_acts_once_per_cooldown() {
     tokio::time::advance(Duration::from_secs(6)).await;
     assert_eq!(cooldowns.try_start("web", cooldown), Ok(()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_operator_is_forgotten_only_once_their_burst_has_refilled() {
+    let limits = limits(10, 5, 4); // the burst refills in 0.5 s
+    let (alice, bob, carol): (Arc<str>, Arc<str>, Arc<str>) =
+        ("alice".into(), "bob".into(), "carol".into());
+    let _carol = limits.open_session(&carol).unwrap();
+    let session = limits.open_session(&alice).unwrap();
+    while session.check_event().is_ok() {}
+    drop(session);
+    let again = limits.open_session(&alice).unwrap();
+    assert!(
+        again.check_event().is_err(),
+        "reconnecting at once does not reset the burst"
+    );
+    drop(again);
+
+    tokio::time::advance(Duration::from_millis(400)).await;
+    drop(limits.open_session(&bob).unwrap());
+    assert_eq!(limits.tracked(), 3, "alice's burst is still refilling");
+
+    tokio::time::advance(Duration::from_millis(100)).await;
+    let _bob = limits.open_session(&bob).unwrap();
+    assert_eq!(
+        limits.tracked(),
+        2,
+        "alice is forgotten, bob and carol are not"
+    );
+
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    drop(limits.open_session(&bob).unwrap());
+    assert_eq!(limits.tracked(), 2, "open sessions keep their operator");
+    let alice_again = limits.open_session(&alice).unwrap();
+    let passed = (0..100)
+        .filter(|_| alice_again.check_event().is_ok())
+        .count();
+    assert_eq!(passed, 5, "a forgotten operator starts with a full burst");
+}
