@@ -154,8 +154,9 @@ async fn start_ops(
 /// feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
 /// changed) replaces the pipeline — a new gateway session with the new settings — while the OSC
 /// socket, the ops port and the known OSC clients stay; an unusable one is logged and changes
-/// nothing (see [`reload`]). OSC is advertised over mDNS for as long as the socket is bound;
-/// the advertisement is withdrawn at shutdown (within [`discovery::STOP_WITHIN`]).
+/// nothing (see [`reload`]). OSC is advertised over mDNS for as long as the socket is bound (a
+/// reload that changes the bridge id or feedback port re-announces its TXT record); the
+/// advertisement is withdrawn at shutdown (within [`discovery::STOP_WITHIN`]).
 pub(crate) async fn serve(
     config: Config,
     uplink: uplink::Uplink,
@@ -204,6 +205,10 @@ pub(crate) async fn serve(
                         info!(%cause, "config reloaded; reconnecting to the gateway with it");
                         // The old pipeline (its session, MIDI threads, feedback) stops as it drops.
                         running.set(parts.pipeline(new.clone(), uplink));
+                        let txt = |c: &Config| (c.bridge_id.clone(), c.osc.feedback_port);
+                        if let Some(ad) = advertisement.as_ref().filter(|_| txt(&new) != txt(&config)) {
+                            ad.update_txt(&new.bridge_id, new.osc.feedback_port);
+                        }
                         config = new;
                     }
                     Err(reason) => warn!(

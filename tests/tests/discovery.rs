@@ -20,7 +20,8 @@ const OSC_PORT: u16 = 8000;
 
 /// Browses `_osc._udp` on the interface with the address in argv[1]; prints `ready`, then one
 /// `added {json}` per resolved service (after sending it one OSC message, `/kk/ping`, at the
-/// address and port it resolved) and one `removed NAME` per withdrawn service.
+/// address and port it resolved), one `updated {json}` per changed TXT record, and one
+/// `removed NAME` per withdrawn service.
 const BROWSER: &str = r#"
 import json, socket, sys, time
 from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
@@ -39,6 +40,10 @@ def changed(zeroconf, service_type, name, state_change):
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(PING, (address, info.port))
         print("added " + json.dumps({"name": name, "port": info.port,
               "addresses": addresses, "txt": props}), flush=True)
+    elif state_change is ServiceStateChange.Updated:
+        info = zeroconf.get_service_info(service_type, name, timeout=5000)
+        props = {k.decode(): (v or b"").decode() for k, v in (info.properties if info else {}).items()}
+        print("updated " + json.dumps({"name": name, "txt": props}), flush=True)
     elif state_change is ServiceStateChange.Removed:
         print("removed " + name, flush=True)
 
@@ -76,9 +81,12 @@ name = "{NAME}"
     )
 }
 
-/// The JSON after `added ` in a browser line.
-fn added(line: &str) -> serde_json::Value {
-    let json = &line[line.find("added ").expect("an added line") + "added ".len()..];
+/// The JSON after `event ` (`added`, `updated`) in a browser line.
+fn json_after(event: &str, line: &str) -> serde_json::Value {
+    let start = line
+        .find(event)
+        .unwrap_or_else(|| panic!("no {event:?} in {line:?}"));
+    let json = &line[start + event.len()..];
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{json:?} is not JSON: {e}"))
 }
 
@@ -116,7 +124,8 @@ fn browser(lan: &Lan) -> Process {
 
 /// Runs the bridge on host `a` with OSC on `listen` (port [`OSC_PORT`]), which it says it
 /// advertises `scope`, and checks through the browser on host `b`: it is found with its port,
-/// address 10.77.0.1 alone and its TXT record; OSC sent to what was resolved reaches it; and on
+/// address 10.77.0.1 alone and its TXT record; OSC sent to what was resolved reaches it; a
+/// reload that changes the bridge id and feedback port updates the TXT record it sees; and on
 /// SIGTERM it exits promptly and cleanly and the browser sees it withdrawn (a goodbye, not a TTL
 /// running out).
 fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
@@ -129,7 +138,7 @@ fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
     let bridge = Process::spawn("bridge", command);
     bridge.wait_for(&["mDNS: advertising", scope]);
 
-    let found = added(&browser.wait_for(&["added "]));
+    let found = json_after("added ", &browser.wait_for(&["added "]));
     let fullname = format!("{NAME}._osc._udp.local.");
     assert_eq!(found["name"], fullname.as_str(), "{found}");
     assert_eq!(found["port"], OSC_PORT, "{found}");
@@ -143,6 +152,18 @@ fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
     assert_eq!(found["txt"]["txtvers"], "1", "{found}");
     // What the browser resolved is the bridge's OSC socket: its ping arrived there.
     bridge.wait_for(&["unknown OSC address", "/kk/ping", "10.77.0.2"]);
+
+    // A reload that changes what the TXT record says announces it again.
+    let edited = bridge_config(dir.path(), listen)
+        .replace("pi-stage-left", "pi-stage-right")
+        .replace("feedback_port = 9000", "feedback_port = 9001");
+    std::fs::write(&config, edited).expect("edit config");
+    bridge.hang_up();
+    bridge.wait_for(&["mDNS: announced", "again", "pi-stage-right"]);
+    let updated = json_after("updated ", &browser.wait_for(&["updated ", "9001"]));
+    assert_eq!(updated["name"], fullname.as_str(), "{updated}");
+    assert_eq!(updated["txt"]["bridge_id"], "pi-stage-right", "{updated}");
+    assert_eq!(updated["txt"]["feedback_port"], "9001", "{updated}");
 
     bridge.terminate();
     let stopping = Instant::now();

@@ -61,9 +61,15 @@ pub fn start(
         bridge_id,
         feedback_port,
     };
-    let host = record::machine_host_name();
-    let registered = record::service(config, &host, interfaces, local.port(), &txt)
-        .and_then(|service| Advertisement::register(service, interfaces));
+    let record = record::Record {
+        config: config.clone(),
+        host: record::machine_host_name(),
+        interfaces,
+        port: local.port(),
+    };
+    let registered = record
+        .service(&txt)
+        .and_then(|service| Advertisement::register(service, record));
     match registered {
         Ok(ad) => {
             info!(
@@ -94,11 +100,13 @@ pub struct Advertisement {
     daemon: ServiceDaemon,
     fullname: String,
     events: mdns_sd::Receiver<DaemonEvent>,
+    record: record::Record,
 }
 
 impl Advertisement {
-    /// Starts a responder limited to `interfaces` and registers `service` with it.
-    fn register(service: ServiceInfo, interfaces: Interfaces) -> mdns_sd::Result<Advertisement> {
+    /// Starts a responder limited to the record's interfaces and registers `service` with it.
+    fn register(service: ServiceInfo, record: record::Record) -> mdns_sd::Result<Advertisement> {
+        let interfaces = record.interfaces;
         let daemon = ServiceDaemon::new()?;
         let fullname = service.get_fullname().to_owned();
         let setup = || -> mdns_sd::Result<mdns_sd::Receiver<DaemonEvent>> {
@@ -125,11 +133,33 @@ impl Advertisement {
                 daemon,
                 fullname,
                 events,
+                record,
             }),
             Err(e) => {
                 let _ = daemon.shutdown();
                 Err(e)
             }
+        }
+    }
+
+    /// Announces the service again with a new TXT record, after a config reload changed the
+    /// bridge id or the feedback port, so browsing apps stop showing the old ones. A failure is a
+    /// warning, and browsers keep the old record.
+    pub fn update_txt(&self, bridge_id: &str, feedback_port: u16) {
+        let txt = record::Txt {
+            bridge_id,
+            feedback_port,
+        };
+        match self
+            .record
+            .service(&txt)
+            .and_then(|s| self.daemon.register(s))
+        {
+            Ok(()) => info!(
+                "mDNS: announced {} again with bridge_id {bridge_id}, feedback_port {feedback_port}",
+                self.fullname
+            ),
+            Err(e) => warn!(error = %e, "mDNS: cannot update the TXT record of {}", self.fullname),
         }
     }
 

@@ -22,6 +22,21 @@ pub(super) struct Txt<'a> {
     pub feedback_port: u16,
 }
 
+/// Everything in the service record but the TXT record, which a config reload may change.
+pub(super) struct Record {
+    pub config: DiscoveryConfig,
+    pub host: String,
+    pub interfaces: Interfaces,
+    pub port: u16,
+}
+
+impl Record {
+    /// The service record with `txt`.
+    pub fn service(&self, txt: &Txt<'_>) -> mdns_sd::Result<ServiceInfo> {
+        service(&self.config, &self.host, self.interfaces, self.port, txt)
+    }
+}
+
 /// The service record of the OSC socket on `port`, as `config` names it, for `interfaces`: with
 /// the one address, or with the addresses of the chosen interfaces, kept current by the daemon.
 pub(super) fn service(
