@@ -5,8 +5,9 @@
 //! clients stay. An unusable one changes nothing, and the log says why.
 //!
 //! `osc.listen` and `ops.listen` are bound once, and `[discovery]` advertises that socket for as
-//! long as it is bound: a file that changes them is refused, naming the field, since only a
-//! restart can apply it.
+//! long as it is bound: a file that changes them (or the instance name, which is the bridge_id
+//! when `discovery.name` is unset) is refused, naming the field, since only a restart can apply
+//! it. A new bridge_id or feedback port is re-announced in the TXT record.
 
 // The trigger is the gateway's, compiled into this crate too: the bridge builds without the
 // gateway (and its Kubernetes dependencies) on a Raspberry Pi.
@@ -58,10 +59,44 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let checks = [
         ("osc.listen", old.osc.listen != new.osc.listen),
         ("ops.listen", old.ops_listen != new.ops_listen),
-        ("[discovery]", old.discovery != new.discovery),
+        ("discovery.mdns", old.discovery.mdns != new.discovery.mdns),
+        (
+            "discovery.name (bridge_id when unset)",
+            old.discovery.name != new.discovery.name,
+        ),
     ];
     checks
         .into_iter()
         .filter_map(|(field, changed)| changed.then_some(field))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token.txt"), "t\n").expect("token");
+        let path = dir.path().join("bridge.toml");
+        let base = "[gateway]\nurl = \"http://127.0.0.1:9\"\ntoken_file = \"token.txt\"\n";
+        std::fs::write(&path, format!("{text}\n{base}")).expect("config");
+        Config::load(&path).expect("valid config")
+    }
+
+    #[test]
+    fn a_new_bridge_id_needs_a_restart_only_when_it_names_the_service() {
+        let named = "[discovery]\nname = \"Stage\"";
+        let old = config(&format!("bridge_id = \"a\"\n{named}"));
+        let new = config(&format!("bridge_id = \"b\"\n{named}"));
+        assert!(needs_restart(&old, &new).is_empty());
+        let old = config("bridge_id = \"a\"");
+        let new = config("bridge_id = \"b\"");
+        assert_eq!(
+            needs_restart(&old, &new),
+            ["discovery.name (bridge_id when unset)"]
+        );
+        let off = config("bridge_id = \"a\"\n[discovery]\nmdns = false");
+        assert_eq!(needs_restart(&old, &off), ["discovery.mdns"]);
+    }
 }
