@@ -169,6 +169,14 @@ pub(crate) async fn serve(
     // The ops port is announced before OSC, so "OSC listening" means both are up.
     let metrics = ops::Metrics::new();
     let ops_server = start_ops(config.ops_listen, metrics.clone()).await?;
+    let tcp = match config.osc.tcp_listen {
+        Some(addr) => Some(osc::stream::bind(addr).await?),
+        None => None,
+    };
+    if let Some(listener) = &tcp {
+        let addr = listener.local_addr().map_err(osc::Error::LocalAddr)?;
+        info!("OSC over TCP listening on {addr}");
+    }
     info!("OSC listening on {local}");
     let advertisement = discovery::start(
         &config.discovery,
@@ -176,12 +184,15 @@ pub(crate) async fn serve(
         local,
         config.osc.feedback_port,
     );
+    let (inbound, streams) = mpsc::channel(osc::stream::QUEUE);
     let parts = Parts {
         socket: Arc::new(socket),
+        streams: Arc::new(tokio::sync::Mutex::new(streams)),
         clients: Arc::new(Mutex::new(osc::Clients::new(config.osc.client_timeout))),
         metrics,
         observer,
     };
+    let tcp_server = serve_tcp(tcp, inbound, parts.clients.clone());
     let path = file
         .as_ref()
         .map(|f| f.path().to_owned())
@@ -189,7 +200,7 @@ pub(crate) async fn serve(
     let mut triggers = file.map(reload::Triggers::new);
     let mut running = Box::pin(parts.pipeline(config.clone(), uplink));
     let mut config = config;
-    tokio::pin!(shutdown, ops_server);
+    tokio::pin!(shutdown, ops_server, tcp_server);
     // In a block: the watch borrows the advertisement, which `stop` below consumes.
     {
         let advertising = discovery::watch(advertisement.as_ref());
@@ -198,6 +209,7 @@ pub(crate) async fn serve(
             tokio::select! {
                 () = &mut shutdown => break info!("shutting down"),
                 () = &mut ops_server => break,
+                () = &mut tcp_server => break,
                 () = &mut advertising => break,
                 () = &mut running => break,
                 cause = reload::next(&mut triggers) => match reload::load(&config, &path) {
@@ -225,9 +237,24 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// What outlives a config reload: the bound OSC socket, the OSC clients seen, the metrics.
+/// OSC over TCP on `listener`, if `osc.tcp_listen` is set; never resolves.
+async fn serve_tcp(
+    listener: Option<tokio::net::TcpListener>,
+    inbound: mpsc::Sender<osc::stream::Inbound>,
+    clients: osc::SharedClients,
+) {
+    match listener {
+        Some(listener) => osc::stream::serve(listener, inbound, clients).await,
+        // `inbound` is kept open, so the receiver's side of it simply never yields.
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// What outlives a config reload: the bound OSC socket and TCP connections, the OSC clients
+/// seen, the metrics.
 struct Parts {
     socket: Arc<UdpSocket>,
+    streams: osc::SharedInbound,
     clients: osc::SharedClients,
     metrics: ops::Metrics,
     observer: Option<feedback::Observer>,
@@ -248,6 +275,7 @@ impl Parts {
         let (feedback_tx, feedback_rx) = mpsc::channel(FEEDBACK_QUEUE);
         let receiver = osc::Receiver {
             socket: self.socket.clone(),
+            streams: self.streams.clone(),
             mappings: mappings.clone(),
             clients: self.clients.clone(),
             link,

@@ -333,6 +333,8 @@ pub struct Bridge {
     pub process: Process,
     /// The UDP port it reads OSC on.
     pub osc_port: u16,
+    /// Where it accepts OSC over TCP, when its config has `osc.tcp_listen`.
+    pub osc_tcp: Option<SocketAddr>,
     /// Its ops port (`/metrics`, `/healthz`, `/readyz`), when its config has `[ops]`.
     pub ops: Option<SocketAddr>,
 }
@@ -347,15 +349,20 @@ impl Bridge {
         let process = Process::spawn("bridge", command);
         let line = process.wait_for(&["OSC listening on"]);
         let osc_port = address_after(&line, "OSC listening on").port();
-        // Announced before the OSC line, so it is there now if it ever will be.
-        let ops = process
-            .output()
-            .iter()
-            .find(|l| l.contains("ops listening on"))
-            .map(|l| address_after(l, "ops listening on"));
+        // Announced before the OSC line, so they are there now if they ever will be.
+        let announced = |marker: &str| {
+            process
+                .output()
+                .iter()
+                .find(|l| l.contains(marker))
+                .map(|l| address_after(l, marker))
+        };
+        let ops = announced("ops listening on");
+        let osc_tcp = announced("OSC over TCP listening on");
         Bridge {
             process,
             osc_port,
+            osc_tcp,
             ops,
         }
     }

@@ -36,8 +36,8 @@ initial = 2
     )
 }
 
-/// A bridge config mapping `/1/fader1` to `web`, with feedback to `feedback_port` and its ops
-/// port on a free loopback port.
+/// A bridge config mapping `/1/fader1` to `web`, with feedback to `feedback_port`, and OSC over
+/// TCP and its ops port on free loopback ports.
 pub fn bridge_config(dir: &Path, gateway: &Gateway, feedback_port: u16, token: &str) -> String {
     std::fs::write(dir.join("token.txt"), format!("{token}\n")).expect("write token");
     format!(
@@ -51,6 +51,7 @@ token_file = "token.txt"
 
 [osc]
 listen = "127.0.0.1:0"
+tcp_listen = "127.0.0.1:0"
 feedback_port = {feedback_port}
 
 [ops]

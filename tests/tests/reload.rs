@@ -144,8 +144,8 @@ fn the_bridge_reloads_its_mappings_and_keeps_them_when_the_file_is_bad() {
     );
 
     let moved = original.replace("/1/fader1", "/1/fader2").replace(
-        "listen = \"127.0.0.1:0\"\nfeedback_port",
-        "listen = \"127.0.0.1:1\"\nfeedback_port",
+        "[osc]\nlisten = \"127.0.0.1:0\"",
+        "[osc]\nlisten = \"127.0.0.1:1\"",
     );
     std::fs::write(&path, moved).unwrap();
     p.bridge.process.wait_for(&[

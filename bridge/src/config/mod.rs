@@ -147,6 +147,8 @@ impl fmt::Debug for GatewayConfig {
 pub struct OscConfig {
     /// UDP address to receive OSC on.
     pub listen: SocketAddr,
+    /// TCP address to accept OSC connections on (`osc.tcp_listen`); `None`: no OSC over TCP.
+    pub tcp_listen: Option<SocketAddr>,
     /// UDP port on each client that receives feedback.
     pub feedback_port: u16,
     /// A client that has sent nothing for this long gets no more feedback.
@@ -243,6 +245,11 @@ impl OscConfig {
             self.feedback_port,
             self.client_timeout.as_secs()
         );
+        if let Some(tcp) = self.tcp_listen {
+            out.push_str(&format!(
+                "osc tcp     listen {tcp} (SLIP or length-prefixed), feedback on the connection\n"
+            ));
+        }
         out.push_str(&format!("mappings    {}\n", self.mappings.len()));
         for m in self.mappings.iter() {
             out.push_str(&format!(

@@ -51,6 +51,7 @@ pub(super) struct RawGateway {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawOsc {
     pub listen: Option<Spanned<String>>,
+    pub tcp_listen: Option<Spanned<String>>,
     pub feedback_port: Option<Spanned<u16>>,
     pub client_timeout_secs: Option<Spanned<u64>>,
     pub presence_label: Option<Spanned<String>>,

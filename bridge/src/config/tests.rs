@@ -85,6 +85,24 @@ fn applies_defaults() {
     assert_eq!(config.osc.feedback_port, 9000);
     assert_eq!(config.osc.client_timeout.as_secs(), 300);
     assert!(config.osc.mappings.is_empty());
+    assert_eq!(config.osc.tcp_listen, None, "no OSC over TCP unless asked");
+}
+
+#[test]
+fn osc_over_tcp_is_configured_and_checked() {
+    let text = GOOD.replace(
+        "feedback_port = 9001",
+        "tcp_listen = \"0.0.0.0:8001\"\nfeedback_port = 9001",
+    );
+    let (config, _dir) = parse(&text);
+    let config = config.expect("valid config");
+    assert_eq!(config.osc.tcp_listen, Some("0.0.0.0:8001".parse().unwrap()));
+    assert!(config.summary().contains("osc tcp     listen 0.0.0.0:8001"));
+    let msg = error(&text.replace("\"0.0.0.0:8001\"\nfeedback", "\"port 8001\"\nfeedback"));
+    assert!(
+        msg.starts_with("bridge.toml:9: osc.tcp_listen: not a socket address"),
+        "{msg}"
+    );
 }
 
 #[test]

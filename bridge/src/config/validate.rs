@@ -139,6 +139,16 @@ fn osc(src: &Source<'_>, raw: &RawOsc) -> Result<OscConfig> {
             .map_err(|_| src.at(l, "osc.listen", "not a socket address like 0.0.0.0:8000"))?,
         None => DEFAULT_OSC_LISTEN,
     };
+    let tcp_listen = match &raw.tcp_listen {
+        Some(l) => Some(l.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
+            src.at(
+                l,
+                "osc.tcp_listen",
+                "not a socket address like 0.0.0.0:8000",
+            )
+        })?),
+        None => None,
+    };
     let feedback_port = match &raw.feedback_port {
         Some(p) if *p.get_ref() == 0 => {
             return Err(src.at(p, "osc.feedback_port", "must be 1..65535"));
@@ -188,6 +198,7 @@ fn osc(src: &Source<'_>, raw: &RawOsc) -> Result<OscConfig> {
     }
     Ok(OscConfig {
         listen,
+        tcp_listen,
         feedback_port,
         client_timeout,
         presence_label,

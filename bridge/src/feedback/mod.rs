@@ -4,7 +4,8 @@
 //! Contract: feedback is the truth. It is built only from state the gateway reports (the
 //! `Welcome`'s targets and every `StateUpdate`), never echoed from what a control sent, so a change
 //! made with `kubectl` or by another operator shows on every phone. For each state change, every
-//! client seen within `osc.client_timeout_secs` gets, at `client_ip:feedback_port`, one float per
+//! client seen within `osc.client_timeout_secs` gets, at `client_ip:feedback_port` (a TCP client: on
+//! its connection, while connected), one float per
 //! mapping of that target (the inverse-mapped `desired`) and, where a mapping has a `label`, a
 //! text like `web 7/10` (`<target> <ready>/<desired>`, `?` when unknown). A new client gets the
 //! state of every mapped target at once. While the gateway is unreachable, clients keep getting
@@ -13,7 +14,7 @@
 mod messages;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,7 +27,7 @@ use tracing::{debug, warn};
 pub use messages::{label_text, messages, number};
 
 use crate::mapping::{Bounds, Mappings};
-use crate::osc::{self, SharedClients};
+use crate::osc::{self, Peer, SharedClients, Unsent};
 
 /// What can go wrong sending feedback; logged, never fatal.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +60,7 @@ pub enum Event {
     /// Live state of some targets changed (`StateUpdate`).
     States(Vec<TargetState>),
     /// A client sent its first packet (or its first after being forgotten).
-    NewClient(IpAddr),
+    NewClient(Peer),
     /// The gateway session ended (the reason): every known state is now stale.
     Disconnected(String),
     /// The connected operators changed, as text (`Presence`).
@@ -117,7 +118,7 @@ impl Feedback {
     }
 
     /// Sends the presence text, if a label is configured, to `clients`.
-    async fn send_presence(&self, clients: &[IpAddr]) {
+    async fn send_presence(&self, clients: &[Peer]) {
         let Some((label, text)) = &self.presence else {
             return;
         };
@@ -125,16 +126,9 @@ impl Feedback {
             addr: label.clone(),
             args: vec![rosc::OscType::String(text.clone())],
         };
-        let bytes = match encode(message) {
-            Ok(bytes) => bytes,
-            Err(e) => return warn!(error = %crate::telemetry::chain(&e), "presence not sent"),
-        };
-        for &ip in clients {
-            let to = SocketAddr::new(ip, self.port);
-            if let Err(source) = self.socket.send_to(&bytes, to).await {
-                let e = Error::Send { to, source };
-                warn!(error = %crate::telemetry::chain(&e), "presence not sent");
-            }
+        match encode(message) {
+            Ok(bytes) => self.deliver(&[bytes], clients, "presence").await,
+            Err(e) => warn!(error = %crate::telemetry::chain(&e), "presence not sent"),
         }
     }
 
@@ -204,8 +198,8 @@ impl Feedback {
                     self.send_presence(&self.active_clients()).await;
                 }
             }
-            Event::NewClient(ip) => {
-                self.send_presence(&[ip]).await;
+            Event::NewClient(peer) => {
+                self.send_presence(&[peer]).await;
                 let mut targets: Vec<&str> = Vec::new();
                 for m in self.mappings.iter() {
                     if !targets.contains(&m.target.as_str()) {
@@ -213,18 +207,18 @@ impl Feedback {
                     }
                 }
                 for target in targets {
-                    self.send(target, &[ip]).await;
+                    self.send(target, &[peer]).await;
                 }
             }
         }
     }
 
-    fn active_clients(&self) -> Vec<IpAddr> {
+    fn active_clients(&self) -> Vec<Peer> {
         osc::lock(&self.clients).active(Instant::now())
     }
 
     /// One target's state changed: tell the observer and the clients.
-    async fn changed(&self, target: &str, clients: &[IpAddr]) {
+    async fn changed(&self, target: &str, clients: &[Peer]) {
         if let (Some(observer), Some(known)) = (&self.observer, self.known.get(target)) {
             // Display only: if the observer lags, it misses a line rather than slowing feedback.
             let _ = observer.try_send(known.state.clone());
@@ -243,35 +237,53 @@ impl Feedback {
         self.send(target, clients).await;
     }
 
-    /// Sends the last known state of `target` to `clients`, one datagram per message.
-    async fn send(&self, target: &str, clients: &[IpAddr]) {
+    /// Sends the last known state of `target` to `clients`, one packet per message.
+    async fn send(&self, target: &str, clients: &[Peer]) {
         let Some(known) = self.known.get(target) else {
             return;
         };
         if clients.is_empty() {
             return;
         }
-        let mut datagrams = Vec::new();
+        let mut packets = Vec::new();
         for mapping in self.mappings.for_target(target) {
             for message in messages(mapping, known.bounds.as_ref(), &known.state) {
                 match encode(message) {
-                    Ok(bytes) => datagrams.push(bytes),
+                    Ok(bytes) => packets.push(bytes),
                     Err(e) => warn!(error = %crate::telemetry::chain(&e), "feedback not sent"),
                 }
             }
         }
-        if datagrams.is_empty() {
-            return;
+        if !packets.is_empty() {
+            self.deliver(&packets, clients, "feedback").await;
         }
-        for &ip in clients {
-            let to = SocketAddr::new(ip, self.port);
-            for bytes in &datagrams {
-                if let Err(source) = self.socket.send_to(bytes, to).await {
-                    let e = Error::Send { to, source };
-                    warn!(error = %crate::telemetry::chain(&e), "feedback not sent");
+    }
+
+    /// Sends `packets` (`what`: feedback or presence) to each of `clients`: as datagrams to port
+    /// `osc.feedback_port` of a UDP client, queued for the writer of a TCP client's connection.
+    async fn deliver(&self, packets: &[Vec<u8>], clients: &[Peer], what: &str) {
+        for &peer in clients {
+            match peer {
+                Peer::Udp(ip) => {
+                    let to = SocketAddr::new(ip, self.port);
+                    for bytes in packets {
+                        if let Err(source) = self.socket.send_to(bytes, to).await {
+                            let e = Error::Send { to, source };
+                            warn!(error = %crate::telemetry::chain(&e), "{what} not sent");
+                        }
+                    }
+                }
+                Peer::Tcp(addr) => {
+                    let mut registry = osc::lock(&self.clients);
+                    let queued = packets
+                        .iter()
+                        .try_for_each(|bytes| registry.queue(addr, bytes.clone()));
+                    if queued == Err(Unsent::TooSlow) {
+                        warn!(client = %peer, "OSC TCP client reads its {what} too slowly; disconnecting it");
+                    }
                 }
             }
-            debug!(%to, target_name = target, messages = datagrams.len(), "feedback sent");
+            debug!(client = %peer, messages = packets.len(), "{what} sent");
         }
     }
 }

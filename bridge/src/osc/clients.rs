@@ -1,26 +1,72 @@
-//! The registry of OSC clients: every sender's IP with the time it last sent something.
+//! The registry of OSC clients: who gets feedback, and how.
 //!
-//! Feedback goes to the clients seen within the timeout; a client that appears (for the first
-//! time, or again after it was forgotten) is reported as new so it can be sent the whole state.
-//! Time is passed in, so the rules are tested without sleeping.
+//! - A **UDP** client is an IP with the time it last sent something; feedback goes to that IP at
+//!   `osc.feedback_port` while it has been seen within the timeout.
+//! - A **TCP** client is one open connection, registered with the queue of its writer while it is
+//!   connected; it gets feedback on that connection once it has sent a packet (so its framing is
+//!   known), and for as long as it stays connected.
+//!
+//! A client that appears (for the first time, or again after it was forgotten) is reported as
+//! new, so it can be sent the whole state. Time is passed in, so the rules are tested without
+//! sleeping.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// Last-seen times of OSC clients.
+use tokio::sync::mpsc;
+
+/// Who sent OSC, and so where its feedback goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Peer {
+    /// A UDP sender: feedback goes to its IP at `osc.feedback_port`.
+    Udp(IpAddr),
+    /// A TCP connection: feedback goes back on it.
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Udp(ip) => write!(f, "{ip}"),
+            Peer::Tcp(addr) => write!(f, "tcp {addr}"),
+        }
+    }
+}
+
+/// Why a TCP client's packet was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsent {
+    /// Its queue is full: it reads too slowly. It has been dropped (the connection closes).
+    TooSlow,
+    /// It is not connected (any more).
+    Gone,
+}
+
+/// A connected TCP client.
+#[derive(Debug)]
+struct Stream {
+    /// Packets for its writer.
+    tx: mpsc::Sender<Vec<u8>>,
+    /// It has sent a packet, so it gets feedback.
+    spoke: bool,
+}
+
+/// Known OSC clients.
 #[derive(Debug)]
 pub struct Clients {
     timeout: Duration,
     seen: HashMap<IpAddr, Instant>,
+    streams: HashMap<SocketAddr, Stream>,
 }
 
 impl Clients {
-    /// A registry that forgets clients silent for longer than `timeout`.
+    /// A registry that forgets UDP clients silent for longer than `timeout`.
     pub fn new(timeout: Duration) -> Clients {
         Clients {
             timeout,
             seen: HashMap::new(),
+            streams: HashMap::new(),
         }
     }
 
@@ -29,23 +75,63 @@ impl Clients {
         self.timeout = timeout;
     }
 
-    /// Records a packet from `ip` at `now`. Returns true when the client is new: never seen, or
-    /// silent for longer than the timeout.
-    pub fn touch(&mut self, ip: IpAddr, now: Instant) -> bool {
-        match self.seen.insert(ip, now) {
-            None => true,
-            Some(last) => now.saturating_duration_since(last) > self.timeout,
+    /// Registers TCP client `addr`, whose writer reads `tx`, until [`Clients::disconnect`].
+    pub fn connect(&mut self, addr: SocketAddr, tx: mpsc::Sender<Vec<u8>>) {
+        self.streams.insert(addr, Stream { tx, spoke: false });
+    }
+
+    /// Forgets TCP client `addr`.
+    pub fn disconnect(&mut self, addr: SocketAddr) {
+        self.streams.remove(&addr);
+    }
+
+    /// Records a packet from `peer` at `now`. Returns true when the client is new: a UDP client
+    /// never seen or silent for longer than the timeout, or a TCP client's first packet.
+    pub fn touch(&mut self, peer: Peer, now: Instant) -> bool {
+        match peer {
+            Peer::Udp(ip) => match self.seen.insert(ip, now) {
+                None => true,
+                Some(last) => now.saturating_duration_since(last) > self.timeout,
+            },
+            Peer::Tcp(addr) => self
+                .streams
+                .get_mut(&addr)
+                .is_some_and(|s| !std::mem::replace(&mut s.spoke, true)),
         }
     }
 
-    /// The clients seen within the timeout before `now`; forgets the others.
-    pub fn active(&mut self, now: Instant) -> Vec<IpAddr> {
+    /// The clients that get feedback at `now`; forgets UDP clients silent for too long.
+    pub fn active(&mut self, now: Instant) -> Vec<Peer> {
         let timeout = self.timeout;
         self.seen
             .retain(|_, last| now.saturating_duration_since(*last) <= timeout);
-        let mut ips: Vec<IpAddr> = self.seen.keys().copied().collect();
-        ips.sort();
-        ips
+        let udp = self.seen.keys().map(|&ip| Peer::Udp(ip));
+        let tcp = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.spoke)
+            .map(|(&addr, _)| Peer::Tcp(addr));
+        let mut peers: Vec<Peer> = udp.chain(tcp).collect();
+        peers.sort();
+        peers
+    }
+
+    /// Queues `packet` for TCP client `addr`. A client whose queue is full is dropped, which
+    /// closes its connection: it reconnects and is sent the whole state, rather than being left
+    /// showing a value that is no longer true.
+    pub fn queue(&mut self, addr: SocketAddr, packet: Vec<u8>) -> Result<(), Unsent> {
+        let stream = self.streams.get(&addr).ok_or(Unsent::Gone)?;
+        match stream.tx.try_send(packet) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.streams.remove(&addr);
+                Err(Unsent::TooSlow)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.streams.remove(&addr);
+                Err(Unsent::Gone)
+            }
+        }
     }
 }
 
@@ -54,23 +140,64 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembers_and_forgets_clients() {
+    fn remembers_and_forgets_udp_clients() {
         let t0 = Instant::now();
         let phone: IpAddr = [192, 168, 1, 20].into();
         let tablet: IpAddr = [192, 168, 1, 21].into();
         let mut clients = Clients::new(Duration::from_secs(300));
-        assert!(clients.touch(phone, t0));
-        assert!(!clients.touch(phone, t0 + Duration::from_secs(10)));
-        assert!(clients.touch(tablet, t0 + Duration::from_secs(100)));
+        assert!(clients.touch(Peer::Udp(phone), t0));
+        assert!(!clients.touch(Peer::Udp(phone), t0 + Duration::from_secs(10)));
+        assert!(clients.touch(Peer::Udp(tablet), t0 + Duration::from_secs(100)));
         assert_eq!(
             clients.active(t0 + Duration::from_secs(200)),
-            vec![phone, tablet]
+            vec![Peer::Udp(phone), Peer::Udp(tablet)]
         );
         // The phone was last seen at t0+10 s: forgotten at t0+311 s, the tablet still there.
-        assert_eq!(clients.active(t0 + Duration::from_secs(311)), vec![tablet]);
+        assert_eq!(
+            clients.active(t0 + Duration::from_secs(311)),
+            vec![Peer::Udp(tablet)]
+        );
         // A forgotten client that talks again is new again.
-        assert!(clients.touch(phone, t0 + Duration::from_secs(312)));
+        assert!(clients.touch(Peer::Udp(phone), t0 + Duration::from_secs(312)));
         // Silent longer than the timeout but not yet pruned: also new again.
-        assert!(clients.touch(tablet, t0 + Duration::from_secs(401)));
+        assert!(clients.touch(Peer::Udp(tablet), t0 + Duration::from_secs(401)));
+    }
+
+    #[test]
+    fn a_tcp_client_gets_feedback_from_its_first_packet_until_it_disconnects() {
+        let t0 = Instant::now();
+        let addr: SocketAddr = "192.168.1.20:50123".parse().unwrap();
+        let mut clients = Clients::new(Duration::from_secs(1));
+        assert!(!clients.touch(Peer::Tcp(addr), t0), "not connected");
+        let (tx, mut rx) = mpsc::channel(2);
+        clients.connect(addr, tx);
+        assert!(clients.active(t0).is_empty(), "silent so far");
+        assert!(clients.touch(Peer::Tcp(addr), t0));
+        assert!(!clients.touch(Peer::Tcp(addr), t0));
+        let an_hour = t0 + Duration::from_secs(3600);
+        assert_eq!(clients.active(an_hour), vec![Peer::Tcp(addr)], "no timeout");
+        assert_eq!(clients.queue(addr, vec![1]), Ok(()));
+        assert_eq!(rx.try_recv(), Ok(vec![1]));
+        clients.disconnect(addr);
+        assert!(clients.active(an_hour).is_empty());
+        assert_eq!(clients.queue(addr, vec![2]), Err(Unsent::Gone));
+    }
+
+    #[test]
+    fn a_tcp_client_that_reads_too_slowly_is_dropped() {
+        let addr: SocketAddr = "127.0.0.1:50124".parse().unwrap();
+        let mut clients = Clients::new(Duration::from_secs(1));
+        let (tx, mut rx) = mpsc::channel(2);
+        clients.connect(addr, tx);
+        clients.touch(Peer::Tcp(addr), Instant::now());
+        assert_eq!(clients.queue(addr, vec![1]), Ok(()));
+        assert_eq!(clients.queue(addr, vec![2]), Ok(()));
+        assert_eq!(clients.queue(addr, vec![3]), Err(Unsent::TooSlow));
+        assert!(clients.active(Instant::now()).is_empty());
+        // Its writer gets what was queued, then the end of the queue: the connection closes.
+        assert_eq!(rx.try_recv(), Ok(vec![1]));
+        assert_eq!(rx.try_recv(), Ok(vec![2]));
+        assert!(rx.try_recv().is_err());
+        assert!(rx.is_closed());
     }
 }

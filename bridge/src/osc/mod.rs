@@ -1,13 +1,18 @@
-//! OSC over UDP, the device I/O at the rim of the bridge.
+//! OSC in: datagrams on the UDP socket (`osc.listen`), and packets from TCP connections
+//! (`osc.tcp_listen`, see [`stream`]), the device I/O at the rim of the bridge.
 //!
-//! One tokio `UdpSocket` receives into a `rosc::decoder::MTU` buffer; each packet is decoded and
-//! its bundles flattened. A mapped address becomes a move handed to the uplink; an unknown
-//! address is logged at info; `<mapped address>/z` (TouchOSC's touch/release) becomes a touch; `osc.arm_address` arms; a malformed packet is logged with its sender and skipped. Nothing a
-//! client sends can stop the loop. Every sender is recorded in the [`Clients`] registry, and a
-//! new one is announced to feedback so its controls jump to the cluster's state at once.
-//! The same socket sends feedback (see `feedback`), so there is one OSC port to open.
+//! One tokio `UdpSocket` receives into a `rosc::decoder::MTU` buffer; each packet, from either
+//! transport, is decoded and its bundles flattened. A mapped address becomes a move handed to the
+//! uplink; an unknown address is logged at info; `<mapped address>/z` (TouchOSC's touch/release)
+//! becomes a touch; `osc.arm_address` arms; a malformed packet is logged with its sender and
+//! skipped. Nothing a client sends can stop the loop. Every sender is recorded in the [`Clients`]
+//! registry, and a new one is announced to feedback so its controls jump to the cluster's state
+//! at once. The same UDP socket sends feedback to UDP clients (see `feedback`), so there is one
+//! OSC port to open; TCP clients get theirs on their connection.
 
 mod clients;
+pub mod framing;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,7 +23,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-pub use clients::Clients;
+pub use clients::{Clients, Peer, Unsent};
 
 use crate::feedback;
 use crate::mapping::{self, Mappings};
@@ -31,6 +36,15 @@ pub enum Error {
     #[error("cannot listen for OSC on {addr}")]
     Bind {
         /// The address from `osc.listen`.
+        addr: SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OSC TCP listener could not be bound.
+    #[error("cannot listen for OSC over TCP on {addr}")]
+    BindTcp {
+        /// The address from `osc.tcp_listen`.
         addr: SocketAddr,
         /// Why binding failed.
         #[source]
@@ -59,6 +73,9 @@ pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
         .map_err(|source| Error::Bind { addr, source })
 }
 
+/// Packets from every TCP connection, for whichever pipeline is running (one at a time).
+pub type SharedInbound = Arc<tokio::sync::Mutex<mpsc::Receiver<stream::Inbound>>>;
+
 /// Decodes one UDP datagram into its messages, bundles flattened in order.
 pub fn decode(datagram: &[u8]) -> Result<Vec<OscMessage>, rosc::OscError> {
     let (_rest, packet) = rosc::decoder::decode_udp(datagram)?;
@@ -78,6 +95,8 @@ pub fn decode(datagram: &[u8]) -> Result<Vec<OscMessage>, rosc::OscError> {
 pub(crate) struct Receiver {
     /// The bound OSC socket (shared with feedback, which sends on it).
     pub socket: Arc<UdpSocket>,
+    /// Packets from TCP clients.
+    pub streams: SharedInbound,
     /// Address → mapping.
     pub mappings: Arc<Mappings>,
     /// Senders and when they were last seen.
@@ -95,22 +114,30 @@ pub(crate) struct Receiver {
 impl Receiver {
     /// Receives until the task is dropped. Never returns an error for anything a client sends.
     pub async fn run(self) {
+        // Held while this pipeline runs; a reload's next pipeline takes it after this one drops.
+        let mut streams = self.streams.clone().lock_owned().await;
         let mut buf = vec![0u8; rosc::decoder::MTU];
         loop {
-            match self.socket.recv_from(&mut buf).await {
-                Ok((len, from)) => self.packet(&buf[..len], from).await,
-                Err(e) => {
-                    // E.g. an ICMP port-unreachable surfacing on some platforms. Keep going, but
-                    // do not spin if the error repeats.
-                    warn!(error = %e, "receiving OSC failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => self.packet(&buf[..len], from, Peer::Udp(from.ip())).await,
+                    Err(e) => {
+                        // E.g. an ICMP port-unreachable surfacing on some platforms. Keep going,
+                        // but do not spin if the error repeats.
+                        warn!(error = %e, "receiving OSC failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(inbound) = streams.recv() => {
+                    let from = inbound.from;
+                    self.packet(&inbound.packet, from, Peer::Tcp(from)).await;
                 }
             }
         }
     }
 
-    async fn packet(&self, datagram: &[u8], from: SocketAddr) {
-        let messages = match decode(datagram) {
+    async fn packet(&self, bytes: &[u8], from: SocketAddr, peer: Peer) {
+        let messages = match decode(bytes) {
             Ok(m) => m,
             Err(e) => {
                 warn!(%from, error = %e, "malformed OSC packet");
@@ -119,12 +146,12 @@ impl Receiver {
             }
         };
         self.metrics.packet("ok");
-        let is_new = lock(&self.clients).touch(from.ip(), Instant::now());
+        let is_new = lock(&self.clients).touch(peer, Instant::now());
         if is_new {
-            info!(client = %from.ip(), "new OSC client");
+            info!(client = %peer, "new OSC client");
             if self
                 .feedback
-                .send(feedback::Event::NewClient(from.ip()))
+                .send(feedback::Event::NewClient(peer))
                 .await
                 .is_err()
             {

@@ -1,10 +1,10 @@
 //! Config reload: on SIGHUP, or when the config file changes, the bridge reads the file again and
 //! checks it exactly as at start-up (including the token and CA files it names, and that tonic
 //! accepts the gateway URL). A usable file replaces the running pipeline — mappings, MIDI,
-//! feedback and a new gateway session — while the OSC socket, the ops port and the known OSC
-//! clients stay. An unusable one changes nothing, and the log says why.
+//! feedback and a new gateway session — while the OSC socket, the OSC TCP connections, the ops
+//! port and the known OSC clients stay. An unusable one changes nothing, and the log says why.
 //!
-//! `osc.listen` and `ops.listen` are bound once, and `[discovery]` advertises that socket for as
+//! `osc.listen`, `osc.tcp_listen` and `ops.listen` are bound once, and `[discovery]` advertises that socket for as
 //! long as it is bound: a file that changes them (or the instance name, which is the bridge_id
 //! when `discovery.name` is unset) is refused, naming the field, since only a restart can apply
 //! it. A new bridge_id or feedback port is re-announced in the TXT record.
@@ -58,6 +58,7 @@ pub fn load(running: &Config, path: &Path) -> Result<(Config, Uplink), Refused> 
 pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let checks = [
         ("osc.listen", old.osc.listen != new.osc.listen),
+        ("osc.tcp_listen", old.osc.tcp_listen != new.osc.tcp_listen),
         ("ops.listen", old.ops_listen != new.ops_listen),
         ("discovery.mdns", old.discovery.mdns != new.discovery.mdns),
         (

@@ -37,6 +37,7 @@ pub fn bridge_config(
     };
     let osc = OscConfig {
         listen: osc_listen,
+        tcp_listen: None,
         feedback_port,
         client_timeout: std::time::Duration::from_secs(300),
         presence_label: None,
