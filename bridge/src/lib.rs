@@ -173,15 +173,18 @@ pub(crate) async fn serve(
         Some(addr) => Some(osc::stream::bind(addr).await?),
         None => None,
     };
-    if let Some(listener) = &tcp {
-        let addr = listener.local_addr().map_err(osc::Error::LocalAddr)?;
+    let tcp_local = match &tcp {
+        Some(listener) => Some(listener.local_addr().map_err(osc::Error::LocalAddr)?),
+        None => None,
+    };
+    if let Some(addr) = tcp_local {
         info!("OSC over TCP listening on {addr}");
     }
     info!("OSC listening on {local}");
     let advertisement = discovery::start(
         &config.discovery,
         &config.bridge_id,
-        local,
+        (local, tcp_local),
         config.osc.feedback_port,
     );
     let (inbound, streams) = mpsc::channel(osc::stream::QUEUE);

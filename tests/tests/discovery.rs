@@ -1,6 +1,7 @@
 //! Zero-configuration discovery, end to end: the real `kubeknobs-bridge` binary advertises its OSC
-//! service over mDNS, and python-zeroconf, a browser the project did not write, finds it, resolves
-//! it, sends OSC to what it resolved, and sees it withdrawn when the bridge stops.
+//! services (UDP and TCP) over mDNS, and python-zeroconf, a browser the project did not write,
+//! finds them, resolves them, sends OSC to what it resolved, and sees them withdrawn when the
+//! bridge stops.
 //!
 //! mDNS is multicast, so the bridge and the browser each run in a network namespace made for the
 //! test, joined by a veth pair (see `kubeknobs_tests::netns`): nothing reaches the machine's own
@@ -18,10 +19,10 @@ const NAME: &str = "Stage left";
 /// The bridge's OSC port inside its namespace.
 const OSC_PORT: u16 = 8000;
 
-/// Browses `_osc._udp` on the interface with the address in argv[1]; prints `ready`, then one
-/// `added {json}` per resolved service (after sending it one OSC message, `/kk/ping`, at the
-/// address and port it resolved), one `updated {json}` per changed TXT record, and one
-/// `removed NAME` per withdrawn service.
+/// Browses `_osc._udp` and `_osc._tcp` on the interface with the address in argv[1]; prints
+/// `ready`, then one `added {json}` per resolved service (after sending it one OSC message,
+/// `/kk/ping`, at the address and port it resolved: a datagram, or a SLIP frame on a connection),
+/// one `updated {json}` per changed TXT record, and one `removed NAME` per withdrawn service.
 const BROWSER: &str = r#"
 import json, socket, sys, time
 from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
@@ -37,7 +38,11 @@ def changed(zeroconf, service_type, name, state_change):
         addresses = info.parsed_addresses()
         props = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
         for address in addresses:
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(PING, (address, info.port))
+            if service_type.startswith("_osc._tcp"):
+                with socket.create_connection((address, info.port), timeout=5) as tcp:
+                    tcp.sendall(b"\xc0" + PING + b"\xc0")
+            else:
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(PING, (address, info.port))
         print("added " + json.dumps({"name": name, "port": info.port,
               "addresses": addresses, "txt": props}), flush=True)
     elif state_change is ServiceStateChange.Updated:
@@ -48,7 +53,7 @@ def changed(zeroconf, service_type, name, state_change):
         print("removed " + name, flush=True)
 
 zc = Zeroconf(interfaces=[sys.argv[1]], ip_version=IPVersion.V4Only)
-ServiceBrowser(zc, "_osc._udp.local.", handlers=[changed])
+ServiceBrowser(zc, ["_osc._udp.local.", "_osc._tcp.local."], handlers=[changed])
 print("ready", flush=True)
 time.sleep(90)
 zc.close()
@@ -73,6 +78,7 @@ token_file = "token.txt"
 
 [osc]
 listen = "{listen}"
+tcp_listen = "{listen}"
 feedback_port = 9000
 
 [discovery]
@@ -124,10 +130,10 @@ fn browser(lan: &Lan) -> Process {
 
 /// Runs the bridge on host `a` with OSC on `listen` (port [`OSC_PORT`]), which it says it
 /// advertises `scope`, and checks through the browser on host `b`: it is found with its port,
-/// address 10.77.0.1 alone and its TXT record; OSC sent to what was resolved reaches it; a
-/// reload that changes the bridge id and feedback port updates the TXT record it sees; and on
-/// SIGTERM it exits promptly and cleanly and the browser sees it withdrawn (a goodbye, not a TTL
-/// running out).
+/// address 10.77.0.1 alone and its TXT record, beside its OSC-over-TCP service; OSC sent to what
+/// was resolved reaches it over both; a reload that changes the bridge id and feedback port
+/// updates the TXT records it sees; and on SIGTERM it exits promptly and cleanly and the browser
+/// sees both withdrawn (a goodbye, not a TTL running out).
 fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
     let browser = browser(lan);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -138,7 +144,7 @@ fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
     let bridge = Process::spawn("bridge", command);
     bridge.wait_for(&["mDNS: advertising", scope]);
 
-    let found = json_after("added ", &browser.wait_for(&["added "]));
+    let found = json_after("added ", &browser.wait_for(&["added ", "_osc._udp"]));
     let fullname = format!("{NAME}._osc._udp.local.");
     assert_eq!(found["name"], fullname.as_str(), "{found}");
     assert_eq!(found["port"], OSC_PORT, "{found}");
@@ -151,19 +157,34 @@ fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
     assert_eq!(found["txt"]["feedback_port"], "9000", "{found}");
     assert_eq!(found["txt"]["txtvers"], "1", "{found}");
     // What the browser resolved is the bridge's OSC socket: its ping arrived there.
-    bridge.wait_for(&["unknown OSC address", "/kk/ping", "10.77.0.2"]);
+    bridge.wait_for(&["unknown OSC address", "/kk/ping", "from=10.77.0.2:"]);
 
-    // A reload that changes what the TXT record says announces it again.
+    // OSC over TCP, on the same address, is advertised beside it under the same name.
+    let tcp = json_after("added ", &browser.wait_for(&["added ", "_osc._tcp"]));
+    let tcp_name = format!("{NAME}._osc._tcp.local.");
+    assert_eq!(tcp["name"], tcp_name.as_str(), "{tcp}");
+    assert_eq!(tcp["port"], OSC_PORT, "{tcp}");
+    assert_eq!(tcp["addresses"], serde_json::json!(["10.77.0.1"]), "{tcp}");
+    assert_eq!(tcp["txt"]["bridge_id"], "pi-stage-left", "{tcp}");
+    assert_eq!(tcp["txt"].get("feedback_port"), None, "{tcp}");
+    bridge.wait_for(&["OSC TCP client connected", "client=10.77.0.2:"]);
+    bridge.wait_for_nth(&["unknown OSC address", "/kk/ping", "from=10.77.0.2:"], 2);
+
+    // A reload that changes what the TXT records say announces them again.
     let edited = bridge_config(dir.path(), listen)
         .replace("pi-stage-left", "pi-stage-right")
         .replace("feedback_port = 9000", "feedback_port = 9001");
     std::fs::write(&config, edited).expect("edit config");
     bridge.hang_up();
     bridge.wait_for(&["mDNS: announced", "again", "pi-stage-right"]);
-    let updated = json_after("updated ", &browser.wait_for(&["updated ", "9001"]));
+    let updated = json_after(
+        "updated ",
+        &browser.wait_for(&["updated ", "_osc._udp", "9001"]),
+    );
     assert_eq!(updated["name"], fullname.as_str(), "{updated}");
     assert_eq!(updated["txt"]["bridge_id"], "pi-stage-right", "{updated}");
     assert_eq!(updated["txt"]["feedback_port"], "9001", "{updated}");
+    browser.wait_for(&["updated ", "_osc._tcp", "pi-stage-right"]);
 
     bridge.terminate();
     let stopping = Instant::now();
@@ -175,6 +196,7 @@ fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
     );
     assert!(bridge.printed("mDNS: withdrew"), "no goodbye was sent");
     browser.wait_for(&["removed", &fullname]);
+    browser.wait_for(&["removed", &tcp_name]);
 }
 
 #[test]

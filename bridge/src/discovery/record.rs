@@ -1,12 +1,13 @@
 //! The DNS-SD records of the OSC service: instance name, host name, port, addresses, and the TXT
-//! record a browsing app can read (`txtvers`, `bridge_id`, `feedback_port`).
+//! record a browsing app can read (`txtvers`, `bridge_id`, and for UDP `feedback_port`). One
+//! service per transport: `_osc._udp`, and `_osc._tcp` when OSC over TCP is on.
 
 use std::net::IpAddr;
 
 use mdns_sd::{IfKind, ServiceInfo};
 
-use super::SERVICE_TYPE;
 use super::scope::Interfaces;
+use super::{SERVICE_TYPE, TCP_SERVICE_TYPE};
 use crate::config::DiscoveryConfig;
 
 /// Version of the TXT record's layout (`txtvers`, RFC 6763 §6.7).
@@ -18,45 +19,73 @@ const FALLBACK_HOST: &str = "kubeknobs-bridge";
 pub(super) struct Txt<'a> {
     /// The bridge's id, as sent to the gateway.
     pub bridge_id: &'a str,
-    /// The port on the phone that receives feedback (`osc.feedback_port`).
+    /// The port on the phone that receives feedback (`osc.feedback_port`; UDP only).
     pub feedback_port: u16,
 }
 
-/// Everything in the service record but the TXT record, which a config reload may change.
+/// The transport an OSC service is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// Datagrams (`osc.listen`).
+    Udp,
+    /// A connection (`osc.tcp_listen`); feedback comes back on it.
+    Tcp,
+}
+
+/// Everything in the service records but the TXT record, which a config reload may change.
 pub(super) struct Record {
     pub config: DiscoveryConfig,
     pub host: String,
     pub interfaces: Interfaces,
-    pub port: u16,
+    /// The advertised sockets: UDP first, then TCP if it is advertised.
+    pub ports: Vec<(Transport, u16)>,
 }
 
 impl Record {
-    /// The service record with `txt`.
-    pub fn service(&self, txt: &Txt<'_>) -> mdns_sd::Result<ServiceInfo> {
-        service(&self.config, &self.host, self.interfaces, self.port, txt)
+    /// A service record per advertised socket, with `txt`.
+    pub fn services(&self, txt: &Txt<'_>) -> mdns_sd::Result<Vec<ServiceInfo>> {
+        self.ports
+            .iter()
+            .map(|&(transport, port)| {
+                service(
+                    &self.config,
+                    &self.host,
+                    self.interfaces,
+                    (transport, port),
+                    txt,
+                )
+            })
+            .collect()
     }
 }
 
-/// The service record of the OSC socket on `port`, as `config` names it, for `interfaces`: with
-/// the one address, or with the addresses of the chosen interfaces, kept current by the daemon.
+/// The service record of the OSC socket on `port` of `transport`, as `config` names it, for
+/// `interfaces`: with the one address, or with the addresses of the chosen interfaces, kept
+/// current by the daemon.
 pub(super) fn service(
     config: &DiscoveryConfig,
     host: &str,
     interfaces: Interfaces,
-    port: u16,
+    (transport, port): (Transport, u16),
     txt: &Txt<'_>,
 ) -> mdns_sd::Result<ServiceInfo> {
-    let properties = [
+    let mut properties = vec![
         ("txtvers", TXT_VERSION.to_owned()),
         ("bridge_id", txt.bridge_id.to_owned()),
-        ("feedback_port", txt.feedback_port.to_string()),
     ];
+    let service_type = match transport {
+        Transport::Udp => {
+            properties.push(("feedback_port", txt.feedback_port.to_string()));
+            SERVICE_TYPE
+        }
+        Transport::Tcp => TCP_SERVICE_TYPE,
+    };
     let address: Vec<IpAddr> = match interfaces {
         Interfaces::Address(ip) => vec![ip],
         Interfaces::AllV4 | Interfaces::All => Vec::new(),
     };
     let mut info = ServiceInfo::new(
-        SERVICE_TYPE,
+        service_type,
         &config.name,
         host,
         &address[..],
@@ -108,6 +137,8 @@ mod tests {
         feedback_port: 9000,
     };
 
+    const UDP: (Transport, u16) = (Transport::Udp, 8000);
+
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("ip")
     }
@@ -125,7 +156,7 @@ mod tests {
     fn the_service_carries_name_port_address_and_txt() {
         let config = DiscoveryConfig::new("pi-stage-left");
         let only = Interfaces::Address(ip("10.77.0.1"));
-        let service = service(&config, "pi.local.", only, 8000, &TXT).expect("valid service");
+        let service = service(&config, "pi.local.", only, UDP, &TXT).expect("valid service");
         assert_eq!(service.get_fullname(), "pi-stage-left._osc._udp.local.");
         assert_eq!(service.get_port(), 8000);
         assert_eq!(service.get_hostname(), "pi.local.");
@@ -141,10 +172,25 @@ mod tests {
     }
 
     #[test]
+    fn the_tcp_service_has_its_own_type_and_port_and_no_feedback_port() {
+        let config = DiscoveryConfig::new("pi-stage-left");
+        let only = Interfaces::Address(ip("10.77.0.1"));
+        let tcp = (Transport::Tcp, 8001);
+        let service = service(&config, "pi.local.", only, tcp, &TXT).expect("valid service");
+        assert_eq!(service.get_fullname(), "pi-stage-left._osc._tcp.local.");
+        assert_eq!(service.get_port(), 8001);
+        assert_eq!(service.get_property_val_str("feedback_port"), None);
+        assert_eq!(
+            service.get_property_val_str("bridge_id"),
+            Some("pi-stage-left")
+        );
+    }
+
+    #[test]
     fn every_interface_means_addresses_found_by_the_daemon() {
         let config = DiscoveryConfig::new("pi");
         for every in [Interfaces::AllV4, Interfaces::All] {
-            let service = service(&config, "pi.local.", every, 8000, &TXT).expect("valid");
+            let service = service(&config, "pi.local.", every, UDP, &TXT).expect("valid");
             assert!(service.is_addr_auto() && service.get_addresses().is_empty());
         }
     }
@@ -157,6 +203,6 @@ mod tests {
             bridge_id: &long_id,
             feedback_port: 9000,
         };
-        assert!(service(&config, "pi.local.", Interfaces::All, 8000, &txt).is_err());
+        assert!(service(&config, "pi.local.", Interfaces::All, UDP, &txt).is_err());
     }
 }
