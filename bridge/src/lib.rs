@@ -4,11 +4,13 @@
 //! The pieces, each in its own module:
 //! - [`config`] — the TOML file, parsed then validated;
 //! - [`mapping`] — pure scaling between control values and target values;
-//! - [`osc`] — the UDP socket, decoding, and the registry of OSC clients;
+//! - [`osc`] — the UDP socket and TCP connections, decoding, and the registry of OSC clients;
 //! - [`midi`] — MIDI ports (midir, hot-plug), serial MIDI, the byte parser, MIDI mappings and
 //!   MIDI feedback;
 //! - [`feedback`] — gateway state → OSC messages to every client, and levels to the MIDI side;
 //! - [`uplink`] — the gRPC session with reconnects;
+//! - `pipeline` — the running halves (gateway session and feedback; OSC and MIDI inputs) that a
+//!   config reload replaces;
 //! - [`discovery`] — the OSC service advertised over mDNS/DNS-SD (`_osc._udp`);
 //! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway;
 //! - [`telemetry`] — logging.
@@ -25,6 +27,7 @@ pub mod mapping;
 pub mod midi;
 pub mod ops;
 pub mod osc;
+mod pipeline;
 pub mod reload;
 // Logging and signals are the gateway's source files, compiled into this crate too: the bridge
 // builds without the gateway (and its Kubernetes dependencies) on a Raspberry Pi.
@@ -35,6 +38,7 @@ pub mod telemetry;
 pub mod uplink;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
@@ -67,9 +71,6 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Capacity of the channel into feedback, which only encodes and sends datagrams, so it keeps up.
-const FEEDBACK_QUEUE: usize = 256;
 
 /// Checks what [`Config::load`] cannot: that tonic accepts the gateway URL, the CA and the token.
 pub fn check(config: &Config) -> Result<()> {
@@ -110,15 +111,7 @@ pub async fn run_with_socket(
 
 /// The uplink `config` describes; fails if tonic refuses its URL, CA or token.
 pub(crate) fn uplink_for(config: &Config) -> Result<uplink::Uplink> {
-    // The uplink checks every mapped target against the catalog, OSC and MIDI alike.
-    let mut all: Vec<mapping::Mapping> = config.osc.mappings.iter().cloned().collect();
-    all.extend(config.midi.bindings.iter().map(|b| b.mapping.clone()));
-    let mappings = Arc::new(mapping::Mappings::new(all));
-    Ok(uplink::Uplink::new(
-        &config.bridge_id,
-        &config.gateway,
-        mappings,
-    )?)
+    Ok(uplink::Uplink::new(&config.bridge_id, &config.gateway)?)
 }
 
 /// Binds the ops port if configured; the returned future serves it (or never resolves if off).
@@ -152,9 +145,9 @@ async fn start_ops(
 
 /// Runs the bridge until `shutdown`: binds the ops port, then runs the pipeline (OSC, MIDI,
 /// feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
-/// changed) replaces the pipeline — a new gateway session with the new settings — while the OSC
-/// socket, the ops port and the known OSC clients stay; an unusable one is logged and changes
-/// nothing (see [`reload`]). OSC is advertised over mDNS for as long as the socket is bound (a
+/// changed) replaces the inputs, and the gateway session too if its settings changed (see
+/// [`pipeline`]), while the OSC socket and connections, the ops port and the known OSC clients
+/// stay; an unusable one is logged and changes nothing (see [`reload`]). OSC is advertised over mDNS for as long as the socket is bound (a
 /// reload that changes the bridge id or feedback port re-announces its TXT record); the
 /// advertisement is withdrawn at shutdown (within [`discovery::STOP_WITHIN`]).
 pub(crate) async fn serve(
@@ -188,7 +181,7 @@ pub(crate) async fn serve(
         config.osc.feedback_port,
     );
     let (inbound, streams) = mpsc::channel(osc::stream::QUEUE);
-    let parts = Parts {
+    let parts = pipeline::Parts {
         socket: Arc::new(socket),
         streams: Arc::new(tokio::sync::Mutex::new(streams)),
         clients: Arc::new(Mutex::new(osc::Clients::new(config.osc.client_timeout))),
@@ -201,7 +194,12 @@ pub(crate) async fn serve(
         .map(|f| f.path().to_owned())
         .unwrap_or_default();
     let mut triggers = file.map(reload::Triggers::new);
-    let mut running = Box::pin(parts.pipeline(config.clone(), uplink));
+    let (mut session, running) = parts.session(&config, uplink);
+    let mut running = Box::pin(running);
+    // Boxed as `dyn` so a reload can stop the old inputs (and free their MIDI ports) before it
+    // starts the new ones.
+    let mut inputs: Pin<Box<dyn Future<Output = ()> + Send>> =
+        Box::pin(parts.inputs(config.clone(), &session).await);
     let mut config = config;
     tokio::pin!(shutdown, ops_server, tcp_server);
     // In a block: the watch borrows the advertisement, which `stop` below consumes.
@@ -215,11 +213,22 @@ pub(crate) async fn serve(
                 () = &mut tcp_server => break,
                 () = &mut advertising => break,
                 () = &mut running => break,
+                () = &mut inputs => break,
                 cause = reload::next(&mut triggers) => match reload::load(&config, &path) {
                     Ok((new, uplink)) => {
-                        info!(%cause, "config reloaded; reconnecting to the gateway with it");
-                        // The old pipeline (its session, MIDI threads, feedback) stops as it drops.
-                        running.set(parts.pipeline(new.clone(), uplink));
+                        // The old inputs (MIDI threads, receiver) stop here, before the new ones
+                        // open their ports; the old session (the gateway sees it end) stops
+                        // when it is replaced.
+                        drop(std::mem::replace(&mut inputs, Box::pin(std::future::pending())));
+                        if reload::same_session(&config, &new) {
+                            info!(%cause, "config reloaded; the gateway session stays");
+                        } else {
+                            info!(%cause, "config reloaded; reconnecting to the gateway with it");
+                            let (new_session, run) = parts.session(&new, uplink);
+                            running.set(run);
+                            session = new_session;
+                        }
+                        inputs = Box::pin(parts.inputs(new.clone(), &session).await);
                         let txt = |c: &Config| (c.bridge_id.clone(), c.osc.feedback_port);
                         if let Some(ad) = advertisement.as_ref().filter(|_| txt(&new) != txt(&config)) {
                             ad.update_txt(&new.bridge_id, new.osc.feedback_port);
@@ -233,7 +242,7 @@ pub(crate) async fn serve(
             }
         }
     }
-    drop(running);
+    drop((inputs, running));
     if let Some(advertisement) = advertisement {
         advertisement.stop().await;
     }
@@ -251,85 +260,4 @@ async fn serve_tcp(
         // `inbound` is kept open, so the receiver's side of it simply never yields.
         None => std::future::pending::<()>().await,
     }
-}
-
-/// What outlives a config reload: the bound OSC socket and TCP connections, the OSC clients
-/// seen, the metrics.
-struct Parts {
-    socket: Arc<UdpSocket>,
-    streams: osc::SharedInbound,
-    clients: osc::SharedClients,
-    metrics: ops::Metrics,
-    observer: Option<feedback::Observer>,
-}
-
-impl Parts {
-    /// Wires OSC, MIDI, feedback and the uplink for `config`; runs until one of them ends (none
-    /// does in normal operation). Each part owns no state that outlives it, so dropping the
-    /// future stops them: the gateway sees the session end.
-    fn pipeline(&self, config: Config, uplink: uplink::Uplink) -> impl Future<Output = ()> + use<> {
-        info!(
-            port = config.osc.feedback_port,
-            "OSC feedback goes to port {} of each client", config.osc.feedback_port
-        );
-        osc::lock(&self.clients).set_timeout(config.osc.client_timeout);
-        let mappings = Arc::new(config.osc.mappings);
-        let (publisher, link) = uplink::pair(self.metrics.clone(), config.gateway.resend_within);
-        let (feedback_tx, feedback_rx) = mpsc::channel(FEEDBACK_QUEUE);
-        let receiver = osc::Receiver {
-            socket: self.socket.clone(),
-            streams: self.streams.clone(),
-            mappings: mappings.clone(),
-            clients: self.clients.clone(),
-            link,
-            feedback: feedback_tx.clone(),
-            metrics: self.metrics.clone(),
-            arm_address: config.osc.arm_address.clone(),
-        };
-        let (midi_engine, midi_levels) = start_midi(config.midi, &receiver.link);
-        let feedback = feedback::Feedback::new(
-            self.socket.clone(),
-            mappings,
-            config.osc.feedback_port,
-            self.clients.clone(),
-            self.observer.clone(),
-            midi_levels,
-        )
-        .with_presence_label(config.osc.presence_label.clone());
-        async move {
-            tokio::select! {
-                () = midi_engine => {}
-                () = receiver.run() => {}
-                () = feedback.run(feedback_rx) => {}
-                () = uplink.run(publisher, feedback_tx) => {}
-            }
-        }
-    }
-}
-
-/// Starts the MIDI side if configured; its future never ends (if every MIDI source failed to
-/// start, OSC keeps going).
-fn start_midi(
-    config: config::MidiConfig,
-    link: &uplink::Link,
-) -> (
-    impl Future<Output = ()> + use<>,
-    Option<mpsc::Sender<midi::Level>>,
-) {
-    let (engine, levels) = if config.is_empty() {
-        if !config.bindings.is_empty() {
-            tracing::warn!("midi.mappings are configured but no midi.inputs or midi.serial");
-        }
-        (None, None)
-    } else {
-        let (engine, levels) = midi::start(config, link.clone());
-        (Some(engine), Some(levels))
-    };
-    let engine = async move {
-        if let Some(engine) = engine {
-            engine.await;
-        }
-        std::future::pending::<()>().await
-    };
-    (engine, levels)
 }

@@ -103,8 +103,18 @@ fn bridge(dir: &Path, gateway: &Gateway, phone: &OscDump, token: &str, extra: &s
     Bridge::start(&own, &config)
 }
 
-#[test]
-fn two_bridges_a_touch_on_one_phone_holds_the_fader_against_the_other() {
+/// A gateway (sandbox, touch grace 300 ms) with operators alice and bob, each on a bridge of
+/// their own with a phone; bob's phone shows the presence label.
+struct TwoOperators {
+    dir: tempfile::TempDir,
+    gateway: Gateway,
+    alice: Bridge,
+    bob: Bridge,
+    bob_phone: OscDump,
+    _alice_phone: OscDump,
+}
+
+fn two_operators() -> TwoOperators {
     kubeknobs_tests::harness::require_tool("oscsend");
     let dir = tempfile::tempdir().expect("tempdir");
     gen_certs(dir.path());
@@ -128,21 +138,63 @@ fn two_bridges_a_touch_on_one_phone_holds_the_fader_against_the_other() {
     alice
         .process
         .wait_for(&["connected operators", "alice, bob"]);
+    TwoOperators {
+        dir,
+        gateway,
+        alice,
+        bob,
+        bob_phone,
+        _alice_phone: alice_phone,
+    }
+}
 
-    osc_send(alice.osc_port, "/1/fader1/z", "f", "1");
-    osc_send(alice.osc_port, "/1/fader1", "f", "0.25");
-    gateway
+/// Alice touches the fader and moves it to 5; bob's move is then refused as held by alice.
+fn alice_holds_the_fader(t: &TwoOperators, nth_refusal: usize) {
+    osc_send(t.alice.osc_port, "/1/fader1/z", "f", "1");
+    osc_send(t.alice.osc_port, "/1/fader1", "f", "0.25");
+    t.gateway
         .process
         .wait_for(&["applied", "value=5", "operator=alice"]);
-    osc_send(bob.osc_port, "/1/fader1", "f", "0.5");
-    bob.process.wait_for(&[
-        "control event rejected",
-        "REJECT_REASON_HELD",
-        "held by alice",
-    ]);
-    gateway.process.wait_for(&["rejected", "held by alice"]);
+    bob_is_held_off(t, nth_refusal);
+}
+
+fn bob_is_held_off(t: &TwoOperators, nth: usize) {
+    osc_send(t.bob.osc_port, "/1/fader1", "f", "0.5");
+    t.bob.process.wait_for_nth(
+        &[
+            "control event rejected",
+            "REJECT_REASON_HELD",
+            "held by alice",
+        ],
+        nth,
+    );
+    t.gateway
+        .process
+        .wait_for_nth(&["rejected", "held by alice"], nth);
+}
+
+#[test]
+fn two_bridges_a_touch_on_one_phone_holds_the_fader_against_the_other() {
+    let t = two_operators();
+    alice_holds_the_fader(&t, 1);
     // Bob's phone shows who is connected.
-    bob_phone.wait_for("/1/presence", "\"alice bob\"");
+    t.bob_phone.wait_for("/1/presence", "\"alice bob\"");
+}
+
+#[test]
+fn a_bridge_reload_that_keeps_the_gateway_session_keeps_the_touch() {
+    let t = two_operators();
+    alice_holds_the_fader(&t, 1);
+    let path = t.dir.path().join(TOKEN).join("bridge.toml");
+    let config = std::fs::read_to_string(&path).expect("alice's bridge.toml");
+    std::fs::write(&path, config.replace("/1/label1", "/1/label9")).expect("edit");
+    t.alice.process.hang_up();
+    t.alice
+        .process
+        .wait_for(&["config reloaded", "the gateway session stays"]);
+    // Longer than the touch grace: a new session would have released the touch by now.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    bob_is_held_off(&t, 2);
 }
 
 #[test]

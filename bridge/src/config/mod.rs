@@ -97,7 +97,7 @@ pub struct Config {
 }
 
 /// How to reach the gateway.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct GatewayConfig {
     /// `https://…`, or `http://…` to a loopback host only.
     pub url: String,

@@ -12,7 +12,6 @@ mod print;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use kubeknobs_gateway::auth::{Operators, hash_token};
 use kubeknobs_gateway::config::{BackendConfig, TlsIdentity};
@@ -122,8 +121,7 @@ pub async fn run(
         token,
     );
     let config = Config::new(local, upstream);
-    let mappings = Arc::new(config.osc.mappings.clone());
-    let uplink = crate::uplink::Uplink::new(&config.bridge_id, &config.gateway, mappings)
+    let uplink = crate::uplink::Uplink::new(&config.bridge_id, &config.gateway)
         .map_err(crate::Error::from)?;
     let socket = crate::osc::bind(config.osc.listen)
         .await

@@ -22,11 +22,11 @@ use kubeknobs_proto::v1::{Target, TargetState};
 use rosc::{OscMessage, OscPacket};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 pub use messages::{label_text, messages, number};
 
-use crate::mapping::{Bounds, Mappings};
+use crate::mapping::{Bounds, Mapping, Mappings};
 use crate::osc::{self, Peer, SharedClients, Unsent};
 
 /// What can go wrong sending feedback; logged, never fatal.
@@ -52,9 +52,26 @@ pub enum Error {
     },
 }
 
+/// What feedback plays to whom: set at start and by every config reload.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// OSC mappings: the addresses that get each target's value and label.
+    pub mappings: Arc<Mappings>,
+    /// Every mapping, OSC and MIDI, checked against each session's catalog.
+    pub mapped: Vec<Mapping>,
+    /// UDP port on each client that gets feedback (`osc.feedback_port`).
+    pub port: u16,
+    /// `osc.presence_label`.
+    pub presence_label: Option<String>,
+    /// The MIDI side's levels, if it runs.
+    pub midi: Option<mpsc::Sender<crate::midi::Level>>,
+}
+
 /// What feedback reacts to.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// New settings (start, or a config reload): every known state is played again with them.
+    Configure(Settings),
     /// A session started: every target the operator sees, with bounds and state (`Welcome`).
     Welcome(Vec<Target>),
     /// Live state of some targets changed (`StateUpdate`).
@@ -79,56 +96,74 @@ struct Known {
 /// The feedback task.
 pub(crate) struct Feedback {
     socket: Arc<UdpSocket>,
-    mappings: Arc<Mappings>,
-    port: u16,
     clients: SharedClients,
+    settings: Settings,
     known: HashMap<String, Known>,
+    /// A session's catalog is known (from its `Welcome` until it ends).
+    catalog: bool,
     observer: Option<Observer>,
-    midi: Option<mpsc::Sender<crate::midi::Level>>,
-    /// `osc.presence_label` and the last presence text.
-    presence: Option<(String, String)>,
+    /// The last presence text.
+    presence: String,
 }
 
 impl Feedback {
-    /// Feedback sent from `socket` to port `port` of the clients in `clients`.
+    /// Feedback sent from `socket` to the clients in `clients`, once an [`Event::Configure`] has
+    /// said what to send where.
     pub fn new(
         socket: Arc<UdpSocket>,
-        mappings: Arc<Mappings>,
-        port: u16,
         clients: SharedClients,
         observer: Option<Observer>,
-        midi: Option<mpsc::Sender<crate::midi::Level>>,
     ) -> Feedback {
         Feedback {
             socket,
-            mappings,
-            port,
             clients,
+            settings: Settings {
+                mappings: Arc::default(),
+                mapped: Vec::new(),
+                port: 0,
+                presence_label: None,
+                midi: None,
+            },
             known: HashMap::new(),
+            catalog: false,
             observer,
-            midi,
-            presence: None,
+            presence: String::new(),
         }
-    }
-
-    /// Also sends the connected operators as text to `label` (`osc.presence_label`).
-    pub fn with_presence_label(mut self, label: Option<String>) -> Feedback {
-        self.presence = label.map(|l| (l, String::new()));
-        self
     }
 
     /// Sends the presence text, if a label is configured, to `clients`.
     async fn send_presence(&self, clients: &[Peer]) {
-        let Some((label, text)) = &self.presence else {
+        let Some(label) = &self.settings.presence_label else {
             return;
         };
         let message = OscMessage {
             addr: label.clone(),
-            args: vec![rosc::OscType::String(text.clone())],
+            args: vec![rosc::OscType::String(self.presence.clone())],
         };
         match encode(message) {
             Ok(bytes) => self.deliver(&[bytes], clients, "presence").await,
             Err(e) => warn!(error = %crate::telemetry::chain(&e), "presence not sent"),
+        }
+    }
+
+    /// Warns about each mapped target this session's catalog lacks or gives unusable bounds:
+    /// its moves are not sent.
+    fn check_mappings(&self) {
+        if !self.catalog {
+            return;
+        }
+        for m in &self.settings.mapped {
+            match self.known.get(&m.target).map(|k| k.bounds) {
+                None => warn!(
+                    address = %m.address, target_name = %m.target,
+                    "mapped target is not in this operator's catalog; its moves are not sent"
+                ),
+                Some(None) => warn!(
+                    address = %m.address, target_name = %m.target,
+                    "mapped target has unusable bounds from the gateway; its moves are not sent"
+                ),
+                Some(Some(_)) => {}
+            }
         }
     }
 
@@ -141,6 +176,20 @@ impl Feedback {
 
     async fn handle(&mut self, event: Event) {
         match event {
+            Event::Configure(settings) => {
+                info!(
+                    port = settings.port,
+                    "OSC feedback goes to port {} of each client", settings.port
+                );
+                self.settings = settings;
+                self.check_mappings();
+                let clients = self.active_clients();
+                self.send_presence(&clients).await;
+                let names: Vec<String> = self.known.keys().cloned().collect();
+                for name in names {
+                    self.changed(&name, &clients).await;
+                }
+            }
             Event::Welcome(targets) => {
                 self.known.clear();
                 let mut changed = Vec::with_capacity(targets.len());
@@ -157,6 +206,8 @@ impl Feedback {
                     changed.push(t.name.clone());
                     self.known.insert(t.name, Known { bounds, state });
                 }
+                self.catalog = true;
+                self.check_mappings();
                 let clients = self.active_clients();
                 for name in changed {
                     self.changed(&name, &clients).await;
@@ -182,6 +233,7 @@ impl Feedback {
                 }
             }
             Event::Disconnected(reason) => {
+                self.catalog = false;
                 let stale = format!("stale: gateway unreachable ({reason})");
                 let names: Vec<String> = self.known.keys().cloned().collect();
                 for known in self.known.values_mut() {
@@ -193,15 +245,13 @@ impl Feedback {
                 }
             }
             Event::Presence(text) => {
-                if let Some((_, last)) = &mut self.presence {
-                    *last = text;
-                    self.send_presence(&self.active_clients()).await;
-                }
+                self.presence = text;
+                self.send_presence(&self.active_clients()).await;
             }
             Event::NewClient(peer) => {
                 self.send_presence(&[peer]).await;
                 let mut targets: Vec<&str> = Vec::new();
-                for m in self.mappings.iter() {
+                for m in self.settings.mappings.iter() {
                     if !targets.contains(&m.target.as_str()) {
                         targets.push(&m.target);
                     }
@@ -223,7 +273,7 @@ impl Feedback {
             // Display only: if the observer lags, it misses a line rather than slowing feedback.
             let _ = observer.try_send(known.state.clone());
         }
-        if let (Some(midi), Some(known)) = (&self.midi, self.known.get(target))
+        if let (Some(midi), Some(known)) = (&self.settings.midi, self.known.get(target))
             && let (Some(desired), Some(bounds)) = (known.state.desired, known.bounds)
         {
             let level = crate::midi::Level {
@@ -246,7 +296,7 @@ impl Feedback {
             return;
         }
         let mut packets = Vec::new();
-        for mapping in self.mappings.for_target(target) {
+        for mapping in self.settings.mappings.for_target(target) {
             for message in messages(mapping, known.bounds.as_ref(), &known.state) {
                 match encode(message) {
                     Ok(bytes) => packets.push(bytes),
@@ -265,7 +315,7 @@ impl Feedback {
         for &peer in clients {
             match peer {
                 Peer::Udp(ip) => {
-                    let to = SocketAddr::new(ip, self.port);
+                    let to = SocketAddr::new(ip, self.settings.port);
                     for bytes in packets {
                         if let Err(source) = self.socket.send_to(bytes, to).await {
                             let e = Error::Send { to, source };

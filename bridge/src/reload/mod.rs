@@ -1,13 +1,15 @@
 //! Config reload: on SIGHUP, or when the config file changes, the bridge reads the file again and
 //! checks it exactly as at start-up (including the token and CA files it names, and that tonic
-//! accepts the gateway URL). A usable file replaces the running pipeline — mappings, MIDI,
-//! feedback and a new gateway session — while the OSC socket, the OSC TCP connections, the ops
-//! port and the known OSC clients stay. An unusable one changes nothing, and the log says why.
+//! accepts the gateway URL). A usable file replaces the inputs (mappings, MIDI) and feedback's
+//! settings, and the gateway session too unless [`same_session`] holds, while the OSC socket, the
+//! OSC TCP connections, the ops port and the known OSC clients stay. An unusable one changes
+//! nothing, and the log says why.
 //!
-//! `osc.listen`, `osc.tcp_listen` and `ops.listen` are bound once, and `[discovery]` advertises that socket for as
-//! long as it is bound: a file that changes them (or the instance name, which is the bridge_id
-//! when `discovery.name` is unset) is refused, naming the field, since only a restart can apply
-//! it. A new bridge_id or feedback port is re-announced in the TXT record.
+//! `osc.listen`, `osc.tcp_listen` and `ops.listen` are bound once, and `[discovery]` advertises
+//! those sockets for as long as they are bound: a file that changes them (or the instance name,
+//! which is the bridge_id when `discovery.name` is unset) is refused, naming the field, since
+//! only a restart can apply it. A new bridge_id or feedback port is re-announced in the TXT
+//! record.
 
 // The trigger is the gateway's, compiled into this crate too: the bridge builds without the
 // gateway (and its Kubernetes dependencies) on a Raspberry Pi.
@@ -52,6 +54,12 @@ pub fn load(running: &Config, path: &Path) -> Result<(Config, Uplink), Refused> 
     }
     let uplink = crate::uplink_for(&new)?;
     Ok((new, uplink))
+}
+
+/// True when `new` keeps the gateway session of `old`: it reaches the same gateway the same way
+/// as the same bridge (`[gateway]`, with the token and CA read from their files, and `bridge_id`).
+pub fn same_session(old: &Config, new: &Config) -> bool {
+    old.gateway == new.gateway && old.bridge_id == new.bridge_id
 }
 
 /// The settings `new` changes that only a restart applies, by config field name.

@@ -25,7 +25,6 @@ pub(crate) use link::{Publisher, pair};
 
 use crate::config::GatewayConfig;
 use crate::feedback;
-use crate::mapping::Mappings;
 use backoff::Backoff;
 
 /// How long the TCP connect, and then the TLS handshake, may each take before the attempt fails.
@@ -102,16 +101,11 @@ pub struct Uplink {
     auth: BearerAuth,
     bridge_id: String,
     url: String,
-    mappings: std::sync::Arc<Mappings>,
 }
 
 impl Uplink {
     /// Checks the endpoint, TLS settings and token; connects nothing yet.
-    pub fn new(
-        bridge_id: &str,
-        gateway: &GatewayConfig,
-        mappings: std::sync::Arc<Mappings>,
-    ) -> Result<Uplink> {
+    pub fn new(bridge_id: &str, gateway: &GatewayConfig) -> Result<Uplink> {
         let url = gateway.url.clone();
         let endpoint_error = |source| Error::Endpoint {
             url: url.clone(),
@@ -142,7 +136,6 @@ impl Uplink {
             auth: BearerAuth { value },
             bridge_id: bridge_id.to_owned(),
             url,
-            mappings,
         })
     }
 
@@ -203,15 +196,10 @@ mod tests {
 
     #[test]
     fn checks_url_and_token_before_connecting() {
-        let mappings = std::sync::Arc::new(Mappings::default());
-        assert!(Uplink::new("b", &gateway("http://127.0.0.1:1", "tok"), mappings.clone()).is_ok());
-        let bad_token = Uplink::new(
-            "b",
-            &gateway("http://127.0.0.1:1", "a\nb"),
-            mappings.clone(),
-        );
+        assert!(Uplink::new("b", &gateway("http://127.0.0.1:1", "tok")).is_ok());
+        let bad_token = Uplink::new("b", &gateway("http://127.0.0.1:1", "a\nb"));
         assert!(matches!(bad_token, Err(Error::Token)));
-        let bad_url = Uplink::new("b", &gateway("not a url", "tok"), mappings);
+        let bad_url = Uplink::new("b", &gateway("not a url", "tok"));
         assert!(matches!(bad_url, Err(Error::Endpoint { .. })));
     }
 }

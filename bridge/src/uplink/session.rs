@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::link::{LiveSession, Publisher};
 use super::{Error, Result, Uplink};
 use crate::feedback;
-use crate::mapping::{Bounds, Mappings};
+use crate::mapping::Bounds;
 
 /// Outbound queue of a session. Bounded so a stalled gateway slows the OSC loop down rather than
 /// piling up moves in memory; it never outlives its session, so nothing in it is replayed.
@@ -63,7 +63,7 @@ pub(super) async fn run(
         .map_err(|_| {
             Error::Protocol(format!("no Welcome within {} s", WELCOME_TIMEOUT.as_secs()))
         })??;
-    let catalog = greet(&welcome, &uplink.mappings);
+    let catalog = greet(&welcome);
     // Live first: once a phone shows this session's state, its moves are sent in this session.
     let _live = publisher.publish(LiveSession::new(catalog, tx)).await;
     let _ = feedback
@@ -103,7 +103,7 @@ pub(super) async fn run(
 }
 
 /// Logs who we are to the gateway and returns the catalog's usable bounds by target name.
-fn greet(welcome: &Welcome, mappings: &Mappings) -> HashMap<String, Option<Bounds>> {
+fn greet(welcome: &Welcome) -> HashMap<String, Option<Bounds>> {
     info!(
         operator = %welcome.operator, cluster = %welcome.cluster, targets = welcome.targets.len(),
         "connected to gateway"
@@ -123,7 +123,8 @@ fn greet(welcome: &Welcome, mappings: &Mappings) -> HashMap<String, Option<Bound
             PROTOCOL_VERSION
         );
     }
-    let catalog: HashMap<String, Option<Bounds>> = welcome
+    // Feedback, which knows the mappings, says which mapped targets this catalog lacks.
+    welcome
         .targets
         .iter()
         .map(|t| {
@@ -132,21 +133,7 @@ fn greet(welcome: &Welcome, mappings: &Mappings) -> HashMap<String, Option<Bound
                 t.bounds.as_ref().and_then(|b| Bounds::try_from(b).ok()),
             )
         })
-        .collect();
-    for m in mappings.iter() {
-        match catalog.get(&m.target) {
-            None => warn!(
-                address = %m.address, target_name = %m.target,
-                "mapped target is not in this operator's catalog; its moves are not sent"
-            ),
-            Some(None) => warn!(
-                address = %m.address, target_name = %m.target,
-                "mapped target has unusable bounds from the gateway; its moves are not sent"
-            ),
-            Some(Some(_)) => {}
-        }
-    }
-    catalog
+        .collect()
 }
 
 fn log_outcome(o: &kubeknobs_proto::v1::Outcome) {

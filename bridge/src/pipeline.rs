@@ -1,0 +1,135 @@
+//! The running bridge, in two halves that a config reload treats differently:
+//!
+//! - the **session**: the gateway session (uplink) and feedback. A reload replaces it only when it
+//!   changes how the gateway is reached or who this bridge is (`[gateway]`, `bridge_id`): the
+//!   bridge reconnects with the new settings.
+//! - the **inputs**: the OSC receiver and the MIDI side, with their mappings. Every reload replaces
+//!   them, and reconfigures feedback in place (mappings, feedback port, presence label, MIDI
+//!   outputs), which plays the known state to every client again. The gateway session stays, and
+//!   with it the operator's touches and arm.
+//!
+//! What outlives both ([`Parts`]): the OSC socket and TCP connections, the known OSC clients, the
+//! metrics. Dropping a half's future stops it: its tasks own nothing that outlives them.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, MidiConfig};
+use crate::uplink::{self, Link, Uplink};
+use crate::{feedback, midi, ops, osc};
+
+/// Capacity of the channel into feedback, which only encodes and sends packets, so it keeps up.
+const FEEDBACK_QUEUE: usize = 256;
+
+/// What outlives a config reload.
+pub(crate) struct Parts {
+    pub socket: Arc<UdpSocket>,
+    pub streams: osc::SharedInbound,
+    pub clients: osc::SharedClients,
+    pub metrics: ops::Metrics,
+    pub observer: Option<feedback::Observer>,
+}
+
+/// Handles into a running session, for the inputs that feed it.
+pub(crate) struct Session {
+    link: Link,
+    feedback: mpsc::Sender<feedback::Event>,
+}
+
+impl Parts {
+    /// The session half for `config` with `uplink`; the future runs it until dropped (it never
+    /// ends by itself). Feedback sends nothing until [`Parts::inputs`] configures it.
+    pub fn session(
+        &self,
+        config: &Config,
+        uplink: Uplink,
+    ) -> (Session, impl Future<Output = ()> + use<>) {
+        let (publisher, link) = uplink::pair(self.metrics.clone(), config.gateway.resend_within);
+        let (tx, rx) = mpsc::channel(FEEDBACK_QUEUE);
+        let feedback = feedback::Feedback::new(
+            self.socket.clone(),
+            self.clients.clone(),
+            self.observer.clone(),
+        );
+        let to_feedback = tx.clone();
+        let run = async move {
+            tokio::select! {
+                () = feedback.run(rx) => {}
+                () = uplink.run(publisher, to_feedback) => {}
+            }
+        };
+        (Session { link, feedback: tx }, run)
+    }
+
+    /// The inputs half for `config`, feeding `session`, whose feedback it first reconfigures to
+    /// match; the future runs it until dropped (it never ends by itself).
+    pub async fn inputs(
+        &self,
+        config: Config,
+        session: &Session,
+    ) -> impl Future<Output = ()> + use<> {
+        osc::lock(&self.clients).set_timeout(config.osc.client_timeout);
+        let mappings = Arc::new(config.osc.mappings);
+        let mut mapped: Vec<_> = mappings.iter().cloned().collect();
+        mapped.extend(config.midi.bindings.iter().map(|b| b.mapping.clone()));
+        let receiver = osc::Receiver {
+            socket: self.socket.clone(),
+            streams: self.streams.clone(),
+            mappings: mappings.clone(),
+            clients: self.clients.clone(),
+            link: session.link.clone(),
+            feedback: session.feedback.clone(),
+            metrics: self.metrics.clone(),
+            arm_address: config.osc.arm_address,
+        };
+        let (midi_engine, midi_levels) = start_midi(config.midi, &session.link);
+        let settings = feedback::Settings {
+            mappings,
+            mapped,
+            port: config.osc.feedback_port,
+            presence_label: config.osc.presence_label,
+            midi: midi_levels,
+        };
+        // Queued before anything a new session's gateway says, so no state is played unconfigured.
+        let _ = session
+            .feedback
+            .send(feedback::Event::Configure(settings))
+            .await;
+        async move {
+            tokio::select! {
+                () = midi_engine => {}
+                () = receiver.run() => {}
+            }
+        }
+    }
+}
+
+/// Starts the MIDI side if configured; its future never ends (if every MIDI source failed to
+/// start, OSC keeps going).
+fn start_midi(
+    config: MidiConfig,
+    link: &Link,
+) -> (
+    impl Future<Output = ()> + use<>,
+    Option<mpsc::Sender<midi::Level>>,
+) {
+    let (engine, levels) = if config.is_empty() {
+        if !config.bindings.is_empty() {
+            tracing::warn!("midi.mappings are configured but no midi.inputs or midi.serial");
+        }
+        (None, None)
+    } else {
+        let (engine, levels) = midi::start(config, link.clone());
+        (Some(engine), Some(levels))
+    };
+    let engine = async move {
+        if let Some(engine) = engine {
+            engine.await;
+        }
+        std::future::pending::<()>().await
+    };
+    (engine, levels)
+}
