@@ -62,6 +62,12 @@ pub(super) fn banner(
     }
     println!("  Send port:     {}", listen.port());
     println!("  Receive port:  {}", config.osc.feedback_port);
+    if let Some(tcp) = config.osc.tcp_listen {
+        println!(
+            "  (or Connections > OSC > TCP, port {}: feedback comes back on the connection)",
+            tcp.port()
+        );
+    }
     if let Some(hint) = discovery_hint(config, listen) {
         println!("{hint}");
     }
