@@ -4,12 +4,13 @@
 //! Contract: feedback is the truth. It is built only from state the gateway reports (the
 //! `Welcome`'s targets and every `StateUpdate`), never echoed from what a control sent, so a change
 //! made with `kubectl` or by another operator shows on every phone. For each state change, every
-//! client seen within `osc.client_timeout_secs` gets, at `client_ip:feedback_port` (a TCP client: on
-//! its connection, while connected), one float per
-//! mapping of that target (the inverse-mapped `desired`) and, where a mapping has a `label`, a
-//! text like `web 7/10` (`<target> <ready>/<desired>`, `?` when unknown). A new client gets the
-//! state of every mapped target at once. While the gateway is unreachable, clients keep getting
-//! the last known state, labelled `(stale)`, until a new session brings the truth.
+//! client seen within `osc.client_timeout_secs` gets, at `client_ip:feedback_port` (a TCP client:
+//! on its connection, while connected), one float per mapping of that target (the inverse-mapped
+//! `desired`) and, where a mapping has a `label`, a text like `web 7/10` (`<target>
+//! <ready>/<desired>`, `?` when unknown). A new client gets the state of every mapped target at
+//! once, and so does every client when a config reload brings new mappings. While the gateway is
+//! unreachable, clients keep getting the last known state, labelled `(stale)`, until a new
+//! session brings the truth.
 
 mod messages;
 

@@ -76,7 +76,8 @@ pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
 /// Packets from every TCP connection, for whichever pipeline is running (one at a time).
 pub type SharedInbound = Arc<tokio::sync::Mutex<mpsc::Receiver<stream::Inbound>>>;
 
-/// Decodes one UDP datagram into its messages, bundles flattened in order.
+/// Decodes one OSC packet (a UDP datagram, or one unframed from a TCP stream) into its messages,
+/// bundles flattened in order.
 pub fn decode(datagram: &[u8]) -> Result<Vec<OscMessage>, rosc::OscError> {
     let (_rest, packet) = rosc::decoder::decode_udp(datagram)?;
     let mut messages = Vec::new();
