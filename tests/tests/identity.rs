@@ -166,6 +166,15 @@ async fn a_kubernetes_token_is_checked_with_a_token_review() {
         .find(|r| r.path.ends_with("/tokenreviews"))
         .expect("a TokenReview was posted");
     assert_eq!(review.method, "POST");
+    let reviews = || {
+        api.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/tokenreviews"))
+            .count()
+    };
+    let (_s2, _r2, again) = gw.welcome("sa-token").await;
+    assert_eq!(again.operator, "system:serviceaccount:default:frank");
+    assert_eq!(reviews(), 1, "an authenticated token is remembered for a while");
 
     let (_a, _ar, alice) = gw.welcome("alice-token").await;
     assert_eq!(alice.operator, "alice", "configured tokens need no review");
@@ -183,4 +192,6 @@ async fn a_kubernetes_token_is_checked_with_a_token_review() {
         !err.message().contains("expired-token"),
         "the secret is not echoed"
     );
+    assert!(gw.open("expired-token").await.is_err());
+    assert_eq!(reviews(), 3, "a refusal is never remembered");
 }
