@@ -174,7 +174,11 @@ async fn a_kubernetes_token_is_checked_with_a_token_review() {
     };
     let (_s2, _r2, again) = gw.welcome("sa-token").await;
     assert_eq!(again.operator, "system:serviceaccount:default:frank");
-    assert_eq!(reviews(), 1, "an authenticated token is remembered for a while");
+    assert_eq!(
+        reviews(),
+        1,
+        "an authenticated token is remembered for a while"
+    );
 
     let (_a, _ar, alice) = gw.welcome("alice-token").await;
     assert_eq!(alice.operator, "alice", "configured tokens need no review");
