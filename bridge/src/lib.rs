@@ -147,9 +147,10 @@ async fn start_ops(
 /// feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
 /// changed) replaces the inputs, and the gateway session too if its settings changed (see
 /// [`pipeline`]), while the OSC socket and connections, the ops port and the known OSC clients
-/// stay; an unusable one is logged and changes nothing (see [`reload`]). OSC is advertised over mDNS for as long as the socket is bound (a
-/// reload that changes the bridge id or feedback port re-announces its TXT record); the
-/// advertisement is withdrawn at shutdown (within [`discovery::STOP_WITHIN`]).
+/// stay; an unusable one is logged and changes nothing (see [`reload`]). OSC is advertised over
+/// mDNS for as long as the sockets are bound (a reload that changes the bridge id or feedback port
+/// re-announces the TXT records); the advertisement is withdrawn at shutdown (within
+/// [`discovery::STOP_WITHIN`]).
 pub(crate) async fn serve(
     config: Config,
     uplink: uplink::Uplink,
