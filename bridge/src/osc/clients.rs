@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Who sent OSC, and so where its feedback goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,6 +50,8 @@ struct Stream {
     tx: mpsc::Sender<Vec<u8>>,
     /// It has sent a packet, so it gets feedback.
     spoke: bool,
+    /// Dropped with the entry: tells the connection it was dropped, even mid-write.
+    _dropped: oneshot::Sender<()>,
 }
 
 /// Known OSC clients.
@@ -75,9 +77,22 @@ impl Clients {
         self.timeout = timeout;
     }
 
-    /// Registers TCP client `addr`, whose writer reads `tx`, until [`Clients::disconnect`].
-    pub fn connect(&mut self, addr: SocketAddr, tx: mpsc::Sender<Vec<u8>>) {
-        self.streams.insert(addr, Stream { tx, spoke: false });
+    /// Registers TCP client `addr`, whose writer reads `tx`, until [`Clients::disconnect`]. The
+    /// returned receiver resolves (with an error) when the registry drops the client: it was too
+    /// slow, or it disconnected.
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        tx: mpsc::Sender<Vec<u8>>,
+    ) -> oneshot::Receiver<()> {
+        let (dropped, on_drop) = oneshot::channel();
+        let stream = Stream {
+            tx,
+            spoke: false,
+            _dropped: dropped,
+        };
+        self.streams.insert(addr, stream);
+        on_drop
     }
 
     /// Forgets TCP client `addr`.
@@ -170,7 +185,7 @@ mod tests {
         let mut clients = Clients::new(Duration::from_secs(1));
         assert!(!clients.touch(Peer::Tcp(addr), t0), "not connected");
         let (tx, mut rx) = mpsc::channel(2);
-        clients.connect(addr, tx);
+        let _dropped = clients.connect(addr, tx);
         assert!(clients.active(t0).is_empty(), "silent so far");
         assert!(clients.touch(Peer::Tcp(addr), t0));
         assert!(!clients.touch(Peer::Tcp(addr), t0));
@@ -188,8 +203,9 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:50124".parse().unwrap();
         let mut clients = Clients::new(Duration::from_secs(1));
         let (tx, mut rx) = mpsc::channel(2);
-        clients.connect(addr, tx);
+        let mut dropped = clients.connect(addr, tx);
         clients.touch(Peer::Tcp(addr), Instant::now());
+        assert_eq!(dropped.try_recv(), Err(oneshot::error::TryRecvError::Empty));
         assert_eq!(clients.queue(addr, vec![1]), Ok(()));
         assert_eq!(clients.queue(addr, vec![2]), Ok(()));
         assert_eq!(clients.queue(addr, vec![3]), Err(Unsent::TooSlow));
@@ -199,5 +215,9 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(vec![2]));
         assert!(rx.try_recv().is_err());
         assert!(rx.is_closed());
+        assert_eq!(
+            dropped.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        );
     }
 }

@@ -82,8 +82,12 @@ async fn connection(
     clients: SharedClients,
 ) {
     let (tx, mut rx) = mpsc::channel(QUEUE);
-    lock(&clients).connect(from, tx);
-    let end = exchange(stream, from, &inbound, &mut rx).await;
+    let mut dropped = lock(&clients).connect(from, tx);
+    let end = tokio::select! {
+        // Dropped by the registry (it cannot keep up): at once, even while a write is blocked.
+        _ = &mut dropped => Err("it did not read its feedback fast enough".to_owned()),
+        end = exchange(stream, from, &inbound, &mut rx) => end,
+    };
     lock(&clients).disconnect(from);
     match end {
         Ok(why) => info!(client = %from, "OSC TCP client disconnected: {why}"),
@@ -120,7 +124,7 @@ async fn exchange(
             }
             packet = feedback.recv() => {
                 let Some(packet) = packet else {
-                    return Err("it did not read its feedback fast enough".into());
+                    return Err("dropped from the registry".into());
                 };
                 let framing = deframer.framing().unwrap_or(Framing::Slip);
                 let bytes = framing::frame(framing, &packet);
@@ -143,4 +147,87 @@ const CLOSED: &str = "closed by the client";
 fn is_hang_up(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::osc::{Clients, Peer, Unsent};
+
+    /// A connection served by [`connection`], with the client's end, the registry and the
+    /// packets it hands on.
+    async fn connected() -> (
+        TcpStream,
+        SocketAddr,
+        SharedClients,
+        mpsc::Receiver<Inbound>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .expect("connect");
+        let (stream, from) = listener.accept().await.expect("accept");
+        let clients: SharedClients = Arc::new(Mutex::new(Clients::new(Duration::from_secs(60))));
+        let (inbound, packets) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(connection(stream, from, inbound, clients.clone()));
+        (client, from, clients, packets, task)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_its_feedback_is_disconnected() {
+        let (mut client, from, clients, mut packets, task) = connected().await;
+        client
+            .write_all(&framing::frame(
+                Framing::Slip,
+                b"/1/fader1\0\0\0,f\0\0\0\0\0\0",
+            ))
+            .await
+            .expect("write");
+        let first = packets.recv().await.expect("the packet is handed on");
+        assert_eq!(first.from, from);
+        assert!(lock(&clients).touch(Peer::Tcp(from), Instant::now()));
+
+        // The client never reads: the socket buffers fill, the writer blocks, the queue fills.
+        let packet = vec![b'/'; 60_000];
+        let mut queued = 0;
+        let slow = loop {
+            match lock(&clients).queue(from, packet.clone()) {
+                Ok(()) => queued += 1,
+                Err(unsent) => break unsent,
+            }
+            assert!(
+                queued < 10_000,
+                "a client that never reads is never dropped"
+            );
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(slow, Unsent::TooSlow);
+        assert!(
+            queued >= QUEUE,
+            "only a full queue drops a client ({queued} queued)"
+        );
+        assert!(lock(&clients).active(Instant::now()).is_empty());
+
+        // Its connection ends at once (not after a blocked write's timeout), and reading what
+        // was sent ends in end-of-file.
+        tokio::time::timeout(WRITE_TIMEOUT / 2, task)
+            .await
+            .expect("the connection task ends")
+            .expect("it does not panic");
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest))
+            .await
+            .expect("the bridge closed the connection")
+            .expect("read");
+        assert!(
+            !rest.is_empty(),
+            "what was written before is still delivered"
+        );
+    }
 }
