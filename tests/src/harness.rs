@@ -47,6 +47,21 @@ pub fn require_tool(tool: &str) {
     );
 }
 
+/// The python to run third-party Python clients with: `KUBEKNOBS_PYTHON` (set by .ci/run) or
+/// `python3`. Fails loudly unless it can import `module` (`package` is its PyPI name).
+pub fn python_with(module: &str, package: &str) -> String {
+    let python = std::env::var("KUBEKNOBS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let import = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output();
+    assert!(
+        import.as_ref().is_ok_and(|o| o.status.success()),
+        "{package} is not installed for {python} (.ci/run installs it and sets \
+         KUBEKNOBS_PYTHON): {import:?}"
+    );
+    python
+}
+
 /// A running program whose stdout and stderr lines are collected for assertions.
 pub struct Process {
     name: String,

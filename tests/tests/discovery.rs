@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kubeknobs_tests::harness::{Bridge, Process, binary};
+use kubeknobs_tests::harness::{Bridge, Process, binary, python_with};
 use kubeknobs_tests::netns::{self, Lan};
 
 /// The instance name the bridge advertises (`discovery.name`).
@@ -58,11 +58,6 @@ print("ready", flush=True)
 time.sleep(90)
 zc.close()
 "#;
-
-/// The python with zeroconf: `KUBEKNOBS_PYTHON` (set by .ci/run) or `python3`.
-fn python() -> String {
-    std::env::var("KUBEKNOBS_PYTHON").unwrap_or_else(|_| "python3".into())
-}
 
 /// A bridge config with OSC on `listen` and a gateway that is not there (plaintext loopback, so
 /// no certificates are needed).
@@ -112,15 +107,7 @@ fn lan(tag: &str) -> Option<Lan> {
 
 /// python-zeroconf browsing from host `b`, once it is ready.
 fn browser(lan: &Lan) -> Process {
-    let python = python();
-    let import = std::process::Command::new(&python)
-        .args(["-c", "import zeroconf"])
-        .output();
-    assert!(
-        import.as_ref().is_ok_and(|o| o.status.success()),
-        "python-zeroconf is not installed for {python} (.ci/run installs it and sets \
-         KUBEKNOBS_PYTHON): {import:?}"
-    );
+    let python = python_with("zeroconf", "python-zeroconf");
     let mut command = lan.b.command(&python);
     command.args(["-c", BROWSER]).arg(lan.b.addr.to_string());
     let browser = Process::spawn("zeroconf", command);

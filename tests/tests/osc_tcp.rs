@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 
-use kubeknobs_tests::harness::{Process, require_tool};
+use kubeknobs_tests::harness::{Process, python_with, require_tool};
 use kubeknobs_tests::pipeline::{Pipeline, connected};
 
 const SANDBOX: &str = "backend = \"sandbox\"";
@@ -58,22 +58,9 @@ while time.time() < deadline:
         print("got", message.address, message.params, flush=True)
 "#;
 
-/// The python with python-osc: `KUBEKNOBS_PYTHON` (set by .ci/run) or `python3`.
-fn python() -> String {
-    std::env::var("KUBEKNOBS_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 /// python-osc sending `value` in `mode` to the bridge's OSC TCP port, once it has sent.
 fn python_phone(p: &Pipeline, mode: &str, value: &str) -> Process {
-    let python = python();
-    let import = Command::new(&python)
-        .args(["-c", "import pythonosc.tcp_client"])
-        .output();
-    assert!(
-        import.as_ref().is_ok_and(|o| o.status.success()),
-        "python-osc is not installed for {python} (.ci/run installs it and sets \
-         KUBEKNOBS_PYTHON): {import:?}"
-    );
+    let python = python_with("pythonosc.tcp_client", "python-osc");
     let mut command = Command::new(python);
     command
         .args(["-c", PHONE])
