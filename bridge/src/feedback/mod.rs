@@ -53,8 +53,8 @@ pub enum Error {
     },
 }
 
-/// What feedback plays to whom: set at start and by every config reload.
-#[derive(Debug, Clone)]
+/// What feedback plays to whom: set at start and by every config reload (none until then).
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// OSC mappings: the addresses that get each target's value and label.
     pub mappings: Arc<Mappings>,
@@ -118,13 +118,7 @@ impl Feedback {
         Feedback {
             socket,
             clients,
-            settings: Settings {
-                mappings: Arc::default(),
-                mapped: Vec::new(),
-                port: 0,
-                presence_label: None,
-                midi: None,
-            },
+            settings: Settings::default(),
             known: HashMap::new(),
             catalog: false,
             observer,
