@@ -12,6 +12,10 @@
 //!
 //! Retryable failures (conflicts, throttling, outages, timeouts) are retried with backoff, never
 //! faster than the write interval; if a newer value arrives meanwhile, the retry writes that one.
+//!
+//! A value the target already has (observed by the watch, with every write of ours seen) is not
+//! written again: it is answered `applied` ("already at N") with the target's state, and costs
+//! no write slot. One-shot targets (restart) always act.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -42,9 +46,10 @@ impl Reply {
         Reply { tx, metrics }
     }
 
-    /// Sends `outcome`; a session that is gone or hopelessly behind is skipped with a log, so
-    /// the writer never blocks on a slow bridge.
-    pub fn send_outcome(&self, outcome: v1::Outcome) {
+    /// Sends `outcome`, then `truth` (the target's real state) when the event left the cluster
+    /// as it was, so the control that sent it can show the truth again; a session that is gone
+    /// or hopelessly behind is skipped with a log, so the writer never blocks on a slow bridge.
+    pub fn send_outcome(&self, outcome: v1::Outcome, truth: Option<v1::TargetState>) {
         let kind = OutcomeKind::try_from(outcome.kind).unwrap_or(OutcomeKind::Unspecified);
         let reason = RejectReason::try_from(outcome.reason).unwrap_or(RejectReason::Unspecified);
         self.metrics.outcome(
@@ -56,7 +61,17 @@ impl Reply {
             msg: Some(Msg::Outcome(outcome)),
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Ok(msg)) {
-            tracing::warn!(seq, "session is not reading; outcome not delivered");
+            tracing::debug!(seq, "session is not reading; outcome not delivered");
+            self.metrics.outcome_dropped();
+            return;
+        }
+        if let Some(state) = truth {
+            let msg = ServerMessage {
+                msg: Some(Msg::State(v1::StateUpdate {
+                    states: vec![state],
+                })),
+            };
+            let _ = self.tx.try_send(Ok(msg));
         }
     }
 }
@@ -235,6 +250,7 @@ impl Coalescer {
                 OutcomeKind::Superseded,
                 RejectReason::Unspecified,
                 "a later value replaced it".into(),
+                None,
             );
         }
         self.slot.notify.notify_one();
@@ -273,6 +289,9 @@ impl<W: Writer> TargetWriter<W> {
             if let Some(submission) = self.slot.take() {
                 // Read per write: a config reload may have changed the spec.
                 self.target = self.spec.get();
+                if self.already_there(&submission) {
+                    continue;
+                }
                 let interval = self.interval();
                 let next_allowed = match self.step_toward(submission.value) {
                     Ok(Some(step)) => self.write_step(submission, step, interval).await,
@@ -325,6 +344,9 @@ impl<W: Writer> TargetWriter<W> {
                     self.metrics
                         .event_to_write(current.received.elapsed().as_secs_f64());
                     self.set_last_written(current.value);
+                    if !self.target.dry_run {
+                        self.hub.wrote(&self.target.name, current.value);
+                    }
                     tracing::info!(target_name = %self.target.name, value = current.value, operator = %current.operator, "applied");
                     self.finish_from(
                         old,

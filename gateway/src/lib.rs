@@ -24,6 +24,7 @@ pub mod service;
 pub mod shutdown;
 pub mod state;
 pub mod status;
+pub mod summary;
 pub mod telemetry;
 pub mod tls;
 pub mod touch;

@@ -40,6 +40,7 @@ impl std::fmt::Debug for Metrics {
 struct Inner {
     registry: Registry,
     events: Counter,
+    outcomes_dropped: Counter,
     outcomes: Family<OutcomeLabels, Counter>,
     writes: Family<WriteLabels, Counter>,
     sessions: Gauge,
@@ -62,6 +63,12 @@ impl Metrics {
             "control_events",
             "Control events received from bridges",
             events.clone(),
+        );
+        let outcomes_dropped = Counter::default();
+        registry.register(
+            "outcomes_dropped",
+            "Outcomes not delivered because the session was not reading its stream",
+            outcomes_dropped.clone(),
         );
         let outcomes = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -93,6 +100,7 @@ impl Metrics {
             inner: Arc::new(Inner {
                 registry,
                 events,
+                outcomes_dropped,
                 outcomes,
                 writes,
                 sessions,
@@ -113,6 +121,11 @@ impl Metrics {
             .outcomes
             .get_or_create(&OutcomeLabels { outcome, reason })
             .inc();
+    }
+
+    /// An outcome was not delivered: its session was not reading.
+    pub fn outcome_dropped(&self) {
+        self.inner.outcomes_dropped.inc();
     }
 
     /// One write attempt finished after `seconds`.

@@ -2,8 +2,10 @@
 //! of writes to the API server.
 //!
 //! - **Events per operator** use a [`governor`] GCRA limiter per operator, shared by all of that
-//!   operator's sessions. The check never waits: an event over the limit is answered
-//!   `rate limited` at once, so one operator's flood costs other sessions nothing.
+//!   operator's sessions. The check never waits: it says how long until the next event would
+//!   pass, and the session parks an over-rate move as that target's pending value until then
+//!   (`service::parked`), so one operator's flood costs other sessions nothing and the rate
+//!   never decides which value is final.
 //!   (governor was picked for its lock-free GCRA state and exact burst semantics; its clock is
 //!   tokio's here, so the limits are tested with `tokio::time::pause`.)
 //! - **Sessions per operator** are counted; a session over the limit is refused with
@@ -233,17 +235,29 @@ pub struct SessionPermit {
 }
 
 impl SessionPermit {
-    /// Counts one control event against the operator's rate; never waits.
-    pub fn check_event(&self) -> Result<(), Error> {
+    /// Counts one control event against the operator's rate; never waits. Over the rate, says
+    /// how long until the next event would be admitted.
+    pub fn try_event(&self) -> Result<(), Duration> {
         let events = self.state.events.read().unwrap_or_else(|p| p.into_inner());
-        events.limiter.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            Error::TooManyEvents {
-                operator: self.operator.to_string(),
-                per_second: events.per_second,
-                retry_ms: wait.as_millis().max(1),
-            }
+        events
+            .limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Like [`SessionPermit::try_event`], with the refusal worded for the operator.
+    pub fn check_event(&self) -> Result<(), Error> {
+        self.try_event().map_err(|wait| Error::TooManyEvents {
+            operator: self.operator.to_string(),
+            per_second: self.per_second(),
+            retry_ms: wait.as_millis().max(1),
         })
+    }
+
+    /// The operator's event rate in force.
+    fn per_second(&self) -> u32 {
+        let events = self.state.events.read().unwrap_or_else(|p| p.into_inner());
+        events.per_second
     }
 }
 

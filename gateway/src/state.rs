@@ -5,11 +5,12 @@
 //! Sessions diff snapshots to send only what changed; a slow session skips intermediate
 //! snapshots but always ends up with the latest (latest state wins, like latest value wins).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use kubeknobs_proto::v1::TargetState;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::catalog::Catalog;
 
@@ -28,7 +29,8 @@ pub struct Observed {
     pub current: Option<i32>,
     /// `status.readyReplicas`, if reported.
     pub ready: Option<i32>,
-    /// The field manager that changed the object last, if known.
+    /// The field manager that owns the observed value (`f:spec.f:replicas` and the like), if
+    /// known.
     pub manager: Option<String>,
 }
 
@@ -40,9 +42,25 @@ pub struct StateHub {
     /// the gateway is ready when this is empty.
     unready: Mutex<BTreeMap<String, String>>,
     ready_tx: watch::Sender<Readiness>,
-    /// The last value kubeknobs wrote per target, and for whom: to name the operator when the
-    /// change shows up in the watch under our field manager.
-    writes: Mutex<HashMap<String, (i32, Arc<str>)>>,
+    /// What kubeknobs wrote per target, and for whom: to name the operator when the change
+    /// shows up in the watch under our field manager, and to know the value is not settled yet.
+    writes: Mutex<HashMap<String, Writes>>,
+}
+
+/// How many recent writes per target are remembered for naming who changed it.
+const RECENT_WRITES: usize = 8;
+/// How long a successful write may go unseen by the watch before the hub stops waiting for it
+/// (a watch that relisted may never show that exact value).
+const UNOBSERVED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// kubeknobs' recent writes of one target.
+#[derive(Debug, Default)]
+struct Writes {
+    /// Values sent (newest last), the operator each was for, and whether the watch has shown
+    /// that value since it was sent (its event may come before the write's answer).
+    recent: VecDeque<(i32, Arc<str>, bool)>,
+    /// A value the cluster accepted that the watch has not shown yet, and since when.
+    unobserved: Option<(i32, Instant)>,
 }
 
 impl StateHub {
@@ -71,10 +89,46 @@ impl StateHub {
         }
     }
 
-    /// Notes that `operator` is writing `value` to `target`, before the write is sent.
+    /// Notes that `operator` is writing `value` to `target`, before the write is sent (its
+    /// watch event may come before the answer).
     pub fn record_write(&self, target: &str, value: i32, operator: Arc<str>) {
-        self.lock_writes()
-            .insert(target.to_owned(), (value, operator));
+        let mut writes = self.lock_writes();
+        let recent = &mut writes.entry(target.to_owned()).or_default().recent;
+        if recent.len() == RECENT_WRITES {
+            recent.pop_front();
+        }
+        recent.push_back((value, operator, false));
+    }
+
+    /// Notes that the cluster accepted `value` for `target` (not a dry run): until the watch
+    /// shows it, the target's value is not settled.
+    pub fn wrote(&self, target: &str, value: i32) {
+        let mut writes = self.lock_writes();
+        let w = writes.entry(target.to_owned()).or_default();
+        let seen = w.recent.iter().rev().find(|(v, ..)| *v == value);
+        if !seen.is_some_and(|(.., seen)| *seen) {
+            w.unobserved = Some((value, Instant::now()));
+        }
+    }
+
+    /// The target's value as far as the gateway knows it for sure: the observed `desired`, when
+    /// the watch has shown every write kubeknobs made and the target has no error. `None` when
+    /// unsure, so a caller that skips "no-op" writes on it never skips a needed one.
+    pub fn settled(&self, target: &str) -> Option<i32> {
+        let mut writes = self.lock_writes();
+        if let Some(w) = writes.get_mut(target) {
+            match w.unobserved {
+                Some((_, at)) if at.elapsed() < UNOBSERVED_FOR => return None,
+                Some(_) => w.unobserved = None,
+                None => {}
+            }
+        }
+        drop(writes);
+        let snapshot = self.snapshot();
+        let state = snapshot.get(target)?;
+        let desired = state.desired.filter(|_| state.error.is_empty())?;
+        // Observed values are whole numbers converted from i32.
+        Some(desired as i32)
     }
 
     /// Publishes an observation of `target`.
@@ -133,14 +187,29 @@ impl StateHub {
         self.tx.subscribe()
     }
 
+    /// Who made the observed value: the field manager that owns it, or, when that is kubeknobs,
+    /// the operator of its most recent write of that value. Also settles a write the watch now
+    /// shows.
     fn changed_by(&self, target: &str, seen: &Observed) -> String {
+        let mut writes = self.lock_writes();
+        let ours = writes.get_mut(target);
+        let operator = ours.and_then(|w| {
+            if w.unobserved.is_some_and(|(v, _)| v == seen.desired) {
+                w.unobserved = None;
+            }
+            let (_, operator, shown) = w
+                .recent
+                .iter_mut()
+                .rev()
+                .find(|(v, ..)| *v == seen.desired)?;
+            *shown = true;
+            Some(operator.to_string())
+        });
         match seen.manager.as_deref() {
-            Some(FIELD_MANAGER) | None => match self.lock_writes().get(target) {
-                Some((value, operator)) if *value == seen.desired => operator.to_string(),
-                _ => seen.manager.clone().unwrap_or_default(),
-            },
-            Some(other) => other.to_owned(),
+            Some(FIELD_MANAGER) | None => operator.or_else(|| seen.manager.clone()),
+            Some(other) => Some(other.to_owned()),
         }
+        .unwrap_or_default()
     }
 
     fn update(&self, target: &str, change: impl FnOnce(&mut TargetState)) {
@@ -158,7 +227,7 @@ impl StateHub {
         });
     }
 
-    fn lock_writes(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i32, Arc<str>)>> {
+    fn lock_writes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Writes>> {
         self.writes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -223,6 +292,44 @@ mod tests {
         hub.observe("web", seen(7, "kubectl"));
         assert_eq!(hub.snapshot()["web"].changed_by, "kubectl");
         assert_eq!(hub.snapshot()["web"].desired, Some(7.0));
+    }
+
+    #[test]
+    fn the_operator_of_the_matching_recent_write_is_credited() {
+        let hub = hub();
+        hub.record_write("web", 5, "alice".into());
+        hub.record_write("web", 7, "bob".into());
+        // alice's write shows in the watch after bob's was sent: still alice's.
+        hub.observe("web", seen(5, FIELD_MANAGER));
+        assert_eq!(hub.snapshot()["web"].changed_by, "alice");
+        hub.observe("web", seen(7, FIELD_MANAGER));
+        assert_eq!(hub.snapshot()["web"].changed_by, "bob");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_watch_has_not_shown_leaves_the_value_unsettled() {
+        let hub = hub();
+        assert_eq!(hub.settled("web"), None, "never observed");
+        hub.observe("web", seen(3, "kubectl"));
+        assert_eq!(hub.settled("web"), Some(3));
+        hub.record_write("web", 6, "alice".into());
+        hub.wrote("web", 6);
+        assert_eq!(
+            hub.settled("web"),
+            None,
+            "6 was written, the watch still says 3"
+        );
+        hub.observe("web", seen(6, FIELD_MANAGER));
+        assert_eq!(hub.settled("web"), Some(6));
+        hub.wrote("web", 9);
+        tokio::time::advance(UNOBSERVED_FOR).await;
+        assert_eq!(
+            hub.settled("web"),
+            Some(6),
+            "a write the watch never showed is not waited for forever"
+        );
+        hub.set_error("web", "deployment default/web was deleted".into());
+        assert_eq!(hub.settled("web"), None);
     }
 
     #[test]

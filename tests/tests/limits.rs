@@ -40,7 +40,8 @@ initial = 0
 "#;
 
 #[tokio::test]
-async fn a_flood_is_rate_limited_the_other_operator_is_not_starved_and_the_final_value_lands() {
+async fn a_flood_is_merged_under_the_rate_the_other_operator_is_not_starved_and_the_final_value_lands()
+ {
     let gw = Gateway::start(CONFIG).await;
     let (alice, mut alice_rx, _) = gw.welcome("alice-token").await;
     let (bob, mut bob_rx, _) = gw.welcome("bob-token").await;
@@ -52,11 +53,11 @@ async fn a_flood_is_rate_limited_the_other_operator_is_not_starved_and_the_final
             .await
             .expect("send");
     }
-    bob.send(control(1, "web", 42.0)).await.expect("send");
+    bob.send(control(1, "big", 42.0)).await.expect("send");
     let bob_outcome = outcome(&mut bob_rx, 1).await;
-    assert_ne!(
+    assert_eq!(
         bob_outcome.kind,
-        OutcomeKind::Rejected as i32,
+        OutcomeKind::Applied as i32,
         "{bob_outcome:?}"
     );
 
@@ -67,45 +68,23 @@ async fn a_flood_is_rate_limited_the_other_operator_is_not_starved_and_the_final
             assert!(outcomes.insert(o.seq, o).is_none(), "one outcome per event");
         }
     }
-    let (mut limited, mut passed) = (0, 0);
-    for o in outcomes.values() {
-        if o.reason == RejectReason::RateLimited as i32 {
-            assert!(
-                o.message.contains("limits.events_per_second"),
-                "{}",
-                o.message
-            );
-            limited += 1;
-        } else {
-            passed += 1;
-        }
-    }
     let elapsed = started.elapsed().as_secs_f64();
-    let allowed = 20.0 + 20.0 * elapsed + 1.0;
-    assert!(
-        f64::from(passed) <= allowed,
-        "{passed} passed in {elapsed:.2}s"
-    );
-    assert!(
-        limited >= FLOOD as u32 - allowed as u32,
-        "{limited} limited"
-    );
-    assert!(elapsed < 10.0, "the flood is answered at once, not queued");
-
-    // After the flood, the operator's final move is accepted and lands.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    alice
-        .send(control(FLOOD + 1, "web", 77.0))
-        .await
-        .expect("send");
-    let last = outcome(&mut alice_rx, FLOOD + 1).await;
+    for o in outcomes.values() {
+        assert_ne!(
+            o.kind,
+            OutcomeKind::Rejected as i32,
+            "speed never refuses: {o:?}"
+        );
+    }
+    let last = &outcomes[&FLOOD];
     assert_eq!(
         (last.kind, last.value),
-        (OutcomeKind::Applied as i32, 77.0),
-        "{last:?}"
+        (OutcomeKind::Applied as i32, (FLOOD % 90) as f64),
+        "the last move of the flood is the one applied: {last:?}"
     );
+    assert!(elapsed < 10.0, "the flood is answered at once, not queued");
     state_until(&mut bob_rx, |s| {
-        s.target == "web" && s.desired == Some(77.0)
+        s.target == "web" && s.desired == Some((FLOOD % 90) as f64)
     })
     .await;
 }

@@ -12,6 +12,25 @@ impl<W: Writer> TargetWriter<W> {
         self.hub.snapshot().get(&self.target.name)?.desired
     }
 
+    /// Answers `s` as applied without a write when the target already has its value (and the
+    /// watch has shown every write of ours); true if so.
+    pub(super) fn already_there(&self, s: &Submission) -> bool {
+        if self.target.kind.is_one_shot() || self.hub.settled(&self.target.name) != Some(s.value) {
+            return false;
+        }
+        let message = format!("already at {}: nothing to write", s.value);
+        let truth = self.hub.snapshot().get(&self.target.name).cloned();
+        answer(
+            &self.target.name,
+            s,
+            OutcomeKind::Applied,
+            RejectReason::Unspecified,
+            message,
+            truth,
+        );
+        true
+    }
+
     /// Answers `s` (and audits applied and rejected outcomes), from the current desired value.
     pub(super) fn finish(
         &self,
@@ -53,7 +72,13 @@ impl<W: Writer> TargetWriter<W> {
                 dry_run: self.target.dry_run,
             });
         }
-        answer(&self.target.name, s, kind, reason, message);
+        // A refusal or a dry run leaves the cluster as it was: show the sender the truth again.
+        let unchanged =
+            kind == OutcomeKind::Rejected || (kind == OutcomeKind::Applied && self.target.dry_run);
+        let truth = unchanged
+            .then(|| self.hub.snapshot().get(&self.target.name).cloned())
+            .flatten();
+        answer(&self.target.name, s, kind, reason, message, truth);
     }
 }
 
@@ -64,6 +89,7 @@ pub(super) fn answer(
     kind: OutcomeKind,
     reason: RejectReason,
     message: String,
+    truth: Option<v1::TargetState>,
 ) {
     let outcome = v1::Outcome {
         seq: s.seq,
@@ -73,5 +99,5 @@ pub(super) fn answer(
         reason: reason as i32,
         message,
     };
-    s.reply.send_outcome(outcome);
+    s.reply.send_outcome(outcome, truth);
 }

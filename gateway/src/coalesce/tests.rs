@@ -72,6 +72,8 @@ struct Harness {
     shutdown: CancellationToken,
     reply: Reply,
     outcomes: mpsc::Receiver<Result<ServerMessage, Status>>,
+    /// States sent after outcomes that left the cluster unchanged.
+    truths: Vec<v1::TargetState>,
 }
 
 fn harness(rate: f64, writer: Recorder) -> Harness {
@@ -96,6 +98,7 @@ fn harness_for(target: Arc<TargetSpec>, writer: Recorder) -> Harness {
         shutdown,
         reply,
         outcomes,
+        truths: Vec::new(),
     }
 }
 
@@ -115,10 +118,14 @@ impl Harness {
     fn outcomes(&mut self) -> HashMap<u64, v1::Outcome> {
         let mut all = HashMap::new();
         while let Ok(Ok(msg)) = self.outcomes.try_recv() {
-            let Some(Msg::Outcome(o)) = msg.msg else {
-                panic!("not an outcome: {msg:?}")
-            };
-            assert!(all.insert(o.seq, o).is_none(), "one outcome per event");
+            match msg.msg {
+                Some(Msg::Outcome(o)) => {
+                    assert!(all.insert(o.seq, o).is_none(), "one outcome per event")
+                }
+                // The truth sent after an outcome that left the cluster unchanged.
+                Some(Msg::State(update)) => self.truths.extend(update.states),
+                other => panic!("not an outcome or state: {other:?}"),
+            }
         }
         all
     }
@@ -220,6 +227,32 @@ async fn permanent_failures_reach_the_operator_with_the_reason() {
     assert_eq!(outcome.kind, OutcomeKind::Rejected as i32);
     assert_eq!(outcome.reason, RejectReason::ClusterError as i32);
     assert!(outcome.message.contains("not found"), "{}", outcome.message);
+    assert_eq!(
+        h.truths
+            .iter()
+            .map(|s| s.target.as_str())
+            .collect::<Vec<_>>(),
+        ["web"],
+        "a refusal is followed by the target's real state"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_value_the_watch_shows_already_is_answered_without_a_write() {
+    let mut h = harness(10.0, Recorder::default());
+    h.submit(1, 4);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.submit(2, 4);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.writer.values(), vec![4], "the second 4 is not written");
+    let outcomes = h.outcomes();
+    assert_eq!(outcomes[&2].kind, OutcomeKind::Applied as i32);
+    assert!(
+        outcomes[&2].message.contains("already at 4"),
+        "{:?}",
+        outcomes[&2]
+    );
+    assert_eq!(h.truths.len(), 1, "the no-op is answered with the state");
 }
 
 #[tokio::test(start_paused = true)]

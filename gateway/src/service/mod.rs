@@ -12,24 +12,24 @@ use std::sync::Arc;
 
 use futures::Stream;
 use kubeknobs_proto::v1::{
-    self, ClientMessage, OutcomeKind, RejectReason, ServerMessage, client_message,
-    knobs_server::Knobs, server_message::Msg,
+    self, ClientMessage, ServerMessage, client_message, knobs_server::Knobs, server_message::Msg,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::audit::{self, Audit, Record};
+use crate::audit::Audit;
 use crate::auth::{Identity, PendingReview, TokenReviewer};
 use crate::catalog::Catalog;
-use crate::coalesce::{Coalescer, Reply, Submission};
+use crate::coalesce::{Coalescer, Reply};
 use crate::config::SessionLimits;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::presence::{Member, Roster};
 use crate::ratelimit::{Cooldowns, OperatorLimits, SessionPermit};
 use crate::state::{self, StateHub};
+use crate::summary::LogSummary;
 use crate::touch::Holds;
 
 /// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
@@ -181,6 +181,7 @@ impl Knobs for KnobsService {
             armed: Default::default(),
             bridge: hello.bridge_id,
             reply: Reply::new(tx.clone(), self.shared.metrics.clone()),
+            noise: Default::default(),
             tx,
         };
         tokio::spawn(session.run(inbound, snapshot));
@@ -203,6 +204,8 @@ struct Session {
     tx: mpsc::Sender<Result<ServerMessage, Status>>,
     /// Outcomes, counted.
     reply: Reply,
+    /// Rejected and merged moves, logged as one line per kind per second.
+    noise: std::sync::Mutex<LogSummary>,
 }
 
 impl Session {
@@ -212,17 +215,23 @@ impl Session {
         states.mark_unchanged();
         let mut presence = self.shared.roster.subscribe();
         let mut views = self.shared.view.subscribe();
+        let mut parked = Parked::default();
         let end = loop {
+            let wake = parked.wake();
+            let summary_due = self.noise_due();
             tokio::select! {
                 message = inbound.message() => match message {
-                    Ok(Some(message)) => self.handle(message),
+                    Ok(Some(message)) => self.handle(message, &mut parked),
                     Ok(None) => break "bridge closed the session".to_owned(),
+                    Err(status) if hung_up(&status) => break format!("bridge hung up ({})", status.message()),
                     Err(status) => {
                         let message = format!("bad client message: {}", status.message());
                         let _ = self.tx.try_send(Err(Status::new(status.code(), message.clone())));
                         break message;
                     }
                 },
+                () = sleep_until_some(wake), if wake.is_some() => self.unpark(&mut parked),
+                () = sleep_until_some(summary_due), if summary_due.is_some() => self.log_summary(),
                 changed = states.changed() => {
                     if changed.is_err() { break "state hub closed".to_owned() }
                     let now = states.borrow_and_update().clone();
@@ -257,13 +266,18 @@ impl Session {
                 }
             }
         };
+        // The operator's last moves are theirs to keep, whatever the rate: at most one per target.
+        for waiting in parked.drain() {
+            self.admit(waiting);
+        }
+        self.log_summary();
         self.shared.holds.release_session(self.member.id);
         tracing::info!(operator = %self.operator, bridge = %self.bridge, reason = %end, "session closed");
     }
 
-    fn handle(&self, message: ClientMessage) {
+    fn handle(&self, message: ClientMessage, parked: &mut Parked) {
         match message.msg {
-            Some(client_message::Msg::Control(event)) => self.control(event),
+            Some(client_message::Msg::Control(event)) => self.control(event, parked),
             Some(client_message::Msg::Touch(touch)) => self.touch(touch),
             Some(client_message::Msg::Arm(arm)) => {
                 tracing::debug!(operator = %self.operator, armed = arm.armed, "arm");
@@ -276,117 +290,32 @@ impl Session {
             None => tracing::warn!(operator = %self.operator, "empty client message ignored"),
         }
     }
-
-    fn control(&self, event: v1::ControlEvent) {
-        self.shared.metrics.event_received();
-        let received = tokio::time::Instant::now();
-        if let Err(err) = self.permit.check_event() {
-            return self.reject(&event, RejectReason::RateLimited, err.to_string());
-        }
-        let view = self.shared.view();
-        let visible = view.policy.can_see(&self.identity, &event.target);
-        let Some(target) = view.catalog.get(&event.target).filter(|_| visible) else {
-            let message = format!("no target named {:?} in the catalog", event.target);
-            return self.reject(&event, RejectReason::UnknownTarget, message);
-        };
-        let action = target.kind.action();
-        if let Err(err) = view.policy.authorize(&self.identity, &target.name, action) {
-            return self.reject(&event, RejectReason::Forbidden, err.to_string());
-        }
-        if target.requires_arm && !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
-            let message = format!(
-                "target {} is destructive: hold the arm control while changing it",
-                target.name
-            );
-            return self.reject(&event, RejectReason::NotArmed, message);
-        }
-        if let Err(err) = self.shared.holds.check(&target.name, &self.operator) {
-            return self.reject(&event, RejectReason::Held, err.to_string());
-        }
-        let value = match target.check(event.value) {
-            Ok(value) => value,
-            Err(refusal) => return self.reject(&event, refusal.reason, refusal.message),
-        };
-        if target.kind.is_one_shot() {
-            if value == 0 {
-                return self.released(&event);
-            }
-            if let Err(left) = self
-                .shared
-                .cooldowns
-                .try_start(&target.name, target.cooldown)
-            {
-                let message = format!(
-                    "rate limited: cooldown: target {} acted less than {:?} ago (cooldown_ms); try again in {} ms",
-                    target.name,
-                    target.cooldown,
-                    left.as_millis().max(1)
-                );
-                return self.reject(&event, RejectReason::RateLimited, message);
-            }
-        }
-        tracing::debug!(operator = %self.operator, target_name = %target.name, value, seq = event.seq, "control");
-        if let Some(coalescer) = self.shared.coalescers.get(&target.name) {
-            coalescer.submit(Submission {
-                seq: event.seq,
-                value,
-                operator: self.operator.clone(),
-                groups: self.identity.groups.clone(),
-                reply: self.reply.clone(),
-                received,
-            });
-        }
-    }
-
-    /// Answers the release (0) of a one-shot button: nothing to do, nothing changed.
-    fn released(&self, event: &v1::ControlEvent) {
-        let outcome = v1::Outcome {
-            seq: event.seq,
-            target: event.target.clone(),
-            value: event.value,
-            kind: OutcomeKind::Applied as i32,
-            reason: RejectReason::Unspecified as i32,
-            message: "button released: nothing to do".to_owned(),
-        };
-        self.reply.send_outcome(outcome);
-    }
-
-    fn reject(&self, event: &v1::ControlEvent, reason: RejectReason, message: String) {
-        tracing::warn!(operator = %self.operator, target_name = %event.target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
-        let old = self
-            .shared
-            .hub
-            .snapshot()
-            .get(&event.target)
-            .and_then(|s| s.desired);
-        self.shared.audit.record(&Record {
-            time: Record::now(),
-            operator: &self.operator,
-            target: &event.target,
-            old,
-            new: event.value,
-            outcome: "rejected",
-            reason: Some(audit::reason_name(reason)),
-            message: &message,
-            latency_ms: 0.0,
-            dry_run: false,
-        });
-        let outcome = v1::Outcome {
-            seq: event.seq,
-            target: event.target.clone(),
-            value: event.value,
-            kind: OutcomeKind::Rejected as i32,
-            reason: reason as i32,
-            message,
-        };
-        self.reply.send_outcome(outcome);
-    }
 }
 
+mod control;
 mod hello;
+mod parked;
 mod touch;
 
 use hello::await_hello;
+use parked::Parked;
+
+/// Sleeps until `at` (the caller only polls this when `at` is set).
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// True when a stream error only says the bridge went away (it was stopped, or its connection
+/// dropped): a reset or a cancelled stream is how HTTP/2 ends a stream without a last message.
+fn hung_up(status: &Status) -> bool {
+    use tonic::Code;
+    matches!(status.code(), Code::Cancelled | Code::Unavailable)
+        || status.message().contains("stream no longer needed")
+        || status.message().contains("connection reset")
+        || status.message().contains("broken pipe")
+}
 
 fn state_update(states: Vec<v1::TargetState>) -> ServerMessage {
     ServerMessage {
