@@ -349,7 +349,7 @@ impl Replicated for Deployment {
             desired: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
             current: status.map(|s| s.replicas.unwrap_or(0)),
             ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
-            manager: last_manager(self.metadata.managed_fields.as_deref()),
+            manager: owner(self.metadata.managed_fields.as_deref(), REPLICAS),
         }
     }
 }
@@ -361,7 +361,7 @@ impl Replicated for StatefulSet {
             desired: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
             current: status.map(|s| s.replicas),
             ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
-            manager: last_manager(self.metadata.managed_fields.as_deref()),
+            manager: owner(self.metadata.managed_fields.as_deref(), REPLICAS),
         }
     }
 }
@@ -373,14 +373,21 @@ fn paused(d: &Deployment) -> Observed {
         desired: i32::from(paused),
         current: None,
         ready: None,
-        manager: last_manager(d.metadata.managed_fields.as_deref()),
+        manager: owner(
+            d.metadata.managed_fields.as_deref(),
+            &["f:spec", "f:paused"],
+        ),
     }
 }
 
 /// What a watch observes of a CronJob's suspend toggle: 1 suspended, 0 scheduling.
 fn suspended(c: &CronJob) -> Observed {
     let suspended = c.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
-    toggled(suspended, c.metadata.managed_fields.as_deref())
+    let manager = owner(
+        c.metadata.managed_fields.as_deref(),
+        &["f:spec", "f:suspend"],
+    );
+    toggled(suspended, manager)
 }
 
 /// What a watch observes of a Node's cordon toggle: 1 unschedulable, 0 schedulable.
@@ -390,15 +397,19 @@ fn cordoned(n: &Node) -> Observed {
         .as_ref()
         .and_then(|s| s.unschedulable)
         .unwrap_or(false);
-    toggled(cordoned, n.metadata.managed_fields.as_deref())
+    let manager = owner(
+        n.metadata.managed_fields.as_deref(),
+        &["f:spec", "f:unschedulable"],
+    );
+    toggled(cordoned, manager)
 }
 
-fn toggled(on: bool, fields: Option<&[ManagedFieldsEntry]>) -> Observed {
+fn toggled(on: bool, manager: Option<String>) -> Observed {
     Observed {
         desired: i32::from(on),
         current: None,
         ready: None,
-        manager: last_manager(fields),
+        manager,
     }
 }
 
@@ -408,8 +419,44 @@ fn restarted(d: &Deployment) -> Observed {
         desired: 0,
         current: None,
         ready: None,
-        manager: last_manager(d.metadata.managed_fields.as_deref()),
+        manager: owner(d.metadata.managed_fields.as_deref(), RESTARTED_AT),
     }
+}
+
+/// `spec.replicas` in managedFields' FieldsV1.
+const REPLICAS: &[&str] = &["f:spec", "f:replicas"];
+/// The pod template's restartedAt annotation in managedFields' FieldsV1.
+const RESTARTED_AT: &[&str] = &[
+    "f:spec",
+    "f:template",
+    "f:metadata",
+    "f:annotations",
+    "f:kubectl.kubernetes.io/restartedAt",
+];
+
+/// The field manager that owns the field at `path` (newest entry first where ownership is
+/// shared). A real API server records no `time` for writes through the scale subresource, so
+/// ownership, not time, says who set a value. Without an owner entry for the field (objects
+/// whose managedFields were stripped), the manager that changed `spec` last.
+fn owner(fields: Option<&[ManagedFieldsEntry]>, path: &[&str]) -> Option<String> {
+    let owns = |entry: &&ManagedFieldsEntry| {
+        entry.fields_v1.as_ref().is_some_and(|f| {
+            path.iter()
+                .try_fold(&f.0, |node, key| node.get(key))
+                .is_some()
+        })
+    };
+    fields?
+        .iter()
+        .filter(owns)
+        .max_by(|a, b| {
+            a.time
+                .as_ref()
+                .map(|t| t.0)
+                .cmp(&b.time.as_ref().map(|t| t.0))
+        })
+        .and_then(|f| f.manager.clone())
+        .or_else(|| last_manager(fields))
 }
 
 /// The field manager of the most recent managedFields entry that changed `spec` (ties: the last).

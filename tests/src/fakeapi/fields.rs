@@ -1,6 +1,10 @@
 //! `metadata.managedFields`, reduced to the three field groups the fake models (spec.replicas,
 //! status, and everything set at creation), and the ownership rule server-side field management
 //! applies when a manager writes a group: it becomes the group's only owner.
+//!
+//! As on a real API server (seen on v1.28), an entry written through the `scale` subresource
+//! carries no `time`: who changed replicas is told by who *owns* `f:spec.f:replicas`, never by
+//! the newest timestamp (which names whoever touched the object otherwise, e.g. its creator).
 
 /// One `metadata.managedFields` entry, reduced to the field groups the fake models.
 #[derive(Clone, Debug)]
@@ -10,7 +14,8 @@ pub(crate) struct ManagedField {
     pub(crate) operation: &'static str,
     /// `Some("scale")`, `Some("status")` or `None` for the main resource.
     pub(crate) subresource: Option<&'static str>,
-    pub(crate) time: String,
+    /// When the entry last changed; `None` for writes through the `scale` subresource.
+    pub(crate) time: Option<String>,
     /// Owns `spec.replicas`.
     pub(crate) replicas: bool,
     /// Owns `status.replicas`/`status.readyReplicas`.
@@ -42,7 +47,8 @@ pub(crate) fn take_ownership(
         *owns(field) = false;
     }
     fields.retain(|f| f.replicas || f.status || f.rest || is_writer(f));
-    let time = now();
+    // The real server records no time for an Update through the scale subresource.
+    let time = (writer.subresource != Some("scale")).then(now);
     match fields.iter_mut().find(|f| is_writer(f)) {
         Some(entry) => {
             entry.time = time;

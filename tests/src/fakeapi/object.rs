@@ -187,10 +187,12 @@ fn managed_field(f: &ManagedField, kind: Kind) -> Value {
         "manager": f.manager,
         "operation": f.operation,
         "apiVersion": kind.api_version(),
-        "time": f.time,
         "fieldsType": "FieldsV1",
         "fieldsV1": fields,
     });
+    if let Some(time) = &f.time {
+        entry["time"] = json!(time);
+    }
     if let Some(subresource) = f.subresource {
         entry["subresource"] = json!(subresource);
     }

@@ -151,7 +151,7 @@ impl Store {
             manager: name.to_owned(),
             operation: "Update",
             subresource,
-            time: time.clone(),
+            time: Some(time.clone()),
             replicas,
             status,
             rest,
