@@ -3,7 +3,10 @@
 //!
 //! Contract: feedback is the truth. It is built only from state the gateway reports (the
 //! `Welcome`'s targets and every `StateUpdate`), never echoed from what a control sent, so a change
-//! made with `kubectl` or by another operator shows on every phone. For each state change, every
+//! made with `kubectl` or by another operator shows on every phone. A control is sent a message
+//! only when what it shows differs from it: what feedback last sent to that client's address,
+//! forgotten when the client moves that control (so a refused or no-op move is answered with the
+//! truth, and a ready-count change resends the label, not the fader). For each state change, every
 //! client seen within `osc.client_timeout_secs` gets, at `client_ip:feedback_port` (a TCP client:
 //! on its connection, while connected), one float per mapping of that target (the inverse-mapped
 //! `desired`) and, where a mapping has a `label`, a text like `web 7/10` (`<target>
@@ -136,7 +139,10 @@ impl Feedback {
             args: vec![rosc::OscType::String(self.presence.clone())],
         };
         match encode(message) {
-            Ok(bytes) => self.deliver(&[bytes], clients, "presence").await,
+            Ok(bytes) => {
+                self.deliver(&[(label.clone(), bytes)], clients, "presence")
+                    .await
+            }
             Err(e) => warn!(error = %crate::telemetry::chain(&e), "presence not sent"),
         }
     }
@@ -177,6 +183,8 @@ impl Feedback {
                     "OSC feedback goes to port {} of each client", settings.port
                 );
                 self.settings = settings;
+                // New mappings: every control is sent its state again, whatever it showed.
+                osc::lock(&self.clients).forget_shown();
                 self.check_mappings();
                 let clients = self.active_clients();
                 self.send_presence(&clients).await;
@@ -293,8 +301,9 @@ impl Feedback {
         let mut packets = Vec::new();
         for mapping in self.settings.mappings.for_target(target) {
             for message in messages(mapping, known.bounds.as_ref(), &known.state) {
+                let address = message.addr.clone();
                 match encode(message) {
-                    Ok(bytes) => packets.push(bytes),
+                    Ok(bytes) => packets.push((address, bytes)),
                     Err(e) => warn!(error = %crate::telemetry::chain(&e), "feedback not sent"),
                 }
             }
@@ -304,14 +313,26 @@ impl Feedback {
         }
     }
 
-    /// Sends `packets` (`what`: feedback or presence) to each of `clients`: as datagrams to port
+    /// Sends `packets` (`what`: feedback or presence, each with its address) to each of
+    /// `clients` whose control at that address does not show it already: as datagrams to port
     /// `osc.feedback_port` of a UDP client, queued for the writer of a TCP client's connection.
-    async fn deliver(&self, packets: &[Vec<u8>], clients: &[Peer], what: &str) {
+    async fn deliver(&self, packets: &[(String, Vec<u8>)], clients: &[Peer], what: &str) {
         for &peer in clients {
+            let packets: Vec<&Vec<u8>> = {
+                let mut registry = osc::lock(&self.clients);
+                packets
+                    .iter()
+                    .filter(|(address, bytes)| registry.show(peer, address, bytes))
+                    .map(|(_, bytes)| bytes)
+                    .collect()
+            };
+            if packets.is_empty() {
+                continue;
+            }
             match peer {
                 Peer::Udp(ip) => {
                     let to = SocketAddr::new(ip, self.settings.port);
-                    for bytes in packets {
+                    for bytes in &packets {
                         if let Err(source) = self.socket.send_to(bytes, to).await {
                             let e = Error::Send { to, source };
                             warn!(error = %crate::telemetry::chain(&e), "{what} not sent");
@@ -322,7 +343,7 @@ impl Feedback {
                     let mut registry = osc::lock(&self.clients);
                     let queued = packets
                         .iter()
-                        .try_for_each(|bytes| registry.queue(addr, bytes.clone()));
+                        .try_for_each(|bytes| registry.queue(addr, (*bytes).clone()));
                     if queued == Err(Unsent::TooSlow) {
                         warn!(client = %peer, "OSC TCP client reads its {what} too slowly; disconnecting it");
                     }

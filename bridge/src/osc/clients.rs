@@ -60,6 +60,10 @@ pub struct Clients {
     timeout: Duration,
     seen: HashMap<IpAddr, Instant>,
     streams: HashMap<SocketAddr, Stream>,
+    /// What each client's control at an address shows: the last feedback packet sent there.
+    /// A move from the client at that address forgets it (the control shows the hand's value),
+    /// so feedback is sent when what a control shows differs from the truth, and only then.
+    shown: HashMap<(Peer, String), Vec<u8>>,
 }
 
 impl Clients {
@@ -69,6 +73,7 @@ impl Clients {
             timeout,
             seen: HashMap::new(),
             streams: HashMap::new(),
+            shown: HashMap::new(),
         }
     }
 
@@ -98,12 +103,40 @@ impl Clients {
     /// Forgets TCP client `addr`.
     pub fn disconnect(&mut self, addr: SocketAddr) {
         self.streams.remove(&addr);
+        self.shown.retain(|(peer, _), _| *peer != Peer::Tcp(addr));
+    }
+
+    /// `peer` moved its control at `address`: it no longer shows what feedback sent there.
+    pub fn moved(&mut self, peer: Peer, address: &str) {
+        self.shown.remove(&(peer, address.to_owned()));
+    }
+
+    /// Records that `packet` is sent to `peer`'s control at `address`; false when that control
+    /// shows exactly this already (nothing to send).
+    pub fn show(&mut self, peer: Peer, address: &str, packet: &[u8]) -> bool {
+        match self.shown.get_mut(&(peer, address.to_owned())) {
+            Some(shown) if shown == packet => false,
+            Some(shown) => {
+                packet.clone_into(shown);
+                true
+            }
+            None => {
+                self.shown
+                    .insert((peer, address.to_owned()), packet.to_vec());
+                true
+            }
+        }
+    }
+
+    /// Forgets what every control shows, so the next feedback is sent in full (new mappings).
+    pub fn forget_shown(&mut self) {
+        self.shown.clear();
     }
 
     /// Records a packet from `peer` at `now`. Returns true when the client is new: a UDP client
     /// never seen or silent for longer than the timeout, or a TCP client's first packet.
     pub fn touch(&mut self, peer: Peer, now: Instant) -> bool {
-        match peer {
+        let new = match peer {
             Peer::Udp(ip) => match self.seen.insert(ip, now) {
                 None => true,
                 Some(last) => now.saturating_duration_since(last) > self.timeout,
@@ -112,7 +145,12 @@ impl Clients {
                 .streams
                 .get_mut(&addr)
                 .is_some_and(|s| !std::mem::replace(&mut s.spoke, true)),
+        };
+        if new {
+            // A client (back) from silence may show anything: it gets the whole state.
+            self.shown.retain(|(p, _), _| *p != peer);
         }
+        new
     }
 
     /// The clients that get feedback at `now`; forgets UDP clients silent for too long.
@@ -120,6 +158,11 @@ impl Clients {
         let timeout = self.timeout;
         self.seen
             .retain(|_, last| now.saturating_duration_since(*last) <= timeout);
+        let (seen, streams) = (&self.seen, &self.streams);
+        self.shown.retain(|(peer, _), _| match peer {
+            Peer::Udp(ip) => seen.contains_key(ip),
+            Peer::Tcp(addr) => streams.contains_key(addr),
+        });
         let udp = self.seen.keys().map(|&ip| Peer::Udp(ip));
         let tcp = self
             .streams
@@ -153,6 +196,26 @@ impl Clients {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feedback_is_owed_only_where_a_control_shows_something_else() {
+        let mut clients = Clients::new(Duration::from_secs(60));
+        let phone = Peer::Udp("127.0.0.1".parse().unwrap());
+        assert!(clients.touch(phone, Instant::now()));
+        assert!(clients.show(phone, "/1/fader1", b"7"));
+        assert!(!clients.show(phone, "/1/fader1", b"7"), "shown already");
+        assert!(clients.show(phone, "/1/fader1", b"8"), "a new value");
+        clients.moved(phone, "/1/fader1");
+        assert!(
+            clients.show(phone, "/1/fader1", b"8"),
+            "the hand moved it away"
+        );
+        clients.forget_shown();
+        assert!(
+            clients.show(phone, "/1/fader1", b"8"),
+            "a reload replays everything"
+        );
+    }
 
     #[test]
     fn remembers_and_forgets_udp_clients() {

@@ -160,11 +160,11 @@ impl Receiver {
             }
         }
         for message in messages {
-            self.message(message, from).await;
+            self.message(message, from, peer).await;
         }
     }
 
-    async fn message(&self, message: OscMessage, from: SocketAddr) {
+    async fn message(&self, message: OscMessage, from: SocketAddr, peer: Peer) {
         if self.arm_address.as_deref() == Some(message.addr.as_str()) {
             match message.args.first().and_then(touch_state) {
                 Some(armed) => self.link.send_arm(armed).await,
@@ -188,6 +188,7 @@ impl Receiver {
         match mapping::arg_value(&message.args, &mapping.range) {
             Ok(value) => {
                 debug!(address = %mapping.address, value, %from, "OSC move");
+                lock(&self.clients).moved(peer, &mapping.address);
                 self.link.send_move(mapping, value).await;
             }
             Err(e) => {
