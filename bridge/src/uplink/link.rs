@@ -62,6 +62,20 @@ pub struct Link {
     metrics: Metrics,
     held: Held,
     resend_within: Duration,
+    pace: Arc<Mutex<HashMap<String, Pace>>>,
+}
+
+/// At most this many moves per second per target leave the bridge; a fader flick of hundreds
+/// of events a second becomes this many, the last one always among them.
+pub const MOVES_PER_SECOND: u32 = 25;
+
+/// One target's pacing: when its next move may leave, and the latest move waiting for then.
+#[derive(Default)]
+struct Pace {
+    next: Option<Instant>,
+    waiting: Option<(Mapping, f64)>,
+    /// A task sends `waiting` when its turn comes.
+    draining: bool,
 }
 
 /// The uplink's side of a [`Link`]: publishes the live session.
@@ -79,6 +93,7 @@ pub(crate) fn pair(metrics: Metrics, resend_within: Duration) -> (Publisher, Lin
         metrics,
         held: Held::default(),
         resend_within,
+        pace: Arc::default(),
     };
     (
         Publisher {
@@ -123,9 +138,53 @@ impl Link {
         self.rx.borrow().is_some()
     }
 
+    /// Sends a move of `mapping`'s control, merged per target: the first move after a quiet
+    /// spell leaves at once, later ones at most [`MOVES_PER_SECOND`] per target, each the latest
+    /// (latest wins), and the last move of a burst always leaves. Every control source (OSC,
+    /// MIDI) goes through here, so a flood from a surface costs the gateway little.
+    pub async fn send_move(&self, mapping: &Mapping, value: f64) {
+        let interval = Duration::from_secs(1) / MOVES_PER_SECOND;
+        let mut pace = self.pace.lock().await;
+        let p = pace.entry(mapping.target.clone()).or_default();
+        let now = Instant::now();
+        if !p.draining && p.next.is_none_or(|next| now >= next) {
+            p.next = Some(now + interval);
+            // Sent under the lock, so a later move of this target never overtakes it.
+            return self.deliver(mapping, value).await;
+        }
+        if p.waiting.replace((mapping.clone(), value)).is_some() {
+            self.metrics.moved("merged");
+        }
+        if !p.draining {
+            p.draining = true;
+            tokio::spawn(self.clone().drain(mapping.target.clone(), interval));
+        }
+    }
+
+    /// Sends `target`'s waiting move when its turn comes, and each newer one after it, until
+    /// none is waiting.
+    async fn drain(self, target: String, interval: Duration) {
+        loop {
+            let next = self.pace.lock().await.get(&target).and_then(|p| p.next);
+            if let Some(next) = next {
+                tokio::time::sleep_until(next.into()).await;
+            }
+            let mut pace = self.pace.lock().await;
+            let Some(p) = pace.get_mut(&target) else {
+                return;
+            };
+            let Some((mapping, value)) = p.waiting.take() else {
+                p.draining = false;
+                return;
+            };
+            p.next = Some(Instant::now() + interval);
+            self.deliver(&mapping, value).await;
+        }
+    }
+
     /// Scales a control value with `mapping` and sends it as a `ControlEvent`; holds it while
     /// no session is live; or drops it with a log line saying why.
-    pub async fn send_move(&self, mapping: &Mapping, value: f64) {
+    async fn deliver(&self, mapping: &Mapping, value: f64) {
         // Clone the Arc out: a watch borrow must not be held across an await.
         let session = self.rx.borrow().clone();
         let session = match session {
