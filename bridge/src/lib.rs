@@ -33,6 +33,8 @@ pub mod reload;
 // builds without the gateway (and its Kubernetes dependencies) on a Raspberry Pi.
 #[path = "../../gateway/src/shutdown.rs"]
 pub mod shutdown;
+#[path = "../../gateway/src/summary.rs"]
+pub mod summary;
 #[path = "../../gateway/src/telemetry.rs"]
 pub mod telemetry;
 pub mod uplink;
@@ -207,14 +209,14 @@ pub(crate) async fn serve(
     {
         let advertising = discovery::watch(advertisement.as_ref());
         tokio::pin!(advertising);
-        loop {
+        let signalled = loop {
             tokio::select! {
-                () = &mut shutdown => break info!("shutting down"),
-                () = &mut ops_server => break,
-                () = &mut tcp_server => break,
-                () = &mut advertising => break,
-                () = &mut running => break,
-                () = &mut inputs => break,
+                () = &mut shutdown => break true,
+                () = &mut ops_server => break false,
+                () = &mut tcp_server => break false,
+                () = &mut advertising => break false,
+                () = &mut running => break false,
+                () = &mut inputs => break false,
                 cause = reload::next(&mut triggers) => match reload::load(&config, &path) {
                     Ok((new, uplink)) => {
                         // The old inputs (MIDI threads, receiver) stop here, before the new ones
@@ -241,6 +243,16 @@ pub(crate) async fn serve(
                     ),
                 }
             }
+        };
+        if signalled {
+            info!("shutting down");
+            drop(std::mem::replace(
+                &mut inputs,
+                Box::pin(std::future::pending()),
+            ));
+            // A clean close, so the gateway does not log a broken stream.
+            session.stop();
+            let _ = tokio::time::timeout(pipeline::CLOSE_WITHIN, &mut running).await;
         }
     }
     drop((inputs, running));

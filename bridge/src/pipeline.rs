@@ -37,7 +37,19 @@ pub(crate) struct Parts {
 pub(crate) struct Session {
     link: Link,
     feedback: mpsc::Sender<feedback::Event>,
+    /// Turns true to close the gateway session cleanly (shutdown).
+    stop: tokio::sync::watch::Sender<bool>,
 }
+
+impl Session {
+    /// Asks the session to close cleanly; its future then ends within [`CLOSE_WITHIN`].
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// How long a stopping bridge gives its gateway session to close cleanly.
+pub(crate) const CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Parts {
     /// The session half for `config` with `uplink`; the future runs it until dropped (it never
@@ -55,13 +67,19 @@ impl Parts {
             self.observer.clone(),
         );
         let to_feedback = tx.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let run = async move {
             tokio::select! {
                 () = feedback.run(rx) => {}
-                () = uplink.run(publisher, to_feedback) => {}
+                () = uplink.run(publisher, to_feedback, stopped) => {}
             }
         };
-        (Session { link, feedback: tx }, run)
+        let session = Session {
+            link,
+            feedback: tx,
+            stop,
+        };
+        (session, run)
     }
 
     /// The inputs half for `config`, feeding `session`, whose feedback it first reconfigures to

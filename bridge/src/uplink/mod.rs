@@ -15,7 +15,7 @@ mod session;
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tracing::{error, info, warn};
@@ -139,13 +139,23 @@ impl Uplink {
         })
     }
 
-    /// Keeps a session open forever, reconnecting with backoff. Returns only when dropped.
-    pub(crate) async fn run(self, publisher: Publisher, feedback: mpsc::Sender<feedback::Event>) {
+    /// Keeps a session open, reconnecting with backoff, until `stop` turns true: then the live
+    /// session is closed cleanly (the gateway logs a bridge that closed, not a broken stream).
+    pub(crate) async fn run(
+        self,
+        publisher: Publisher,
+        feedback: mpsc::Sender<feedback::Event>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut backoff = Backoff::default();
-        loop {
+        while !*stop.borrow() {
             info!(url = %self.url, "connecting to gateway");
             let started = Instant::now();
-            let ended = session::run(&self, &publisher, &feedback).await;
+            // Before its Welcome a session does not watch `stop`; the caller bounds the wait.
+            let ended = session::run(&self, &publisher, &feedback, &mut stop).await;
+            if ended.is_ok() {
+                return;
+            }
             if started.elapsed() > backoff::HEALTHY {
                 backoff.reset();
             }
@@ -171,7 +181,10 @@ impl Uplink {
                     "gateway session ended; retrying"
                 ),
             }
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
         }
     }
 }

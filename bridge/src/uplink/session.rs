@@ -9,7 +9,7 @@ use kubeknobs_proto::v1::{
     ClientMessage, Hello, OutcomeKind, PROTOCOL_VERSION, ServerMessage, Welcome, client_message,
     server_message,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
@@ -17,6 +17,7 @@ use super::link::{LiveSession, Publisher};
 use super::{Error, Result, Uplink};
 use crate::feedback;
 use crate::mapping::Bounds;
+use crate::summary::LogSummary;
 
 /// Outbound queue of a session. Bounded so a stalled gateway slows the OSC loop down rather than
 /// piling up moves in memory; it never outlives its session, so nothing in it is replayed.
@@ -25,11 +26,13 @@ const OUTBOUND: usize = 256;
 /// How long the gateway may take to answer `Hello` with `Welcome`.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs one session until it ends; `Ok` never happens, the end is always some [`Error`].
+/// Runs one session until it ends with some [`Error`], or until `stop` turns true: then it
+/// closes the session cleanly and returns `Ok`.
 pub(super) async fn run(
     uplink: &Uplink,
     publisher: &Publisher,
     feedback: &mpsc::Sender<feedback::Event>,
+    stop: &mut watch::Receiver<bool>,
 ) -> Result<()> {
     let channel = uplink.endpoint.connect().await.map_err(Error::Connect)?;
     let mut client = KnobsClient::with_interceptor(channel, uplink.auth.clone());
@@ -65,14 +68,25 @@ pub(super) async fn run(
         })??;
     let catalog = greet(&welcome);
     // Live first: once a phone shows this session's state, its moves are sent in this session.
-    let _live = publisher.publish(LiveSession::new(catalog, tx)).await;
+    let live = publisher.publish(LiveSession::new(catalog, tx)).await;
     let _ = feedback
         .send(feedback::Event::Welcome(welcome.targets))
         .await;
 
-    while let Some(message) = inbound.message().await? {
+    let mut noise = LogSummary::default();
+    let stopping = loop {
+        let due = noise.due();
+        let message = tokio::select! {
+            message = inbound.message() => message?,
+            () = sleep_until_some(due), if due.is_some() => {
+                log_summary(&mut noise);
+                continue;
+            }
+            _ = stop.wait_for(|stop| *stop) => break true,
+        };
+        let Some(message) = message else { break false };
         match message.msg {
-            Some(server_message::Msg::Outcome(o)) => log_outcome(&o),
+            Some(server_message::Msg::Outcome(o)) => log_outcome(&o, &mut noise),
             Some(server_message::Msg::State(update)) => {
                 for s in &update.states {
                     if s.error.is_empty() {
@@ -98,9 +112,22 @@ pub(super) async fn run(
             }
             None => debug!("empty message from gateway; ignored"),
         }
+    };
+    log_summary(&mut noise);
+    if stopping {
+        // Ending the outbound stream is a clean close: the gateway ends the session in turn.
+        drop(live);
+        let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
+        if tokio::time::timeout(CLOSE_GRACE, drained).await.is_err() {
+            debug!("the gateway did not end the session within {CLOSE_GRACE:?}");
+        }
+        return Ok(());
     }
     Err(Error::Closed)
 }
+
+/// How long a stopping bridge waits for the gateway to end the session after its own close.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Logs who we are to the gateway and returns the catalog's usable bounds by target name.
 fn greet(welcome: &Welcome) -> HashMap<String, Option<Bounds>> {
@@ -136,7 +163,25 @@ fn greet(welcome: &Welcome) -> HashMap<String, Option<Bounds>> {
         .collect()
 }
 
-fn log_outcome(o: &kubeknobs_proto::v1::Outcome) {
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// One line per kind of refusal that was only counted in the interval just ended.
+fn log_summary(noise: &mut LogSummary) {
+    let interval = noise.interval();
+    for (reason, n) in noise.take() {
+        warn!(%reason, count = n, "{n} more control events rejected ({reason}) in the last {interval:?}");
+    }
+}
+
+/// Logs an outcome; refusals are logged in full once per reason per second, then summarised.
+fn log_outcome(o: &kubeknobs_proto::v1::Outcome, noise: &mut LogSummary) {
+    if o.kind() == OutcomeKind::Rejected && !noise.note(o.reason().as_str_name()) {
+        return;
+    }
     match o.kind() {
         OutcomeKind::Applied => {
             debug!(seq = o.seq, target_name = %o.target, value = o.value, "applied")
