@@ -21,6 +21,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Real API server behaviours it models, because the gateway depends on them (each has a test in
+//! `tests/tests/fakeapi.rs`): resourceVersions that change on every write and order watch events;
+//! merge patches of `spec.replicas` through the `scale` subresource; `dryRun=All` that answers but
+//! persists nothing; managedFields with server-side field ownership (a writer becomes a field's
+//! only owner) and, as on a real v1.28 server, no `time` on entries written through the `scale`
+//! subresource; watches with bookmarks, timeouts and `410 Gone` for expired versions; Kubernetes
+//! `Status` errors. Not modelled: admission webhooks, controllers (pods never become ready
+//! unless a test says so with `set_ready`), server-side apply merge semantics beyond ownership,
+//! RBAC (every request is allowed), and any resource not listed above.
+//!
 //! Note that kube's default client retries 429, 503 and 504 answers itself (up to 15 times,
 //! exponential backoff from 5 ms); use [`FakeApiServer::config`] with `default_retry = false` to
 //! see those codes as errors.
