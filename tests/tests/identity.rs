@@ -243,7 +243,8 @@ async fn a_token_minted_for_the_api_server_is_refused() {
         };
         assert_eq!(err.code(), Code::Unauthenticated, "{token}");
         assert!(
-            err.message().contains("is invalid for the target audiences"),
+            err.message()
+                .contains("is invalid for the target audiences"),
             "{token}: {}",
             err.message()
         );
@@ -273,13 +274,21 @@ async fn a_reviewed_identity_gets_nothing_unless_a_policy_rule_names_it() {
     // No [[policy]]: configured operators may do everything, a reviewed identity nothing.
     let (gw, _dir) = reviewing_gateway(&api, "", "").await;
     let (_a, _ar, alice) = gw.welcome("alice-token").await;
-    assert_eq!(alice.targets.len(), 1, "configured operators keep the open default");
+    assert_eq!(
+        alice.targets.len(),
+        1,
+        "configured operators keep the open default"
+    );
     let (tx, mut rx, welcome) = gw.welcome("stray-token").await;
     assert_eq!(welcome.operator, who);
     assert!(welcome.targets.is_empty(), "{:?}", welcome.targets);
     tx.send(control(1, "web", 0.8)).await.expect("send");
     let o = outcome(&mut rx, 1).await;
-    assert_eq!(o.kind, kubeknobs_proto::v1::OutcomeKind::Rejected as i32, "{o:?}");
+    assert_eq!(
+        o.kind,
+        kubeknobs_proto::v1::OutcomeKind::Rejected as i32,
+        "{o:?}"
+    );
     assert_eq!(api.write_count(), 0);
 
     // A `*` rule does not name it either.

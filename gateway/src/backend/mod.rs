@@ -17,7 +17,7 @@ use crate::coalesce::{Actor, WriteError, Writer};
 use crate::config::{BackendConfig, Impersonation};
 use crate::state::StateHub;
 
-pub use self::kube::KubeBackend;
+pub use self::kube::{KubeBackend, USER_AGENT};
 pub use self::sandbox::Sandbox;
 
 /// Why the gateway could not reach its cluster at start-up.
