@@ -57,7 +57,7 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
-    /// Print the RBAC the config needs and nothing more: a Role and RoleBinding per target namespace, and a ClusterRole for nodes, TokenReview and impersonation.
+    /// Print the RBAC the config needs and nothing more: a Role and RoleBinding per target namespace, and a ClusterRole for nodes, TokenReview and impersonation, every rule limited to the named objects where Kubernetes allows it, all named kubeknobs:NAMESPACE:SERVICE_ACCOUNT.
     Rbac {
         /// The gateway config file (TOML).
         #[arg(short, long)]
@@ -131,6 +131,9 @@ async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyho
         }
     };
     let config = load()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let addr = listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -166,6 +169,23 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
         );
     }
     println!("  {} operator(s)", config.operators.len());
+    if config.token_review {
+        println!(
+            "  TokenReview for tokens minted for {:?}",
+            config.token_review_audiences
+        );
+    }
+    if let Some(bound) = config.impersonated() {
+        let accounts: Vec<String> = bound
+            .service_accounts
+            .iter()
+            .flat_map(|(ns, names)| names.iter().map(move |n| format!("{ns}/{n}")))
+            .collect();
+        println!(
+            "  impersonates only users {:?}, groups {:?}, ServiceAccounts {:?}",
+            bound.users, bound.groups, accounts
+        );
+    }
     for target in config.catalog.iter() {
         println!(
             "  target {}: {} replicas {}..={}, at most {}/s",
@@ -175,6 +195,9 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
             target.max,
             target.max_writes_per_second
         );
+    }
+    for warning in config.warnings() {
+        eprintln!("warning: {}: {warning}", path.display());
     }
     Ok(())
 }
@@ -203,7 +226,7 @@ fn rbac(path: PathBuf, service_account: &str, namespace: &str) -> anyhow::Result
     let config = Config::parse_with_tls(&text, &path, TlsIdentity::default())?;
     print!(
         "{}",
-        kubeknobs_gateway::rbac::manifests(&config, service_account, namespace)
+        kubeknobs_gateway::rbac::manifests(&config, service_account, namespace)?
     );
     Ok(())
 }

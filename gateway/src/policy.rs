@@ -4,6 +4,11 @@
 //! at all every operator sees and changes every target (a one-person setup needs no policy).
 //! Once there is one rule, the policy is default-deny:
 //!
+//! - an identity the cluster vouched for (`auth.token_review`, [`Identity::reviewed`]) gets
+//!   only what a rule names it for, by name or `group:`: neither the open default of a policy
+//!   without rules nor `"*"` covers it, since the cluster may authenticate anyone (every Pod's
+//!   ServiceAccount), unless the config opts in (`auth.token_review_any_identity`);
+//!
 //! - an operator **sees** a target when some *allow* rule matches both (a rule with
 //!   `actions = []` grants seeing only); invisible targets are left out of `Welcome` and of state
 //!   updates, and events for them are answered `unknown target`, as if they did not exist;
@@ -74,9 +79,9 @@ impl Subject {
         }
     }
 
-    fn matches(&self, who: &Identity) -> bool {
+    fn matches(&self, who: &Identity, any_reviewed: bool) -> bool {
         match self {
-            Subject::Anyone => true,
+            Subject::Anyone => !who.reviewed || any_reviewed,
             Subject::Operator(name) => *who.name == **name,
             Subject::Group(group) => who.groups.iter().any(|g| g == group),
         }
@@ -112,8 +117,8 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn covers(&self, who: &Identity, target: &str) -> bool {
-        self.subjects.iter().any(|s| s.matches(who))
+    fn covers(&self, who: &Identity, target: &str, any_reviewed: bool) -> bool {
+        self.subjects.iter().any(|s| s.matches(who, any_reviewed))
             && self.targets.iter().any(|t| t.matches(target))
     }
 }
@@ -151,28 +156,55 @@ pub enum Error {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     rules: Vec<Rule>,
+    /// `"*"` and the open default cover identities the cluster vouched for too
+    /// (`auth.token_review_any_identity`).
+    any_reviewed: bool,
 }
 
 impl Policy {
-    /// A policy of `rules`; none means everyone may see and do everything.
+    /// A policy of `rules`; none means every configured operator may see and do everything.
     pub fn new(rules: Vec<Rule>) -> Policy {
-        Policy { rules }
+        Policy {
+            rules,
+            any_reviewed: false,
+        }
+    }
+
+    /// The same policy, where `"*"` and the open default also cover identities the cluster
+    /// vouched for when `any` (`auth.token_review_any_identity`).
+    pub fn covering_any_reviewed_identity(mut self, any: bool) -> Policy {
+        self.any_reviewed = any;
+        self
+    }
+
+    /// The rules, in config order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The open default of a policy without rules, for `who`.
+    fn open_to(&self, who: &Identity) -> bool {
+        self.rules.is_empty() && (!who.reviewed || self.any_reviewed)
     }
 
     /// True when `who` may see `target`.
     pub fn can_see(&self, who: &Identity, target: &str) -> bool {
-        self.rules.is_empty() || self.rules.iter().any(|r| !r.deny && r.covers(who, target))
+        self.open_to(who)
+            || self
+                .rules
+                .iter()
+                .any(|r| !r.deny && r.covers(who, target, self.any_reviewed))
     }
 
     /// Allows `action` on `target` by `who`, or says which rule forbids it.
     pub fn authorize(&self, who: &Identity, target: &str, action: Action) -> Result<(), Error> {
-        if self.rules.is_empty() {
+        if self.open_to(who) {
             return Ok(());
         }
         let first = self
             .rules
             .iter()
-            .find(|r| r.actions.contains(&action) && r.covers(who, target));
+            .find(|r| r.actions.contains(&action) && r.covers(who, target, self.any_reviewed));
         match first {
             Some(rule) if !rule.deny => Ok(()),
             Some(rule) => Err(Error::Denied {
@@ -236,6 +268,43 @@ mod tests {
         let p = Policy::default();
         assert!(p.can_see(&who("x", &[]), "web"));
         assert_eq!(p.authorize(&who("x", &[]), "web", Action::Toggle), Ok(()));
+    }
+
+    #[test]
+    fn a_reviewed_identity_gets_only_what_a_rule_names_it_for() {
+        let stray = Identity::reviewed("system:serviceaccount:kube-system:default", vec![]);
+        let open = Policy::default();
+        assert!(!open.can_see(&stray, "web"), "no rules: nothing for it");
+        let err = open.authorize(&stray, "web", Action::Move).unwrap_err();
+        assert!(
+            err.to_string().contains("no policy rule grants it"),
+            "{err}"
+        );
+        let anyone = Policy::new(vec![rule("all", &["*"], &["*"], &Action::ALL, false)]);
+        assert!(!anyone.can_see(&stray, "web"), "\"*\" does not name it");
+        assert!(anyone.authorize(&stray, "web", Action::Move).is_err());
+        assert!(anyone.can_see(&who("alice", &[]), "web"));
+
+        let ops = Identity::reviewed("system:serviceaccount:ops:frank", vec!["ops".into()]);
+        let p = policy();
+        assert_eq!(p.authorize(&ops, "web", Action::Move), Ok(()), "by group");
+        let named = Policy::new(vec![rule(
+            "frank",
+            &["system:serviceaccount:ops:frank"],
+            &["web"],
+            &[Action::Move],
+            false,
+        )]);
+        assert_eq!(
+            named.authorize(&ops, "web", Action::Move),
+            Ok(()),
+            "by name"
+        );
+
+        let opted = Policy::default().covering_any_reviewed_identity(true);
+        assert_eq!(opted.authorize(&stray, "web", Action::Move), Ok(()));
+        let opted = anyone.covering_any_reviewed_identity(true);
+        assert!(opted.can_see(&stray, "web"));
     }
 
     #[test]

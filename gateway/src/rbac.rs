@@ -1,8 +1,21 @@
-//! The Kubernetes permissions a gateway needs for its catalog, and nothing more.
+//! The Kubernetes permissions a gateway needs for its config, and nothing more.
 //!
 //! Every API call the backends make is listed here next to the target kind that makes it, so
 //! the deploy manifests can be checked against the code (`tests/tests/manifests.rs`) and an
-//! admin can print the exact Role for their own catalog (`kubeknobs-gateway rbac`).
+//! admin can print the exact RBAC for their own config (`kubeknobs-gateway rbac`).
+//!
+//! Every rule names its objects (`resourceNames`) wherever Kubernetes allows it:
+//! - the catalogued Deployments, StatefulSets, CronJobs and Nodes, for every verb, `list` and
+//!   `watch` included: the API server applies `resourceNames` to those only when the request
+//!   selects `metadata.name=NAME` with a field selector, which every watch of the gateway does;
+//! - the leader-election Lease for `get`/`update` (its `create` cannot be named: the API server
+//!   authorizes a create before the object, and so its name, exists);
+//! - `impersonate` on exactly the users, groups and ServiceAccounts the config can produce
+//!   ([`crate::config::Impersonation`]; never `system:masters`);
+//! - `create` on `tokenreviews` cannot be named (a TokenReview has no name).
+//!
+//! The rules that cannot be named carry a comment in the output saying why. RBAC objects are
+//! named after the gateway's ServiceAccount ([`object_name`]), so two gateways' never collide.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,11 +31,36 @@ pub struct Rule {
     pub resource: &'static str,
     /// Verbs, sorted.
     pub verbs: BTreeSet<&'static str>,
-    /// The objects the rule is limited to (`resourceNames`); empty: all of them.
+    /// The objects the rule is limited to (`resourceNames`); empty only where Kubernetes cannot
+    /// limit the verbs by name, which `note` then says.
     pub resource_names: BTreeSet<String>,
+    /// Why the rule is as it is, written as a comment above it.
+    pub note: Option<&'static str>,
 }
 
-/// The calls a target kind makes: (API group, resource, verbs).
+/// Why `rbac` cannot print manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ServiceAccount or its namespace is not a valid Kubernetes name.
+    #[error(
+        "{what} {value:?} is not a Kubernetes name (lower-case letters, digits, '-' and '.', at most 253)"
+    )]
+    Name {
+        /// `--service-account` or `--namespace`.
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
+}
+
+/// Why a rule that reads by `list`/`watch` can still name its objects.
+const LIST_BY_NAME: &str = "list and watch are limited to resourceNames because every watch selects its object with fieldSelector=metadata.name=NAME";
+/// Why the Lease's create rule names nothing.
+const CREATE_LEASE: &str = "create cannot be limited by name (the API server authorizes it before the object exists); the Lease itself is limited below";
+/// Why the TokenReview rule names nothing.
+const CREATE_REVIEW: &str = "create on tokenreviews cannot be limited by name (a TokenReview has no name); it only asks who a token belongs to";
+
+/// The calls a target kind makes on its object: (API group, resource, verbs).
 fn calls(kind: TargetKind) -> &'static [Call] {
     match kind {
         // The watcher lists and watches the object; writes go through the scale subresource.
@@ -46,15 +84,60 @@ fn calls(kind: TargetKind) -> &'static [Call] {
     }
 }
 
+/// One call as `calls` lists it: (API group, resource, verbs).
+type Call = (&'static str, &'static str, &'static [&'static str]);
+
+/// `calls`, each on the named object, as rules limited by name: one per resource and set of
+/// names, so no object gets a verb that only another object needs.
+fn named<'a>(calls: impl Iterator<Item = (&'a Call, &'a str)>) -> Vec<Rule> {
+    type Verbs = BTreeMap<&'static str, BTreeSet<String>>;
+    let mut by_resource: BTreeMap<(&'static str, &'static str), Verbs> = BTreeMap::new();
+    for ((group, resource, verbs), object) in calls {
+        let names = by_resource.entry((group, resource)).or_default();
+        for verb in verbs.iter() {
+            names.entry(verb).or_default().insert(object.to_owned());
+        }
+    }
+    let mut rules = Vec::new();
+    for ((api_group, resource), verbs) in by_resource {
+        let mut by_names: BTreeMap<BTreeSet<String>, BTreeSet<&'static str>> = BTreeMap::new();
+        for (verb, names) in verbs {
+            by_names.entry(names).or_default().insert(verb);
+        }
+        for (resource_names, verbs) in by_names {
+            let reads = verbs.contains("list") || verbs.contains("watch");
+            rules.push(Rule {
+                api_group,
+                resource,
+                verbs,
+                resource_names,
+                note: reads.then_some(LIST_BY_NAME),
+            });
+        }
+    }
+    rules
+}
+
+/// A rule granting `verb` on `resource` of the core group, for `names` only.
+fn impersonate(resource: &'static str, names: &BTreeSet<String>) -> Rule {
+    Rule {
+        api_group: "",
+        resource,
+        verbs: ["impersonate"].into(),
+        resource_names: names.clone(),
+        note: None,
+    }
+}
+
 /// The cluster-wide rules the gateway needs: those of cluster-scoped targets (Nodes), TokenReview
-/// for Kubernetes identities, impersonation when writes are made as the operator.
+/// for Kubernetes identities, impersonation of the users and groups the config names.
 pub fn cluster_rules(config: &Config) -> Vec<Rule> {
-    let mut rules = merged(
+    let mut rules = named(
         config
             .catalog
             .iter()
             .filter(|t| t.kind.is_cluster_scoped())
-            .flat_map(|t| calls(t.kind)),
+            .flat_map(|t| calls(t.kind).iter().map(|c| (c, t.object.as_str()))),
     );
     if config.token_review {
         rules.push(Rule {
@@ -62,47 +145,24 @@ pub fn cluster_rules(config: &Config) -> Vec<Rule> {
             resource: "tokenreviews",
             verbs: ["create"].into(),
             resource_names: BTreeSet::new(),
+            note: Some(CREATE_REVIEW),
         });
     }
     if config.impersonate {
-        for resource in ["groups", "users"] {
-            rules.push(Rule {
-                api_group: "",
-                resource,
-                verbs: ["impersonate"].into(),
-                resource_names: BTreeSet::new(),
-            });
+        let bound = &config.impersonation;
+        if !bound.groups.is_empty() {
+            rules.push(impersonate("groups", &bound.groups));
+        }
+        if !bound.users.is_empty() {
+            rules.push(impersonate("users", &bound.users));
         }
     }
     rules
 }
 
-/// One call as `calls` lists it: (API group, resource, verbs).
-type Call = (&'static str, &'static str, &'static [&'static str]);
-
-/// `calls` merged into one rule per resource, sorted by group and resource.
-fn merged<'a>(calls: impl Iterator<Item = &'a Call>) -> Vec<Rule> {
-    let mut rules: BTreeMap<(&'static str, &'static str), BTreeSet<&'static str>> = BTreeMap::new();
-    for (group, resource, verbs) in calls {
-        rules
-            .entry((group, resource))
-            .or_default()
-            .extend(verbs.iter().copied());
-    }
-    rules
-        .into_iter()
-        .map(|((api_group, resource), verbs)| Rule {
-            api_group,
-            resource,
-            verbs,
-            resource_names: BTreeSet::new(),
-        })
-        .collect()
-}
-
 /// The rules each namespace needs for `config`, by namespace: the catalog's
-/// ([`required_rules`]) and, with leader election, its Lease's. Creating an object cannot be
-/// limited by name; reading and renewing the Lease is.
+/// ([`required_rules`]), with leader election its Lease's, and with impersonation the
+/// ServiceAccounts of that namespace the config names.
 pub fn namespace_rules(config: &Config) -> BTreeMap<String, Vec<Rule>> {
     let mut rules = required_rules(&config.catalog);
     if let Some(lease) = &config.leader_election {
@@ -113,64 +173,117 @@ pub fn namespace_rules(config: &Config) -> BTreeMap<String, Vec<Rule>> {
                 resource: "leases",
                 verbs: ["create"].into(),
                 resource_names: BTreeSet::new(),
+                note: Some(CREATE_LEASE),
             },
             Rule {
                 api_group: group,
                 resource: "leases",
                 verbs: ["get", "update"].into(),
                 resource_names: [lease.name.clone()].into(),
+                note: None,
             },
         ]);
+    }
+    if config.impersonate {
+        for (namespace, accounts) in &config.impersonation.service_accounts {
+            let rule = impersonate("serviceaccounts", accounts);
+            rules.entry(namespace.clone()).or_default().push(rule);
+        }
     }
     rules
 }
 
-/// The rules each namespace needs for `catalog`, merged per resource, by namespace. Targets of
-/// cluster-scoped kinds (Nodes) need no namespace; their rules are in [`cluster_rules`].
+/// The rules each namespace needs for `catalog`, limited to the catalogued objects by name, by
+/// namespace. Targets of cluster-scoped kinds (Nodes) need no namespace; their rules are in
+/// [`cluster_rules`].
 pub fn required_rules(catalog: &Catalog) -> BTreeMap<String, Vec<Rule>> {
-    let mut by_namespace: BTreeMap<String, Vec<&Call>> = BTreeMap::new();
+    let mut by_namespace: BTreeMap<String, Vec<(&Call, &str)>> = BTreeMap::new();
     for target in catalog.iter().filter(|t| !t.kind.is_cluster_scoped()) {
         by_namespace
             .entry(target.namespace.clone())
             .or_default()
-            .extend(calls(target.kind));
+            .extend(
+                calls(target.kind)
+                    .iter()
+                    .map(|c| (c, target.object.as_str())),
+            );
     }
     by_namespace
         .into_iter()
-        .map(|(ns, calls)| (ns, merged(calls.into_iter())))
+        .map(|(ns, calls)| (ns, named(calls.into_iter())))
         .collect()
 }
 
+/// The name of every RBAC object made for `service_account` in `sa_namespace`:
+/// `kubeknobs:NAMESPACE:SERVICE_ACCOUNT`, unique per account, so a second gateway's `rbac`
+/// output never replaces the first one's bindings.
+pub fn object_name(service_account: &str, sa_namespace: &str) -> String {
+    format!("kubeknobs:{sa_namespace}:{service_account}")
+}
+
+/// True for a DNS-1123 subdomain, what ServiceAccount and namespace names are.
+fn is_kubernetes_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 /// A Role and RoleBinding per namespace (and a ClusterRole and binding when Node targets or the
-/// auth modes need one), as YAML, granting `service_account` (in `sa_namespace`) exactly what `config` needs.
-pub fn manifests(config: &Config, service_account: &str, sa_namespace: &str) -> String {
+/// auth modes need one), as YAML, granting `service_account` (in `sa_namespace`) exactly what
+/// `config` needs, all named [`object_name`].
+pub fn manifests(
+    config: &Config,
+    service_account: &str,
+    sa_namespace: &str,
+) -> Result<String, Error> {
+    for (what, value) in [
+        ("--service-account", service_account),
+        ("--namespace", sa_namespace),
+    ] {
+        if !is_kubernetes_name(value) {
+            let value = value.to_owned();
+            return Err(Error::Name { what, value });
+        }
+    }
+    let name = object_name(service_account, sa_namespace);
+    let subject = format!(
+        "subjects:\n  - kind: ServiceAccount\n    name: {service_account}\n    namespace: {sa_namespace}\n"
+    );
     let mut out = String::new();
     let cluster = cluster_rules(config);
     if !cluster.is_empty() {
-        out.push_str("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: kubeknobs-gateway\nrules:\n");
+        out.push_str(&format!(
+            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: \"{name}\"\nrules:\n"
+        ));
         push_rules(&mut out, cluster);
         out.push_str(&format!(
-            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: kubeknobs-gateway\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: kubeknobs-gateway\nsubjects:\n  - kind: ServiceAccount\n    name: {service_account}\n    namespace: {sa_namespace}\n"
+            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: \"{name}\"\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: \"{name}\"\n{subject}"
         ));
     }
     for (namespace, rules) in namespace_rules(config) {
         out.push_str(&format!(
-            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: kubeknobs-gateway\n  namespace: {namespace}\nrules:\n"
+            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: \"{name}\"\n  namespace: {namespace}\nrules:\n"
         ));
         push_rules(&mut out, rules);
         out.push_str(&format!(
-            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: kubeknobs-gateway\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: kubeknobs-gateway\nsubjects:\n  - kind: ServiceAccount\n    name: {service_account}\n    namespace: {sa_namespace}\n"
+            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: \"{name}\"\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: \"{name}\"\n{subject}"
         ));
     }
-    out
+    Ok(out)
 }
 
 fn push_rules(out: &mut String, rules: Vec<Rule>) {
+    let quoted = |items: Vec<&str>| {
+        let items: Vec<_> = items.iter().map(|v| format!("{v:?}")).collect();
+        items.join(", ")
+    };
     for rule in rules {
-        let quoted = |items: Vec<&str>| {
-            let items: Vec<_> = items.iter().map(|v| format!("\"{v}\"")).collect();
-            items.join(", ")
-        };
+        if let Some(note) = rule.note {
+            out.push_str(&format!("  # {note}\n"));
+        }
         out.push_str(&format!(
             "  - apiGroups: [\"{}\"]\n    resources: [\"{}\"]\n",
             rule.api_group, rule.resource
@@ -187,142 +300,4 @@ fn push_rules(out: &mut String, rules: Vec<Rule>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog::TargetSpec;
-
-    fn spec(name: &str, kind: TargetKind, namespace: &str) -> TargetSpec {
-        TargetSpec {
-            max_writes_per_second: 1.0,
-            ..TargetSpec::for_test(name, kind, namespace, 3)
-        }
-    }
-
-    #[test]
-    fn rules_are_merged_per_namespace_and_resource() {
-        let mut catalog = Catalog::default();
-        catalog.insert(spec("web", TargetKind::DeploymentReplicas, "shop"));
-        catalog.insert(spec("api", TargetKind::DeploymentReplicas, "shop"));
-        catalog.insert(spec("db", TargetKind::StatefulSetReplicas, "data"));
-        let rules = required_rules(&catalog);
-        assert_eq!(rules.keys().collect::<Vec<_>>(), ["data", "shop"]);
-        let shop = &rules["shop"];
-        assert_eq!(shop.len(), 2, "two deployments share one rule per resource");
-        assert_eq!(shop[0].resource, "deployments");
-        assert_eq!(
-            shop[0].verbs.iter().copied().collect::<Vec<_>>(),
-            ["list", "watch"]
-        );
-        assert_eq!(shop[1].resource, "deployments/scale");
-        assert_eq!(shop[1].verbs.iter().copied().collect::<Vec<_>>(), ["patch"]);
-        assert_eq!(rules["data"][0].resource, "statefulsets");
-    }
-
-    #[test]
-    fn toggles_and_buttons_patch_the_deployment() {
-        let mut catalog = Catalog::default();
-        catalog.insert(spec("pause", TargetKind::DeploymentPaused, "shop"));
-        catalog.insert(spec("restart", TargetKind::DeploymentRestart, "shop"));
-        let shop = &required_rules(&catalog)["shop"];
-        assert_eq!(shop.len(), 1);
-        assert_eq!(
-            shop[0].verbs.iter().copied().collect::<Vec<_>>(),
-            ["list", "patch", "watch"]
-        );
-    }
-
-    #[test]
-    fn a_cronjob_toggle_gets_a_role_in_its_namespace() {
-        let mut catalog = Catalog::default();
-        catalog.insert(spec("nightly", TargetKind::CronJobSuspended, "batch-jobs"));
-        let rules = required_rules(&catalog);
-        assert_eq!(rules.keys().collect::<Vec<_>>(), ["batch-jobs"]);
-        let rule = &rules["batch-jobs"][0];
-        assert_eq!((rule.api_group, rule.resource), ("batch", "cronjobs"));
-        assert_eq!(
-            rule.verbs.iter().copied().collect::<Vec<_>>(),
-            ["list", "patch", "watch"]
-        );
-    }
-
-    #[test]
-    fn a_node_toggle_gets_a_cluster_wide_rule_and_no_role() {
-        let text = format!(
-            "[[operators]]\nname = \"a\"\ntoken_sha256 = \"{}\"\n[targets.worker]\nkind = \"node-cordoned\"\nname = \"worker-1\"\n",
-            crate::auth::hash_token("t")
-        );
-        let config = Config::parse(&text, std::path::Path::new("rbac-test.toml")).expect("valid");
-        assert!(
-            required_rules(&config.catalog).is_empty(),
-            "no namespace for a node"
-        );
-        let cluster = cluster_rules(&config);
-        assert_eq!(cluster.len(), 1);
-        assert_eq!((cluster[0].api_group, cluster[0].resource), ("", "nodes"));
-        assert_eq!(
-            cluster[0].verbs.iter().copied().collect::<Vec<_>>(),
-            ["list", "patch", "watch"]
-        );
-        let yaml = manifests(&config, "gw", "kk");
-        assert!(yaml.contains("kind: ClusterRole\n"), "{yaml}");
-        assert!(
-            yaml.contains("apiGroups: [\"\"]\n    resources: [\"nodes\"]\n    verbs: [\"list\", \"patch\", \"watch\"]"),
-            "{yaml}"
-        );
-        assert!(yaml.contains("kind: ClusterRoleBinding"), "{yaml}");
-        assert!(!yaml.contains("kind: Role\n"), "{yaml}");
-    }
-
-    fn config(extra: &str) -> Config {
-        let text = format!(
-            "{extra}\n[[operators]]\nname = \"a\"\ntoken_sha256 = \"{}\"\n[targets.web]\nkind = \"deployment-replicas\"\nnamespace = \"shop\"\nname = \"web\"\nmax = 3\n",
-            crate::auth::hash_token("t")
-        );
-        Config::parse(&text, std::path::Path::new("rbac-test.toml")).expect("valid config")
-    }
-
-    #[test]
-    fn manifests_bind_the_service_account_in_each_namespace() {
-        let yaml = manifests(&config(""), "kubeknobs-gateway", "kubeknobs");
-        assert!(
-            yaml.contains("kind: Role\nmetadata:\n  name: kubeknobs-gateway\n  namespace: shop")
-        );
-        assert!(yaml.contains("resources: [\"deployments/scale\"]\n    verbs: [\"patch\"]"));
-        assert!(yaml.contains("name: kubeknobs-gateway\n    namespace: kubeknobs"));
-        assert!(
-            !yaml.contains("ClusterRole"),
-            "no cluster-wide rights without the auth modes"
-        );
-    }
-
-    #[test]
-    fn token_review_and_impersonation_get_a_cluster_role() {
-        let yaml = manifests(
-            &config("[auth]\ntoken_review = true\n[cluster]\nimpersonate = true"),
-            "gw",
-            "kk",
-        );
-        assert!(yaml.contains("kind: ClusterRole\n"));
-        assert!(yaml.contains("apiGroups: [\"authentication.k8s.io\"]\n    resources: [\"tokenreviews\"]\n    verbs: [\"create\"]"));
-        assert!(yaml.contains("resources: [\"users\"]\n    verbs: [\"impersonate\"]"));
-        assert!(yaml.contains("kind: ClusterRoleBinding"));
-    }
-
-    #[test]
-    fn leader_election_may_create_leases_and_renew_only_its_own() {
-        let yaml = manifests(
-            &config("[cluster.leader_election]\nnamespace = \"ops\"\nlease = \"kk\""),
-            "gw",
-            "kk",
-        );
-        let role = "kind: Role\nmetadata:\n  name: kubeknobs-gateway\n  namespace: ops\nrules:\n";
-        assert!(yaml.contains(role), "{yaml}");
-        assert!(yaml.contains(
-            "  - apiGroups: [\"coordination.k8s.io\"]\n    resources: [\"leases\"]\n    verbs: [\"create\"]\n"
-        ));
-        assert!(yaml.contains(
-            "    resources: [\"leases\"]\n    resourceNames: [\"kk\"]\n    verbs: [\"get\", \"update\"]\n"
-        ));
-        assert!(!manifests(&config(""), "gw", "kk").contains("leases"));
-    }
-}
+mod tests;

@@ -106,7 +106,7 @@ pub async fn serve_with(
     let addr = listener.local_addr().map_err(Error::Listener)?;
     check_security(&config, addr)?;
     let backend =
-        Arc::new(Backend::connect(&config.backend, &config.catalog, config.impersonate).await?);
+        Arc::new(Backend::connect(&config.backend, &config.catalog, config.impersonated()).await?);
     let cluster = backend.cluster_name();
     if backend.is_sandbox() {
         tracing::warn!("cluster is the built-in SANDBOX (in memory): nothing real is changed");
@@ -244,7 +244,10 @@ fn start_core(
         audit,
         reviewer: match (config.token_review, backend.as_ref()) {
             (false, _) => None,
-            (true, Backend::Kube(kube)) => Some(TokenReviewer::new(kube.client())),
+            (true, Backend::Kube(kube)) => Some(TokenReviewer::new(
+                kube.client(),
+                config.token_review_audiences.clone(),
+            )),
             (true, Backend::Sandbox(_)) => return Err(Error::TokenReviewNeedsCluster),
         },
         hub,

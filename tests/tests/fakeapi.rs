@@ -594,3 +594,69 @@ async fn stop_refuses_connections_and_restart_serves_the_same_state_on_the_same_
     .await;
     assert_eq!(caught_up.metadata.name.as_deref(), Some("web"));
 }
+
+#[tokio::test]
+async fn a_token_review_honours_the_audiences_asked_for() {
+    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+    use kube::api::PostParams;
+    use kubeknobs_tests::fakeapi::API_AUDIENCE;
+    let fake = FakeApiServer::start().await;
+    fake.add_token("api-token", "system:serviceaccount:ops:frank", &["ops"]);
+    fake.add_token_for(
+        "kk-token",
+        "system:serviceaccount:ops:frank",
+        &["ops"],
+        &["kubeknobs"],
+    );
+    let reviews: Api<TokenReview> = Api::all(fake.client());
+    let review = |token: &str, audiences: Option<Vec<String>>| {
+        let body = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_owned()),
+                audiences,
+            },
+            ..Default::default()
+        };
+        let reviews = reviews.clone();
+        async move {
+            within("review", reviews.create(&PostParams::default(), &body))
+                .await
+                .expect("reviewed")
+                .status
+                .expect("status")
+        }
+    };
+    let kubeknobs = || Some(vec!["kubeknobs".to_owned(), "other".to_owned()]);
+
+    let ok = review("kk-token", kubeknobs()).await;
+    assert_eq!(ok.authenticated, Some(true));
+    assert_eq!(
+        ok.audiences,
+        Some(vec!["kubeknobs".to_owned()]),
+        "the intersection"
+    );
+    let user = ok.user.expect("user");
+    assert_eq!(
+        user.username.as_deref(),
+        Some("system:serviceaccount:ops:frank")
+    );
+
+    // Minted for the API server: not valid for kubeknobs, and the other way round.
+    let refused = review("api-token", kubeknobs()).await;
+    assert_eq!(refused.authenticated, Some(false));
+    assert!(refused.user.is_none());
+    let error = refused.error.expect("error");
+    assert!(
+        error.contains("is invalid for the target audiences"),
+        "{error}"
+    );
+    assert_eq!(review("kk-token", None).await.authenticated, Some(false));
+    let own = review("api-token", None).await;
+    assert_eq!(
+        own.authenticated,
+        Some(true),
+        "no audiences: the API server's own"
+    );
+    assert_eq!(own.audiences, Some(vec![API_AUDIENCE.to_owned()]));
+    assert_eq!(review("nope", kubeknobs()).await.authenticated, Some(false));
+}

@@ -137,25 +137,42 @@ async fn a_client_certificate_from_the_configured_ca_names_the_operator() {
     );
 }
 
-#[tokio::test]
-async fn a_kubernetes_token_is_checked_with_a_token_review() {
-    use kubeknobs_tests::fakeapi::{FakeApiServer, Kind};
-    let api = FakeApiServer::start().await;
-    api.add(Kind::Deployment, "default", "web", 2);
-    api.add_token("sa-token", "system:serviceaccount:default:frank", &["ops"]);
+/// A gateway on the fake API server `api` with `auth.token_review` on, the standard operators,
+/// the Deployment `web`, and `rest` (auth keys go in `auth`, policy in `rest`).
+async fn reviewing_gateway(
+    api: &kubeknobs_tests::fakeapi::FakeApiServer,
+    auth: &str,
+    rest: &str,
+) -> (Gateway, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path());
     let text = format!(
-        "[cluster]\nbackend = \"kube\"\nkubeconfig = {:?}\n[auth]\ntoken_review = true\n{}\n\
-         [targets.web]\nkind = \"deployment-replicas\"\nname = \"web\"\nmax = 5\n\
-         [[policy]]\noperators = [\"group:ops\"]\ntargets = [\"*\"]\n",
+        "[cluster]\nbackend = \"kube\"\nkubeconfig = {:?}\n[auth]\ntoken_review = true\n{auth}\n{}\n\
+         [targets.web]\nkind = \"deployment-replicas\"\nname = \"web\"\nmax = 5\n{rest}",
         kubeconfig.display().to_string(),
         kubeknobs_tests::grpc::operators_toml(),
     );
     let config =
         kubeknobs_gateway::config::Config::parse(&text, dir.path().join("gw.toml").as_path())
             .expect("config");
-    let gw = Gateway::start_config(config).await;
+    (Gateway::start_config(config).await, dir)
+}
+
+const OPS_SEE_ALL: &str = "[[policy]]\noperators = [\"group:ops\"]\ntargets = [\"*\"]\n";
+
+#[tokio::test]
+async fn a_kubernetes_token_is_checked_with_a_token_review() {
+    use kubeknobs_tests::fakeapi::{FakeApiServer, Kind};
+    let api = FakeApiServer::start().await;
+    api.add(Kind::Deployment, "default", "web", 2);
+    // `kubectl create token frank --audience kubeknobs`: the gateway's default audience.
+    api.add_token_for(
+        "sa-token",
+        "system:serviceaccount:default:frank",
+        &["ops"],
+        &["kubeknobs"],
+    );
+    let (gw, _dir) = reviewing_gateway(&api, "", OPS_SEE_ALL).await;
 
     let (_s, _r, welcome) = gw.welcome("sa-token").await;
     assert_eq!(welcome.operator, "system:serviceaccount:default:frank");
@@ -166,6 +183,11 @@ async fn a_kubernetes_token_is_checked_with_a_token_review() {
         .find(|r| r.path.ends_with("/tokenreviews"))
         .expect("a TokenReview was posted");
     assert_eq!(review.method, "POST");
+    assert!(
+        review.body.contains(r#""audiences":["kubeknobs"]"#),
+        "the review asks for the kubeknobs audience: {}",
+        review.body
+    );
     let reviews = || {
         api.requests()
             .iter()
@@ -198,4 +220,87 @@ async fn a_kubernetes_token_is_checked_with_a_token_review() {
     );
     assert!(gw.open("expired-token").await.is_err());
     assert_eq!(reviews(), 3, "a refusal is never remembered");
+}
+
+#[tokio::test]
+async fn a_token_minted_for_the_api_server_is_refused() {
+    use kubeknobs_tests::fakeapi::{FakeApiServer, Kind};
+    let api = FakeApiServer::start().await;
+    api.add(Kind::Deployment, "default", "web", 2);
+    // `kubectl create token frank`: valid against the API server itself, so a bridge must not
+    // need one (a stolen bridge token would be an API server credential).
+    api.add_token("api-token", "system:serviceaccount:default:frank", &["ops"]);
+    api.add_token_for(
+        "other-token",
+        "system:serviceaccount:default:frank",
+        &["ops"],
+        &["vault"],
+    );
+    let (gw, _dir) = reviewing_gateway(&api, "", OPS_SEE_ALL).await;
+    for token in ["api-token", "other-token"] {
+        let Err(err) = gw.open(token).await else {
+            panic!("{token}: a token for another audience must be refused")
+        };
+        assert_eq!(err.code(), Code::Unauthenticated, "{token}");
+        assert!(
+            err.message()
+                .contains("is invalid for the target audiences"),
+            "{token}: {}",
+            err.message()
+        );
+    }
+
+    // An admin who chooses other audiences gets them asked for.
+    let (gw, _dir) =
+        reviewing_gateway(&api, "token_review_audiences = [\"vault\"]", OPS_SEE_ALL).await;
+    let (_s, _r, welcome) = gw.welcome("other-token").await;
+    assert_eq!(welcome.operator, "system:serviceaccount:default:frank");
+}
+
+#[tokio::test]
+async fn a_reviewed_identity_gets_nothing_unless_a_policy_rule_names_it() {
+    use kubeknobs_tests::fakeapi::{FakeApiServer, Kind};
+    use kubeknobs_tests::grpc::{control, outcome};
+    let api = FakeApiServer::start().await;
+    api.add(Kind::Deployment, "default", "web", 2);
+    let groups = [
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+        "system:authenticated",
+    ];
+    let who = "system:serviceaccount:kube-system:default";
+    api.add_token_for("stray-token", who, &groups, &["kubeknobs"]);
+
+    // No [[policy]]: configured operators may do everything, a reviewed identity nothing.
+    let (gw, _dir) = reviewing_gateway(&api, "", "").await;
+    let (_a, _ar, alice) = gw.welcome("alice-token").await;
+    assert_eq!(
+        alice.targets.len(),
+        1,
+        "configured operators keep the open default"
+    );
+    let (tx, mut rx, welcome) = gw.welcome("stray-token").await;
+    assert_eq!(welcome.operator, who);
+    assert!(welcome.targets.is_empty(), "{:?}", welcome.targets);
+    tx.send(control(1, "web", 0.8)).await.expect("send");
+    let o = outcome(&mut rx, 1).await;
+    assert_eq!(
+        o.kind,
+        kubeknobs_proto::v1::OutcomeKind::Rejected as i32,
+        "{o:?}"
+    );
+    assert_eq!(api.write_count(), 0);
+
+    // A `*` rule does not name it either.
+    let anyone = "[[policy]]\noperators = [\"*\"]\ntargets = [\"*\"]\n";
+    let (gw, _dir) = reviewing_gateway(&api, "", anyone).await;
+    let (_s, _r, welcome) = gw.welcome("stray-token").await;
+    assert!(welcome.targets.is_empty(), "{:?}", welcome.targets);
+
+    // A rule naming it does; so does the explicit opt-in.
+    let named = format!("[[policy]]\noperators = [{who:?}]\ntargets = [\"web\"]\n");
+    let (gw, _dir) = reviewing_gateway(&api, "", &named).await;
+    assert_eq!(gw.welcome("stray-token").await.2.targets.len(), 1);
+    let (gw, _dir) = reviewing_gateway(&api, "token_review_any_identity = true", "").await;
+    assert_eq!(gw.welcome("stray-token").await.2.targets.len(), 1);
 }

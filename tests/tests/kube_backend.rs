@@ -233,6 +233,84 @@ async fn with_impersonation_each_write_names_the_operator_and_groups() {
 }
 
 #[tokio::test]
+async fn impersonation_sends_only_the_groups_the_config_names_and_none_for_service_accounts() {
+    use kubeknobs_gateway::backend::KubeBackend;
+    use kubeknobs_gateway::coalesce::Actor;
+    use kubeknobs_tests::fakeapi::FakeApiServer;
+    let api = FakeApiServer::start().await;
+    api.add(Kind::Deployment, "default", "web", 2);
+    let web = target("web", TargetKind::DeploymentReplicas, 10.0);
+    let named = ["stage".to_owned()].into();
+    let backend = KubeBackend::from_config(api.config(), "fake")
+        .expect("client")
+        .impersonating()
+        .impersonating_only_groups(named);
+    let write = |name: &'static str, groups: Vec<String>, value: i32| {
+        let (backend, web) = (&backend, &web);
+        async move {
+            let actor = Actor {
+                name,
+                groups: &groups,
+            };
+            backend.write(web, value, actor).await.expect("written");
+        }
+    };
+    let groups = |list: &[&str]| list.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+    write("alice", groups(&["stage", "devs", "system:masters"]), 3).await;
+    // A ServiceAccount: the API server gives it its own groups and checks `serviceaccounts`.
+    let sa_groups = groups(&[
+        "system:serviceaccounts",
+        "system:serviceaccounts:ops",
+        "stage",
+    ]);
+    write("system:serviceaccount:ops:frank", sa_groups, 4).await;
+
+    let patches: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 2);
+    assert_eq!(patches[0].header("impersonate-user"), Some("alice"));
+    assert_eq!(
+        patches[0].header_all("impersonate-group"),
+        ["stage"],
+        "unnamed groups and system:masters are never sent"
+    );
+    assert_eq!(
+        patches[1].header("impersonate-user"),
+        Some("system:serviceaccount:ops:frank")
+    );
+    assert!(patches[1].header_all("impersonate-group").is_empty());
+    assert_eq!(api.replicas(Kind::Deployment, "default", "web"), Some(4));
+}
+
+#[tokio::test]
+async fn every_request_names_the_gateway_as_its_user_agent() {
+    let mut rig = rig(vec![target("web", TargetKind::DeploymentReplicas, 10.0)]).await;
+    rig.api.add(Kind::Deployment, "default", "web", 2);
+    rig.set("web", 1, 3);
+    assert_eq!(rig.outcome(1).await.kind, OutcomeKind::Applied as i32);
+    let expected = format!("kubeknobs-gateway/{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        kubeknobs_gateway::backend::USER_AGENT,
+        expected,
+        "the workspace shares one version"
+    );
+    let requests = rig.api.requests();
+    assert!(requests.len() >= 2, "a watch and a write: {requests:?}");
+    for request in requests {
+        assert_eq!(
+            request.header_all("user-agent"),
+            [expected.as_str()],
+            "{} {}",
+            request.method,
+            request.path
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_pause_toggle_patches_spec_paused_and_the_watch_shows_it() {
     let mut rig = rig(vec![target("web", TargetKind::DeploymentPaused, 10.0)]).await;
     rig.api.add(Kind::Deployment, "default", "web", 3);

@@ -149,12 +149,59 @@ fn rbac_grants_exactly_what_the_catalog_needs() {
     );
 
     let sa: Vec<ServiceAccount> = typed(&docs, "ServiceAccount");
+    let sa_name = sa[0].metadata.name.clone().expect("ServiceAccount name");
+    let sa_namespace = sa[0]
+        .metadata
+        .namespace
+        .clone()
+        .expect("ServiceAccount namespace");
+    let object_name = kubeknobs_gateway::rbac::object_name(&sa_name, &sa_namespace);
+    for role in typed::<Role>(&docs, "Role") {
+        assert_eq!(
+            role.metadata.name.as_ref(),
+            Some(&object_name),
+            "named after the account"
+        );
+    }
     for binding in typed::<RoleBinding>(&docs, "RoleBinding") {
+        assert_eq!(binding.metadata.name.as_ref(), Some(&object_name));
         let subject = &binding.subjects.as_ref().expect("subjects")[0];
         assert_eq!(subject.kind, "ServiceAccount");
-        assert_eq!(Some(&subject.name), sa[0].metadata.name.as_ref());
-        assert_eq!(subject.namespace, sa[0].metadata.namespace);
+        assert_eq!(subject.name, sa_name);
+        assert_eq!(subject.namespace.as_ref(), Some(&sa_namespace));
         assert_eq!(binding.role_ref.kind, "Role");
+        assert_eq!(binding.role_ref.name, object_name);
+    }
+    assert!(
+        kubeknobs_gateway::rbac::cluster_rules(&config).is_empty(),
+        "deploy/ has no ClusterRole, so its config must need none"
+    );
+
+    // Byte for byte what `rbac` prints for the ConfigMap's config, below the file's header.
+    let file = read(&deploy_dir().join("gateway/rbac.yaml"));
+    let generated =
+        kubeknobs_gateway::rbac::manifests(&config, &sa_name, &sa_namespace).expect("valid names");
+    let body = file.find("---").map(|at| &file[at..]).expect("documents");
+    assert_eq!(
+        body, generated,
+        "regenerate: kubeknobs-gateway rbac --config gateway.toml > deploy/gateway/rbac.yaml"
+    );
+}
+
+#[test]
+fn every_deployed_rule_names_its_objects_unless_kubernetes_cannot() {
+    let docs = documents();
+    for role in typed::<Role>(&docs, "Role") {
+        for rule in role.rules.unwrap_or_default() {
+            let names = rule.resource_names.clone().unwrap_or_default();
+            let create_only = rule.verbs == ["create"];
+            assert!(
+                !names.is_empty() || create_only,
+                "{:?}: a rule without resourceNames: {rule:?}",
+                role.metadata.namespace
+            );
+            assert!(names.iter().all(|n| !n.contains('*')), "{rule:?}");
+        }
     }
 }
 

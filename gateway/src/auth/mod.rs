@@ -17,7 +17,7 @@ use tonic::{Request, Status};
 
 pub use cert::identity_from_der;
 pub use reload::Authenticator;
-pub use review::{PendingReview, TokenReviewer};
+pub use review::{DEFAULT_TOKEN_AUDIENCE, PendingReview, TokenReviewer};
 
 /// An operator allowed to connect.
 #[derive(Clone)]
@@ -73,6 +73,9 @@ pub struct Identity {
     pub name: Arc<str>,
     /// The groups the operator belongs to.
     pub groups: Arc<[String]>,
+    /// True when the cluster vouched for it (`auth.token_review`) rather than the config or a
+    /// client certificate: such an identity gets only what a policy rule names it for.
+    pub reviewed: bool,
 }
 
 impl Identity {
@@ -81,6 +84,15 @@ impl Identity {
         Identity {
             name: name.into(),
             groups: groups.into(),
+            reviewed: false,
+        }
+    }
+
+    /// An identity the cluster authenticated with a TokenReview.
+    pub fn reviewed(name: &str, groups: Vec<String>) -> Identity {
+        Identity {
+            reviewed: true,
+            ..Identity::new(name, groups)
         }
     }
 }
@@ -133,6 +145,11 @@ impl Operators {
         Ok(all)
     }
 
+    /// Every operator's name and groups, in the order they were added.
+    pub fn names_and_groups(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.list.iter().map(|op| (&*op.name, &*op.groups))
+    }
+
     /// Number of operators.
     pub fn len(&self) -> usize {
         self.list.len()
@@ -152,6 +169,7 @@ impl Operators {
                 found = Some(Identity {
                     name: op.name.clone(),
                     groups: op.groups.clone(),
+                    reviewed: false,
                 });
             }
         }

@@ -1,7 +1,15 @@
 //! Kubernetes identities: a bearer token that is not one of the configured operators' is asked
 //! about with a `TokenReview` against the cluster (`auth.token_review`), so operators can use a
-//! ServiceAccount or user token (`kubectl create token NAME`). The username is the operator and
-//! the groups are the user's groups.
+//! ServiceAccount or user token (`kubectl create token NAME --audience kubeknobs`). The username
+//! is the operator and the groups are the user's groups; the [`Identity`] is marked `reviewed`,
+//! so the policy gives it only what a rule names it for.
+//!
+//! Every review asks for the gateway's audiences (`auth.token_review_audiences`, default
+//! [`DEFAULT_TOKEN_AUDIENCE`]): the API server then authenticates only tokens minted for one of
+//! them, which it refuses as credentials for itself, so a stolen bridge token is no API server
+//! credential. As the TokenReview API asks of audience-aware clients, an answer must also name
+//! one of those audiences in `status.audiences`; one that does not (an API server that ignored
+//! them) is refused.
 //!
 //! The review is a network call, which a tonic interceptor cannot make, so the interceptor
 //! hands the token on as a [`PendingReview`] and the session handler finishes authentication
@@ -36,6 +44,9 @@ impl std::fmt::Debug for PendingReview {
     }
 }
 
+/// The audience TokenReviews ask for unless `auth.token_review_audiences` says otherwise.
+pub const DEFAULT_TOKEN_AUDIENCE: &str = "kubeknobs";
+
 /// How long a token the cluster authenticated is taken without asking again.
 pub const REMEMBER_FOR: Duration = Duration::from_secs(10);
 /// Most tokens remembered at once; beyond it, the oldest answer is forgotten first.
@@ -45,14 +56,17 @@ const REMEMBER_AT_MOST: usize = 1024;
 #[derive(Clone)]
 pub struct TokenReviewer {
     client: kube::Client,
+    audiences: Arc<[String]>,
     remembered: Arc<Mutex<Remembered>>,
 }
 
 impl TokenReviewer {
-    /// Reviews tokens with `client` (the gateway's own cluster client).
-    pub fn new(client: kube::Client) -> TokenReviewer {
+    /// Reviews tokens with `client` (the gateway's own cluster client), accepting only tokens
+    /// minted for one of `audiences`.
+    pub fn new(client: kube::Client, audiences: Vec<String>) -> TokenReviewer {
         TokenReviewer {
             client,
+            audiences: audiences.into(),
             remembered: Arc::default(),
         }
     }
@@ -78,7 +92,7 @@ impl TokenReviewer {
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(pending.0.clone()),
-                audiences: None,
+                audiences: Some(self.audiences.to_vec()),
             },
             ..Default::default()
         };
@@ -93,9 +107,19 @@ impl TokenReviewer {
             })?;
         let status = answer.status.unwrap_or_default();
         let user = status.user.unwrap_or_default();
+        let audience_ok = status
+            .audiences
+            .iter()
+            .flatten()
+            .any(|a| self.audiences.contains(a));
         match (status.authenticated, user.username) {
+            (Some(true), Some(_)) if !audience_ok => Err(Status::unauthenticated(format!(
+                "invalid bearer token: the cluster authenticated it but not for the audiences {:?} (status.audiences {:?}); is the API server audience-aware?",
+                self.audiences,
+                status.audiences.unwrap_or_default()
+            ))),
             (Some(true), Some(name)) if !name.is_empty() => {
-                Ok(Identity::new(&name, user.groups.unwrap_or_default()))
+                Ok(Identity::reviewed(&name, user.groups.unwrap_or_default()))
             }
             _ => Err(Status::unauthenticated(format!(
                 "invalid bearer token: no operator has this token and the cluster did not authenticate it ({})",

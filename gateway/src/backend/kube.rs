@@ -7,11 +7,12 @@
 //! the object's managedFields tell a kubeknobs change from a `kubectl scale`. A `dry_run` target
 //! sends `dryRun=All`: the API server validates and admits the write but persists nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use axum::http::header;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
@@ -32,6 +33,10 @@ use crate::state::{FIELD_MANAGER, Observed, StateHub};
 /// Clients impersonating an operator, by operator name and groups.
 type ImpersonatingClients = HashMap<(String, Vec<String>), Client>;
 
+/// What the gateway says it is in every request (`User-Agent`), so an admin finds it in the API
+/// server's audit log by more than its account.
+pub const USER_AGENT: &str = concat!("kubeknobs-gateway/", env!("CARGO_PKG_VERSION"));
+
 /// A Kubernetes cluster.
 pub struct KubeBackend {
     client: Client,
@@ -39,6 +44,9 @@ pub struct KubeBackend {
     /// With impersonation: the client config to derive per-operator clients from, and those
     /// clients by operator and groups.
     impersonation: Option<Mutex<ImpersonatingClients>>,
+    /// With impersonation: the only groups ever sent (`Impersonate-Group`), those the config
+    /// names (and so the gateway's RBAC grants); `None`: every group but `system:masters`.
+    impersonable_groups: Option<BTreeSet<String>>,
     /// The client config, to derive impersonating clients from.
     base: Config,
 }
@@ -79,27 +87,67 @@ impl KubeBackend {
     ///
     /// kube's own retry layer is turned off: it would retry 429/503 for minutes inside one
     /// write, hiding outages from the operator; the coalescer's bounded retry (which also
-    /// switches to a newer value) is the one retry policy.
+    /// switches to a newer value) is the one retry policy. Every request says
+    /// `User-Agent: kubeknobs-gateway/VERSION` ([`USER_AGENT`]).
     pub fn from_config(
         mut config: Config,
         cluster: impl Into<String>,
     ) -> Result<KubeBackend, Error> {
         config.default_retry = false;
+        config
+            .headers
+            .retain(|(name, _)| name != header::USER_AGENT);
+        config.headers.push((
+            header::USER_AGENT,
+            header::HeaderValue::from_static(USER_AGENT),
+        ));
         let client = Client::try_from(config.clone()).map_err(Error::Client)?;
         Ok(KubeBackend {
             client,
             cluster: cluster.into(),
             impersonation: None,
+            impersonable_groups: None,
             base: config,
         })
     }
 
     /// Makes every write as the operator who asked for it (`Impersonate-User`/`Impersonate-Group`),
     /// so the cluster's RBAC decides and its audit log names the operator. Watches stay the
-    /// gateway's own. The gateway's account then needs `impersonate` on users and groups.
+    /// gateway's own. The gateway's account then needs `impersonate` on those users, groups and
+    /// ServiceAccounts (`kubeknobs-gateway rbac` grants exactly the ones the config names).
+    ///
+    /// A ServiceAccount (`system:serviceaccount:NS:NAME`) is impersonated without groups: the
+    /// API server then gives it its own (`system:serviceaccounts`, `system:serviceaccounts:NS`)
+    /// and checks `impersonate` on `serviceaccounts` NAME in NS only. `system:masters` is never
+    /// sent.
     pub fn impersonating(mut self) -> KubeBackend {
         self.impersonation = Some(Mutex::new(HashMap::new()));
         self
+    }
+
+    /// Sends only `groups` as `Impersonate-Group` (those the config names); an operator's other
+    /// groups are left out, which can only take rights away.
+    pub fn impersonating_only_groups(mut self, groups: BTreeSet<String>) -> KubeBackend {
+        self.impersonable_groups = Some(groups);
+        self
+    }
+
+    /// The groups to send when impersonating `actor`.
+    fn impersonated_groups(&self, actor: Actor<'_>) -> Vec<String> {
+        if crate::config::service_account(actor.name).is_some() {
+            return Vec::new();
+        }
+        actor
+            .groups
+            .iter()
+            .filter(|g| g.as_str() != crate::config::MASTERS)
+            .filter(|g| {
+                self.impersonable_groups
+                    .as_ref()
+                    .is_none_or(|set| set.contains(*g))
+            })
+            .cloned()
+            .collect()
     }
 
     /// The client to write with for `actor`.
@@ -107,7 +155,7 @@ impl KubeBackend {
         let Some(clients) = &self.impersonation else {
             return Ok(self.client.clone());
         };
-        let key = (actor.name.to_owned(), actor.groups.to_vec());
+        let key = (actor.name.to_owned(), self.impersonated_groups(actor));
         let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());

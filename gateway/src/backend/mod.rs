@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, TargetSpec};
 use crate::coalesce::{Actor, WriteError, Writer};
-use crate::config::BackendConfig;
+use crate::config::{BackendConfig, Impersonation};
 use crate::state::StateHub;
 
-pub use self::kube::KubeBackend;
+pub use self::kube::{KubeBackend, USER_AGENT};
 pub use self::sandbox::Sandbox;
 
 /// Why the gateway could not reach its cluster at start-up.
@@ -42,11 +42,11 @@ pub enum Backend {
 
 impl Backend {
     /// Connects to the cluster `config` names; with `impersonate`, a real cluster's writes are
-    /// made as the operator (see `KubeBackend::impersonating`).
+    /// made as the operator, with only the groups it names (see `KubeBackend::impersonating`).
     pub async fn connect(
         config: &BackendConfig,
         catalog: &Catalog,
-        impersonate: bool,
+        impersonate: Option<&Impersonation>,
     ) -> Result<Backend, Error> {
         match config {
             BackendConfig::Sandbox => Ok(Backend::Sandbox(Arc::new(Sandbox::new(catalog)))),
@@ -56,10 +56,11 @@ impl Backend {
             } => {
                 let backend =
                     KubeBackend::connect(kubeconfig.as_deref(), context.as_deref()).await?;
-                let backend = if impersonate {
-                    backend.impersonating()
-                } else {
-                    backend
+                let backend = match impersonate {
+                    Some(bound) => backend
+                        .impersonating()
+                        .impersonating_only_groups(bound.groups.clone()),
+                    None => backend,
                 };
                 Ok(Backend::Kube(Arc::new(backend)))
             }

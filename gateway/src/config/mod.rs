@@ -5,6 +5,7 @@
 //! can point an admin at the exact spot. Relative paths (TLS files) are resolved against the
 //! directory of the config file, and TLS files are read here so a missing key fails at start-up.
 
+mod impersonation;
 mod leader;
 mod limits;
 mod operators;
@@ -21,6 +22,7 @@ use crate::catalog::Catalog;
 use crate::policy::Policy;
 use crate::ratelimit::Limits;
 
+pub use impersonation::{Impersonation, MASTERS, service_account};
 pub use operators::load_tokens;
 pub use raw::RawConfig;
 
@@ -54,8 +56,15 @@ pub struct Config {
     pub tokens_file: Option<PathBuf>,
     /// Bearer tokens no operator has are checked with a TokenReview (`auth.token_review`).
     pub token_review: bool,
+    /// The audiences a TokenReview asks for (`auth.token_review_audiences`).
+    pub token_review_audiences: Vec<String>,
+    /// `"*"` and the open default cover identities from TokenReview too
+    /// (`auth.token_review_any_identity`, only with `auth.token_review`).
+    pub token_review_any_identity: bool,
     /// Writes impersonate the operator (`cluster.impersonate`; real clusters only).
     pub impersonate: bool,
+    /// Whom `cluster.impersonate` may impersonate: all named (empty without it).
+    pub impersonation: Impersonation,
     /// Only the holder of this Lease serves sessions (`[cluster.leader_election]`).
     pub leader_election: Option<crate::leader::LeaseSettings>,
     /// Mutual TLS: client certificates from this CA name their operator (`auth.client_ca`).
@@ -158,6 +167,29 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Config {
+    /// With `cluster.impersonate`, whom the gateway may impersonate; `None` without it.
+    pub fn impersonated(&self) -> Option<&Impersonation> {
+        self.impersonate.then_some(&self.impersonation)
+    }
+
+    /// What a valid config does that an admin should know about (`check` prints them and the
+    /// gateway logs them at start).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.token_review_any_identity {
+            warnings.push(format!(
+                "auth.token_review_any_identity: any identity the cluster authenticates for {:?} is covered by \"*\" policy rules{}: every ServiceAccount that can be given such a token, in every namespace",
+                self.token_review_audiences,
+                if self.policy.rules().is_empty() {
+                    " and, with no [[policy]], may change every target"
+                } else {
+                    ""
+                }
+            ));
+        }
+        warnings
+    }
+
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {

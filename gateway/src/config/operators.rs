@@ -19,6 +19,13 @@ pub(super) struct RawOperator {
     groups: Vec<String>,
 }
 
+impl RawOperator {
+    /// The groups as written.
+    pub(super) fn groups(&self) -> &[String] {
+        &self.groups
+    }
+}
+
 /// A tokens file: `[[operators]]` entries only.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

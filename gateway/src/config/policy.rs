@@ -23,10 +23,18 @@ pub(super) struct RawRule {
     deny: bool,
 }
 
-/// Checks every rule and builds the policy.
+impl RawRule {
+    /// Where `operators` is written.
+    pub(super) fn operators_at(&self) -> usize {
+        self.operators.span().start
+    }
+}
+
+/// Checks every rule and builds the policy; `any_reviewed`: `auth.token_review_any_identity`.
 pub(super) fn validate(
     raw: &[Spanned<RawRule>],
     catalog: &Catalog,
+    any_reviewed: bool,
     src: &Source<'_>,
 ) -> Result<Policy> {
     let mut rules = Vec::with_capacity(raw.len());
@@ -94,5 +102,5 @@ pub(super) fn validate(
             deny: r.deny,
         });
     }
-    Ok(Policy::new(rules))
+    Ok(Policy::new(rules).covering_any_reviewed_identity(any_reviewed))
 }

@@ -8,10 +8,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::impersonation::Impersonation;
 use super::limits::RawLimits;
 use super::operators::{RawOperator, validate_operators};
 use super::policy::RawRule;
-use super::server::{RawAuth, RawServer, validate_client_auth, validate_session, validate_tls};
+use super::server::{
+    RawAuth, RawServer, validate_audiences, validate_client_auth, validate_session, validate_tls,
+};
 use super::{BackendConfig, Config, Result, Source, TlsIdentity};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
 
@@ -52,8 +55,7 @@ struct RawCluster {
     backend: Option<Spanned<String>>,
     #[serde(default)]
     dry_run: bool,
-    #[serde(default)]
-    impersonate: bool,
+    impersonate: Option<Spanned<bool>>,
     kubeconfig: Option<String>,
     context: Option<String>,
     leader_election: Option<Spanned<super::leader::RawLeaderElection>>,
@@ -112,16 +114,16 @@ impl RawConfig {
         let leader_election =
             super::leader::validate(self.cluster.leader_election.as_ref(), &backend, src)?;
         let operators = validate_operators(&self.operators, src)?;
-        let tokens_file = match &self.auth.tokens_file {
+        let (tokens_file, everyone) = match &self.auth.tokens_file {
             Some(file) => {
                 let path = src.resolve(file.as_ref());
                 let extra = super::operators::load_tokens(&path)?;
-                operators
+                let everyone = operators
                     .merged(&extra)
                     .map_err(|msg| src.invalid(file.span().start, "auth.tokens_file", msg))?;
-                Some(path)
+                (Some(path), everyone)
             }
-            None => None,
+            None => (None, operators.clone()),
         };
         let mut catalog = Catalog::default();
         for (name, target) in &self.targets {
@@ -129,7 +131,40 @@ impl RawConfig {
             spec.dry_run |= self.cluster.dry_run;
             catalog.insert(spec);
         }
-        let policy = super::policy::validate(&self.policy, &catalog, src)?;
+        if self.auth.token_review_any_identity && !self.auth.token_review {
+            let message =
+                "needs auth.token_review = true (it widens what TokenReview identities get)";
+            return Err(src.invalid(0, "auth.token_review_any_identity", message));
+        }
+        let any_reviewed = self.auth.token_review_any_identity;
+        let policy = super::policy::validate(&self.policy, &catalog, any_reviewed, src)?;
+        let client_auth = validate_client_auth(&self.auth, src)?;
+        let impersonate = self
+            .cluster
+            .impersonate
+            .as_ref()
+            .is_some_and(|b| *b.as_ref());
+        let impersonation = if impersonate {
+            let sources = super::impersonation::Sources {
+                token_review: self.auth.token_review,
+                any_reviewed,
+                client_certs: client_auth.is_some(),
+            };
+            super::impersonation::validate(
+                self.cluster
+                    .impersonate
+                    .as_ref()
+                    .map_or(0, |b| b.span().start),
+                &self.operators,
+                &everyone,
+                &self.policy,
+                &policy,
+                &sources,
+                src,
+            )?
+        } else {
+            Impersonation::default()
+        };
         let limits = super::limits::validate(&self.limits, src)?;
         let session = validate_session(&self.server, src)?;
         Ok(Config {
@@ -145,10 +180,13 @@ impl RawConfig {
             session,
             audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
             tokens_file,
-            impersonate: self.cluster.impersonate,
+            impersonate,
+            impersonation,
             leader_election,
             token_review: self.auth.token_review,
-            client_auth: validate_client_auth(&self.auth, src)?,
+            token_review_audiences: validate_audiences(&self.auth, src)?,
+            token_review_any_identity: any_reviewed,
+            client_auth,
         })
     }
 }

@@ -18,6 +18,30 @@ pub(super) struct RawAuth {
     pub(super) client_cert_required: bool,
     #[serde(default)]
     pub(super) token_review: bool,
+    pub(super) token_review_audiences: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub(super) token_review_any_identity: bool,
+}
+
+/// The audiences a TokenReview asks for (`auth.token_review_audiences`): the default
+/// [`crate::auth::DEFAULT_TOKEN_AUDIENCE`], or the configured ones, none of them empty.
+pub(super) fn validate_audiences(auth: &RawAuth, src: &Source<'_>) -> Result<Vec<String>> {
+    let Some(list) = &auth.token_review_audiences else {
+        return Ok(vec![crate::auth::DEFAULT_TOKEN_AUDIENCE.to_owned()]);
+    };
+    let audiences: Vec<String> = list.as_ref().iter().map(|a| a.trim().to_owned()).collect();
+    if audiences.is_empty() || audiences.iter().any(String::is_empty) {
+        return Err(src.invalid(
+            list.span().start,
+            "auth.token_review_audiences",
+            format!(
+                "list one or more audiences (none empty), such as [\"{}\"]: bridges then carry tokens from `kubectl create token NAME --audience {}`, which the API server itself refuses",
+                crate::auth::DEFAULT_TOKEN_AUDIENCE,
+                crate::auth::DEFAULT_TOKEN_AUDIENCE
+            ),
+        ));
+    }
+    Ok(audiences)
 }
 
 /// `[server]`

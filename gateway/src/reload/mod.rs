@@ -6,8 +6,8 @@
 //! `server.hello_timeout_ms`, and every setting of a catalogued target except which object it
 //! names (bounds, rate, step, cooldown, arm, dry run). What needs a restart — the listen
 //! addresses, TLS and client CA, the cluster and how it is reached (`cluster.backend`,
-//! `kubeconfig`, `context`, `leader_election`), `auth.token_review`, `cluster.impersonate`,
-//! `audit.file`, `server.max_message_bytes`, and the set of targets with the object each names
+//! `kubeconfig`, `context`, `leader_election`), `auth.token_review` and its audiences,
+//! `cluster.impersonate` and the groups it may send (the RBAC grants them by name), `audit.file`, `server.max_message_bytes`, and the set of targets with the object each names
 //! (their watches and RBAC are set up at start) — is compared, and a file that changes any of it
 //! is refused as a whole, naming the fields: a reload is never half applied.
 //!
@@ -170,10 +170,18 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("cluster.impersonate", old.impersonate != new.impersonate),
         (
+            "the groups cluster.impersonate may send",
+            old.impersonation.groups != new.impersonation.groups,
+        ),
+        (
             "auth.client_ca/client_cert_required",
             client(&old.client_auth) != client(&new.client_auth),
         ),
         ("auth.token_review", old.token_review != new.token_review),
+        (
+            "auth.token_review_audiences",
+            old.token_review_audiences != new.token_review_audiences,
+        ),
         ("audit.file", old.audit_file != new.audit_file),
         (
             "[cluster.leader_election]",

@@ -4,7 +4,8 @@
 //! (cluster-scoped) from memory: GET and merge PATCH of objects, list and watch of collections,
 //! and GET/PATCH/PUT of the workloads' `scale` subresource, with resourceVersions,
 //! managedFields, `dryRun=All`, field selectors and Kubernetes `Status` errors, on
-//! `http://127.0.0.1:PORT`, and answers TokenReviews for tokens registered with `add_token`.
+//! `http://127.0.0.1:PORT`, and answers TokenReviews for tokens registered with `add_token`
+//! (honouring `spec.audiences` as the real one does: see the `tokenreview` module).
 //! Tests drive it from the side (`add`, `add_cronjob`, `add_node`, `add_token`,
 //! `scale_externally`, `suspend_externally`, `cordon_externally`, `set_ready`, `inject`,
 //! `stop`/`restart`) and read back what happened (`replicas`, `paused`, `suspended`,
@@ -65,6 +66,7 @@ use tokio_util::sync::CancellationToken;
 pub use fault::Fault;
 pub use kind::Kind;
 pub use record::Request;
+pub use tokenreview::API_AUDIENCE;
 
 use fault::Faults;
 use store::Store;
@@ -78,8 +80,8 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     requests: Mutex<Vec<Request>>,
     writes: AtomicUsize,
-    /// Tokens TokenReview accepts: token → (username, groups).
-    tokens: Mutex<std::collections::HashMap<String, (String, Vec<String>)>>,
+    /// Tokens TokenReview knows, by token.
+    tokens: Mutex<std::collections::HashMap<String, tokenreview::KnownToken>>,
     /// coordination.k8s.io Leases.
     leases: Mutex<lease::Leases>,
 }
@@ -181,10 +183,22 @@ impl FakeApiServer {
             .and_then(|w| w.restarted_at.clone())
     }
 
-    /// Makes TokenReview authenticate `token` as `username` in `groups`.
+    /// Makes TokenReview authenticate `token` as `username` in `groups`, for the API server's
+    /// own audience ([`API_AUDIENCE`]), as `kubectl create token NAME` mints it.
     pub fn add_token(&self, token: &str, username: &str, groups: &[&str]) {
-        let groups = groups.iter().map(|g| g.to_string()).collect();
-        lock(&self.inner.shared.tokens).insert(token.to_owned(), (username.to_owned(), groups));
+        self.add_token_for(token, username, groups, &[API_AUDIENCE]);
+    }
+
+    /// Makes TokenReview authenticate `token` as `username` in `groups`, but only for reviews
+    /// that ask for one of `audiences` (`kubectl create token NAME --audience A`).
+    pub fn add_token_for(&self, token: &str, username: &str, groups: &[&str], audiences: &[&str]) {
+        let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        let known = tokenreview::KnownToken {
+            username: username.to_owned(),
+            groups: owned(groups),
+            audiences: owned(audiences),
+        };
+        lock(&self.inner.shared.tokens).insert(token.to_owned(), known);
     }
 
     /// Creates a workload with `replicas` in spec and status (all ready); ADDED on watches.
