@@ -21,7 +21,7 @@ pub fn midi_line(event: &ControlEvent, source: &str) -> Option<String> {
         _ => "",
     };
     let value = match event.raw {
-        Raw::Seven(v) => v.to_string(),
+        Raw::Seven(v) | Raw::Coarse(v) => v.to_string(),
         Raw::Fourteen(v) => v.to_string(),
         Raw::Note(on) => if on { "down" } else { "up" }.to_owned(),
     };

@@ -31,6 +31,7 @@ pub fn cc(number: u8) -> Binding {
         curve: Curve::Linear,
         pickup: false,
         feedback: true,
+        encoder: Default::default(),
         mapping: Mapping {
             address: format!("midi ch1 cc{number}"),
             target: "web".into(),
