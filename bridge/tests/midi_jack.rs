@@ -190,7 +190,7 @@ while time.time() < deadline:
 }
 
 #[test]
-fn learn_prints_mapping_lines_for_midi_and_osc() {
+fn learn_prints_one_mapping_block_per_control_for_midi_and_osc() {
     use std::io::{BufRead, BufReader};
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -226,22 +226,29 @@ fn learn_prints_mapping_lines_for_midi_and_osc() {
         args: vec![rosc::OscType::Float(1.0)],
     }))
     .expect("encode");
-    let want_midi = r#"{ control = "cc", number = 7, channel = 3, target = "TARGET" },  # midi: 99 from "kk-learn:surface""#;
-    let want_osc = r#"{ address = "/2/push3", target = "TARGET" },"#;
-    let (mut saw_midi, mut saw_osc) = (false, false);
+    let want_midi = "[[midi.mappings]]  # from \"kk-learn:surface\", value 99\n\
+                     control = \"cc\"\nnumber = 7\nchannel = 3\ntarget = \"TARGET\"\n";
+    let want_osc = "[[osc.mappings]]  # [Float(1.0)] from 127.0.0.1:";
+    let want_osc_body = "address = \"/2/push3\"\ntarget = \"TARGET\"\n";
+    let mut printed = String::new();
     let deadline = std::time::Instant::now() + WAIT;
-    while !(saw_midi && saw_osc) {
+    while !(printed.contains(want_midi)
+        && printed.contains(want_osc)
+        && printed.contains(want_osc_body))
+    {
         assert!(
             std::time::Instant::now() < deadline,
-            "learn printed no line for both"
+            "learn printed no block for both; printed:\n{printed}"
         );
         port.send(&[0xB2, 7, 99]).expect("send CC");
         let _ = phone.send_to(&packet, osc_addr);
         while let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
-            saw_midi |= line == want_midi;
-            saw_osc |= line.starts_with(want_osc);
+            printed.push_str(&line);
+            printed.push('\n');
         }
     }
+    // However long the control keeps moving, its block is printed once.
+    assert_eq!(printed.matches("[[midi.mappings]]").count(), 1, "{printed}");
     let _ = child.kill();
     let _ = child.wait();
 }
