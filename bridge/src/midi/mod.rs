@@ -282,9 +282,17 @@ fn explain(b: &Binding, state: &State, held: Held, raw: Raw, level: Option<&Leve
                 .map_or_else(|| "the target's value".to_owned(), |v| v.to_string());
             info!("{target}: {control} held until it reaches {value} (pickup)");
         }
-        Held::Echo => info!(
-            "{target}: {control} value {raw:?} ignored: the device echoing feedback just sent (echo)"
-        ),
+        Held::Echo => {
+            let value = match raw {
+                Raw::Seven(v) => v.to_string(),
+                Raw::Coarse(v) => format!("{v} (MSB alone)"),
+                Raw::Fourteen(v) => v.to_string(),
+                Raw::Note(on) => if on { "down" } else { "up" }.to_owned(),
+            };
+            info!(
+                "{target}: {control} {value} ignored: the device echoing feedback just sent (echo)"
+            )
+        }
         Held::NoState => {
             info!("{target}: {control} waits for the target's state from the gateway")
         }

@@ -91,6 +91,9 @@ struct Ports {
     outputs: HashMap<String, MidiOutputConnection>,
     missing_warned: HashSet<String>,
     unavailable_warned: bool,
+    /// Output (dis)connections not yet told to the engine (its queue was full): retried at
+    /// every rescan, in order, so no output is left without feedback.
+    untold: std::collections::VecDeque<Event>,
 }
 
 impl Ports {
@@ -100,6 +103,7 @@ impl Ports {
         loop {
             if Instant::now() >= next {
                 self.rescan(&watch);
+                self.tell(&watch.tx);
                 // While the MIDI system is missing, look less and less often: every attempt
                 // makes alsa-lib (or libjack) print a line to stderr.
                 interval = if self.unavailable_warned {
@@ -156,11 +160,12 @@ impl Ports {
             }
             present
         });
+        let untold = &mut self.untold;
         self.outputs.retain(|name, _| {
             let present = outs.contains(name);
             if !present {
                 warn!(port = %name, "MIDI output gone (unplugged?); will reconnect when it is back");
-                let _ = watch.tx.try_send(Event::OutputGone(Arc::from(name.as_str())));
+                untold.push_back(Event::OutputGone(Arc::from(name.as_str())));
             }
             present
         });
@@ -181,9 +186,8 @@ impl Ports {
                     Ok(conn) => {
                         super::connected("output", name);
                         self.outputs.insert(name.clone(), conn);
-                        let _ = watch
-                            .tx
-                            .try_send(Event::OutputConnected(Arc::from(name.as_str())));
+                        self.untold
+                            .push_back(Event::OutputConnected(Arc::from(name.as_str())));
                     }
                     Err(e) => warn!(error = %e, "MIDI output not connected"),
                 }
@@ -191,6 +195,27 @@ impl Ports {
         }
         self.warn_missing("input", &watch.inputs, &ins);
         self.warn_missing("output", &watch.outputs, &outs);
+    }
+
+    /// Tells the engine about output (dis)connections, as many as its queue takes.
+    fn tell(&mut self, tx: &mpsc::Sender<Event>) {
+        // Bounded: an engine that never takes them again only hears of the latest.
+        while self.untold.len() > 1024 {
+            self.untold.pop_front();
+        }
+        while let Some(event) = self.untold.pop_front() {
+            match tx.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.untold.push_front(event);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.untold.clear();
+                    return;
+                }
+            }
+        }
     }
 
     fn warn_missing(&mut self, direction: &str, patterns: &[String], names: &[String]) {
@@ -313,7 +338,7 @@ mod tests {
             let parsed = Parser::default().feed_all(bytes);
             assert_eq!(
                 parsed,
-                [message.clone()],
+                std::slice::from_ref(message),
                 "one whole message per send: {bytes:02X?}"
             );
             assert_eq!(bytes, &message.to_bytes());

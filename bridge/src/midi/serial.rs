@@ -80,7 +80,8 @@ fn read_forever(
                     && let Ok(writer) = file.try_clone()
                 {
                     *open.lock().unwrap_or_else(PoisonError::into_inner) = Some(writer);
-                    let _ = tx.try_send(Event::OutputConnected(source.clone()));
+                    // Waits for room: a device the engine does not know of would get no feedback.
+                    let _ = tx.blocking_send(Event::OutputConnected(source.clone()));
                 }
                 let mut buf = [0u8; 256];
                 loop {
@@ -115,7 +116,7 @@ fn read_forever(
                     .take()
                     .is_some()
                 {
-                    let _ = tx.try_send(Event::OutputGone(source.clone()));
+                    let _ = tx.blocking_send(Event::OutputGone(source.clone()));
                 }
             }
             Err(e) => {
