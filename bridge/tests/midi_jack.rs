@@ -398,6 +398,21 @@ async fn encoder_clicks_equal_to_the_fed_back_value_are_clicks() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_move_back_to_the_fed_back_value_counts_without_any_midi_output() {
+    let mut surface = support::midi::Peer::start("kk-nooutput");
+    let mut bridge = start(midi(&["kk-nooutput:surface"], &[], vec![cc(7)])).await;
+    let event = bridge.control_while(|| surface.send(&[0xB0, 7, 127])).await;
+    assert_eq!(event.value, 20.0);
+    bridge.settle().await;
+    // Someone else sets 10 (CC 64 if it were sent anywhere; it is not): a hand moving the
+    // fader to 64 right after is a move.
+    bridge.push_handled(10.0, 10.0).await;
+    surface.send(&[0xB0, 7, 64]);
+    assert_eq!(bridge.next_control().await.value, 10.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_move_back_to_the_fed_back_value_counts_when_feedback_went_to_another_device() {
     // The surface has no output the bridge writes to; feedback goes to a separate LED device.
     let mut surface = support::midi::Peer::start("kk-noecho");
