@@ -224,16 +224,12 @@ impl Engine {
                         self.link.send_move(&b.mapping, value).await;
                     }
                     Err(held) => {
-                        if state.explain(held) {
-                            explain(
-                                b,
-                                state,
-                                held,
-                                event.raw,
-                                self.levels.get(&b.mapping.target),
-                            );
-                        } else {
-                            debug!(address = %b.mapping.address, ?held, "MIDI move held");
+                        let level = self.levels.get(&b.mapping.target);
+                        match hold_text(b, state, held, event.raw, level) {
+                            Some(text) if state.explain(held) => info!("{text}"),
+                            _ => {
+                                debug!(address = %b.mapping.address, ?held, raw = ?event.raw, "MIDI move held")
+                            }
                         }
                     }
                 }
@@ -268,11 +264,18 @@ impl Engine {
     }
 }
 
-/// Says once per episode, at info, why a control does nothing:
-/// `web: midi ch1 cc7 held until it reaches 15 (pickup)`.
-fn explain(b: &Binding, state: &State, held: Held, raw: Raw, level: Option<&Level>) {
+/// Why a control does nothing, said at info once per episode:
+/// `web: midi ch1 cc7 held until it reaches 15 (pickup)`. `None` for values that mean nothing in
+/// the control's mode (a toggle's release), which are only logged at debug.
+fn hold_text(
+    b: &Binding,
+    state: &State,
+    held: Held,
+    raw: Raw,
+    level: Option<&Level>,
+) -> Option<String> {
     let (target, control) = (&b.mapping.target, &b.mapping.address);
-    match held {
+    Some(match held {
         Held::NotPickedUp => {
             let value = level
                 .and_then(|l| {
@@ -280,7 +283,7 @@ fn explain(b: &Binding, state: &State, held: Held, raw: Raw, level: Option<&Leve
                     b.mapping.to_target(y, &l.bounds).ok()
                 })
                 .map_or_else(|| "the target's value".to_owned(), |v| v.to_string());
-            info!("{target}: {control} held until it reaches {value} (pickup)");
+            format!("{target}: {control} held until it reaches {value} (pickup)")
         }
         Held::Echo => {
             let value = match raw {
@@ -289,15 +292,15 @@ fn explain(b: &Binding, state: &State, held: Held, raw: Raw, level: Option<&Leve
                 Raw::Fourteen(v) => v.to_string(),
                 Raw::Note(on) => if on { "down" } else { "up" }.to_owned(),
             };
-            info!(
+            format!(
                 "{target}: {control} {value} ignored: the device echoing feedback just sent (echo)"
             )
         }
         Held::NoState => {
-            info!("{target}: {control} waits for the target's state from the gateway")
+            format!("{target}: {control} waits for the target's state from the gateway")
         }
-        Held::Ignored => debug!(address = %control, ?raw, "MIDI value means nothing in this mode"),
-    }
+        Held::Ignored => return None,
+    })
 }
 
 /// Logs once that MIDI is unavailable, saying what still works.
@@ -308,4 +311,54 @@ pub(crate) fn warn_unavailable(e: &Error) {
 /// Logs a connected port.
 pub(crate) fn connected(direction: &str, port: &str) {
     info!(port, "MIDI {direction} connected: {port}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::mapping::{Mapping, Range};
+    use binding::{Curve, Encoder};
+    use control::Control;
+
+    #[test]
+    fn a_hold_says_what_the_control_waits_for() {
+        let b = Binding {
+            control: Control::Cc(7),
+            channel: Some(0),
+            mode: Mode::Absolute,
+            invert: false,
+            curve: Curve::Linear,
+            pickup: true,
+            feedback: false,
+            encoder: Encoder::default(),
+            mapping: Mapping {
+                address: "midi ch1 cc7".into(),
+                target: "web".into(),
+                range: Range::default(),
+                label: None,
+            },
+        };
+        let bounds = Bounds::new(0.0, 20.0, 1.0).expect("bounds");
+        let level = Level {
+            target: "web".into(),
+            desired: 15.0,
+            bounds,
+        };
+        let mut state = State::default();
+        state.feedback(&b, 15.0, bounds, Instant::now());
+        let text = |held, raw| hold_text(&b, &state, held, raw, Some(&level));
+        assert_eq!(
+            text(Held::NotPickedUp, Raw::Seven(3)).as_deref(),
+            Some("web: midi ch1 cc7 held until it reaches 15 (pickup)")
+        );
+        assert_eq!(
+            text(Held::Echo, Raw::Coarse(2)).as_deref(),
+            Some(
+                "web: midi ch1 cc7 2 (MSB alone) ignored: the device echoing feedback just sent (echo)"
+            )
+        );
+        assert_eq!(text(Held::Ignored, Raw::Note(false)), None);
+    }
 }
