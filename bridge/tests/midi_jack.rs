@@ -1,7 +1,11 @@
 //! MIDI over a real transport: JACK (its dummy backend runs without /dev/snd), with midir's
 //! `jack` feature. The test plays the control surface through its own JACK ports: CC in, hot-plug,
 //! feedback out, the motor-fader echo not taken as a move, and a third-party sender
-//! (python-rtmidi, JACK API) driving a target. Needs a running JACK server; `.ci/run` starts
+//! (python-rtmidi, JACK API) driving a target. python-rtmidi also plays a whole surface
+//! ([`support::midi::Peer`]): 14-bit and NRPN motor echoes, encoder clicks equal to the fed-back
+//! value, a move back to a value fed back to another device, a toggle pressed during a pending
+//! write, each feedback message its own event, no feedback repeated when only the ready count
+//! changes. Needs a running JACK server; `.ci/run` starts
 //! `jackd -d dummy` and stops it afterwards.
 #![cfg(feature = "jack")]
 
@@ -63,14 +67,9 @@ async fn a_cc_drives_a_target_and_a_replugged_device_is_picked_up_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn feedback_reaches_the_leds_and_its_echo_is_not_a_move() {
     let mut port = surface("kk-fader");
-    // A second client: JACK would rename a second "kk-fader" to "kk-fader-01".
-    let (_leds, shown) = leds("kk-lights");
-    let mut bridge = start(midi(
-        &["kk-fader:surface"],
-        &["kk-lights:leds"],
-        vec![cc(7)],
-    ))
-    .await;
+    // The same device: JACK names this second "kk-fader" client "kk-fader-01".
+    let (_leds, shown) = leds("kk-fader");
+    let mut bridge = start(midi(&["kk-fader:surface"], &["kk-fader"], vec![cc(7)])).await;
 
     // The Welcome's state (desired 3 of 0..20) is shown as soon as the output is connected.
     expect_bytes(&shown, &[0xB0, 7, 19]);
@@ -128,23 +127,22 @@ async fn relative_encoders_and_pitch_bend_over_jack() {
         .control_while(|| port.send(&[0xE0, 0x7F, 0x7F]).expect("send bend"))
         .await;
     assert_eq!(event.value, 20.0);
-    // The gateway reports 3 again (someone else); 10 steps up from 3/20 = 0.15 is 0.229 → 5.
-    bridge.push_state(3.0).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while bridge.controls.try_recv().is_ok() {}
+    // The gateway reports 3 again (someone else); a click is one step of the target: 10 up is 13.
+    bridge.push_handled(3.0, 3.0).await;
+    bridge.settle().await;
     port.send(&[0xB0, 16, 10]).expect("send encoder");
     let event = tokio::time::timeout(WAIT, bridge.controls.recv())
         .await
         .expect("encoder move in time")
         .expect("events");
-    assert_eq!(event.value, 5.0);
-    // And 127 is one step down (two's complement): 0.229 - 0.008 = 0.221 → 4.
+    assert_eq!(event.value, 13.0);
+    // And 127 is one step down (two's complement).
     port.send(&[0xB0, 16, 127]).expect("send encoder");
     let event = tokio::time::timeout(WAIT, bridge.controls.recv())
         .await
         .expect("encoder move in time")
         .expect("events");
-    assert_eq!(event.value, 4.0);
+    assert_eq!(event.value, 12.0);
     bridge.stop().await;
 }
 
@@ -192,7 +190,7 @@ while time.time() < deadline:
 }
 
 #[test]
-fn learn_prints_mapping_lines_for_midi_and_osc() {
+fn learn_prints_one_mapping_block_per_control_for_midi_and_osc() {
     use std::io::{BufRead, BufReader};
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -228,22 +226,275 @@ fn learn_prints_mapping_lines_for_midi_and_osc() {
         args: vec![rosc::OscType::Float(1.0)],
     }))
     .expect("encode");
-    let want_midi = r#"{ control = "cc", number = 7, channel = 3, target = "TARGET" },  # midi: 99 from "kk-learn:surface""#;
-    let want_osc = r#"{ address = "/2/push3", target = "TARGET" },"#;
-    let (mut saw_midi, mut saw_osc) = (false, false);
+    let want_midi = "[[midi.mappings]]  # from \"kk-learn:surface\", value 99\n\
+                     control = \"cc\"\nnumber = 7\nchannel = 3\ntarget = \"TARGET\"\n";
+    let want_osc = "[[osc.mappings]]  # [Float(1.0)] from 127.0.0.1:";
+    let want_osc_body = "address = \"/2/push3\"\ntarget = \"TARGET\"\n";
+    let mut printed = String::new();
     let deadline = std::time::Instant::now() + WAIT;
-    while !(saw_midi && saw_osc) {
+    while !(printed.contains(want_midi)
+        && printed.contains(want_osc)
+        && printed.contains(want_osc_body))
+    {
         assert!(
             std::time::Instant::now() < deadline,
-            "learn printed no line for both"
+            "learn printed no block for both; printed:\n{printed}"
         );
         port.send(&[0xB2, 7, 99]).expect("send CC");
         let _ = phone.send_to(&packet, osc_addr);
         while let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
-            saw_midi |= line == want_midi;
-            saw_osc |= line.starts_with(want_osc);
+            printed.push_str(&line);
+            printed.push('\n');
         }
     }
+    // However long the control keeps moving, its block is printed once.
+    assert_eq!(printed.matches("[[midi.mappings]]").count(), 1, "{printed}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A binding like `cc(0)` on another control, mode and feedback.
+fn bind(
+    control: kubeknobs_bridge::midi::control::Control,
+    mode: kubeknobs_bridge::midi::control::Mode,
+    feedback: bool,
+) -> kubeknobs_bridge::midi::binding::Binding {
+    let mut b = cc(0);
+    b.control = control;
+    b.mode = mode;
+    b.feedback = feedback;
+    b.mapping.address = format!("midi ch1 {control:?}");
+    b
+}
+
+/// `cc 7` without feedback: moving it proves the bridge has connected the surface's port.
+fn probe() -> kubeknobs_bridge::midi::binding::Binding {
+    let mut b = cc(7);
+    b.feedback = false;
+    b
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_motor_fader_echoing_the_msb_of_14_bit_feedback_is_not_a_move() {
+    use kubeknobs_bridge::midi::control::{Control, Mode};
+    let mut peer = support::midi::Peer::start("kk-motor14");
+    let fader = bind(Control::Cc14(1), Mode::Absolute, true);
+    let mut bridge = start(midi(
+        &["kk-motor14:surface"],
+        &["kk-motor14"],
+        vec![fader, probe()],
+    ))
+    .await;
+    // Welcome: 3 of 0..20 is 2457 = MSB 19, LSB 25, as two MIDI events.
+    peer.expect(&[&[0xB0, 1, 19], &[0xB0, 33, 25]]);
+    bridge.control_while(|| peer.send(&[0xB0, 7, 0])).await;
+    bridge.settle().await;
+
+    // Someone else sets 7: 5734 = MSB 44, LSB 102. The motor fader echoes only the MSB, which
+    // alone reads as 5632 (6.9): that must not be taken as a move.
+    bridge.push_handled(7.0, 7.0).await;
+    peer.expect(&[&[0xB0, 1, 44], &[0xB0, 33, 102]]);
+    while bridge.controls.try_recv().is_ok() {}
+    peer.send(&[0xB0, 1, 44]);
+    let echo = bridge.control_within(Duration::from_millis(500)).await;
+    assert!(echo.is_none(), "the MSB echo was taken as a move: {echo:?}");
+    // An echo of both halves is not a move either.
+    bridge.push_handled(12.0, 12.0).await;
+    peer.expect(&[&[0xB0, 1, 76], &[0xB0, 33, 102]]);
+    peer.send(&[0xB0, 1, 76]);
+    peer.send(&[0xB0, 33, 102]);
+    let echo = bridge.control_within(Duration::from_millis(500)).await;
+    assert!(
+        echo.is_none(),
+        "the 14-bit echo was taken as a move: {echo:?}"
+    );
+    // A real move is: MSB 100 then LSB 0 is 16 of 20.
+    peer.send(&[0xB0, 1, 100]);
+    assert_eq!(bridge.next_control().await.value, 16.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_nrpn_echo_of_the_data_msb_is_not_a_move() {
+    use kubeknobs_bridge::midi::control::{Control, Mode};
+    let mut peer = support::midi::Peer::start("kk-motornrpn");
+    // NRPN 300 = parameter MSB 2, LSB 44.
+    let fader = bind(Control::Nrpn(300), Mode::Absolute, true);
+    let mut bridge = start(midi(
+        &["kk-motornrpn:surface"],
+        &["kk-motornrpn"],
+        vec![fader],
+    ))
+    .await;
+    // Feedback is four messages, each its own event.
+    peer.expect(&[
+        &[0xB0, 99, 2],
+        &[0xB0, 98, 44],
+        &[0xB0, 6, 19],
+        &[0xB0, 38, 25],
+    ]);
+    // The surface selects the NRPN and moves it to the top (proving the input is connected).
+    let event = bridge
+        .control_while(|| {
+            peer.send(&[0xB0, 99, 2]);
+            peer.send(&[0xB0, 98, 44]);
+            peer.send(&[0xB0, 6, 127]);
+        })
+        .await;
+    assert_eq!(event.value, 20.0);
+    bridge.settle().await;
+    bridge.push_handled(7.0, 7.0).await;
+    peer.expect(&[
+        &[0xB0, 99, 2],
+        &[0xB0, 98, 44],
+        &[0xB0, 6, 44],
+        &[0xB0, 38, 102],
+    ]);
+    while bridge.controls.try_recv().is_ok() {}
+    // The device echoes data entry MSB 44 alone: a 7-bit 44 would be 6.9, but it is our 7.
+    peer.send(&[0xB0, 6, 44]);
+    let echo = bridge.control_within(Duration::from_millis(500)).await;
+    assert!(
+        echo.is_none(),
+        "the NRPN echo was taken as a move: {echo:?}"
+    );
+    peer.send(&[0xB0, 6, 0]);
+    assert_eq!(bridge.next_control().await.value, 0.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encoder_clicks_equal_to_the_fed_back_value_are_clicks() {
+    use kubeknobs_bridge::midi::control::{Control, Encoding, Mode};
+    let mut peer = support::midi::Peer::start("kk-encoder2");
+    let encoder = bind(
+        Control::Cc(16),
+        Mode::Relative(Encoding::TwosComplement),
+        true,
+    );
+    let mut bridge = start(midi(
+        &["kk-encoder2:surface"],
+        &["kk-encoder2"],
+        vec![encoder, probe()],
+    ))
+    .await;
+    bridge.control_while(|| peer.send(&[0xB0, 7, 0])).await;
+    bridge.settle().await;
+    // The target is at its top: its LED ring is sent 127, which is also "-1" in two's complement.
+    bridge.push_handled(20.0, 20.0).await;
+    peer.expect(&[&[0xB0, 16, 127]]);
+    while bridge.controls.try_recv().is_ok() {}
+    let mut values = Vec::new();
+    for _ in 0..3 {
+        peer.send(&[0xB0, 16, 127]);
+        values.push(bridge.next_control().await.value);
+    }
+    assert_eq!(
+        values,
+        [19.0, 18.0, 17.0],
+        "one target step per click, none dropped"
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_back_to_the_fed_back_value_counts_without_any_midi_output() {
+    let mut surface = support::midi::Peer::start("kk-nooutput");
+    let mut bridge = start(midi(&["kk-nooutput:surface"], &[], vec![cc(7)])).await;
+    let event = bridge.control_while(|| surface.send(&[0xB0, 7, 127])).await;
+    assert_eq!(event.value, 20.0);
+    bridge.settle().await;
+    // Someone else sets 10 (CC 64 if it were sent anywhere; it is not): a hand moving the
+    // fader to 64 right after is a move.
+    bridge.push_handled(10.0, 10.0).await;
+    surface.send(&[0xB0, 7, 64]);
+    assert_eq!(bridge.next_control().await.value, 10.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_back_to_the_fed_back_value_counts_when_feedback_went_to_another_device() {
+    // The surface has no output the bridge writes to; feedback goes to a separate LED device.
+    let mut surface = support::midi::Peer::start("kk-noecho");
+    let lights = support::midi::Peer::start("kk-otherleds");
+    let mut bridge = start(midi(&["kk-noecho:surface"], &["kk-otherleds"], vec![cc(7)])).await;
+    lights.expect(&[&[0xB0, 7, 19]]);
+    let event = bridge.control_while(|| surface.send(&[0xB0, 7, 127])).await;
+    assert_eq!(event.value, 20.0);
+    bridge.settle().await;
+    bridge.push_handled(10.0, 10.0).await;
+    lights.expect(&[&[0xB0, 7, 64]]);
+    while bridge.controls.try_recv().is_ok() {}
+    // 64 is what was fed back, but not to this surface: it is a hand, not an echo.
+    surface.send(&[0xB0, 7, 64]);
+    assert_eq!(bridge.next_control().await.value, 10.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_toggle_pressed_twice_during_a_pending_write_turns_back_off() {
+    use kubeknobs_bridge::midi::control::{Control, Mode};
+    let mut peer = support::midi::Peer::start("kk-toggle");
+    let toggle = bind(Control::Note(37), Mode::Toggle, true);
+    let mut bridge = start(midi(
+        &["kk-toggle:surface"],
+        &["kk-toggle"],
+        vec![toggle, probe()],
+    ))
+    .await;
+    // 3 of 0..20 is off: the LED is sent note off (note on, velocity 0).
+    peer.expect(&[&[0x90, 37, 0]]);
+    bridge.control_while(|| peer.send(&[0xB0, 7, 0])).await;
+    bridge.settle().await;
+    while bridge.controls.try_recv().is_ok() {}
+    peer.send(&[0x90, 37, 127]);
+    assert_eq!(bridge.next_control().await.value, 20.0, "first press: on");
+    // The write is pending; an unrelated update (the ready count changes) arrives.
+    bridge.push_handled(3.0, 2.0).await;
+    peer.send(&[0x80, 37, 0]);
+    peer.send(&[0x90, 37, 127]);
+    assert_eq!(
+        bridge.next_control().await.value,
+        0.0,
+        "second press: off again"
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feedback_is_sent_once_and_not_again_when_only_the_ready_count_changes() {
+    use kubeknobs_bridge::midi::control::{Control, Mode};
+    let peer = support::midi::Peer::start("kk-oncefb");
+    let fader = bind(Control::Cc(9), Mode::Absolute, true);
+    let bridge = start(midi(&[], &["kk-oncefb"], vec![fader])).await;
+    let mut seen = peer.expect(&[&[0xB0, 9, 19]]);
+    for ready in [2.0, 1.0, 3.0] {
+        bridge.push_handled(3.0, ready).await;
+    }
+    seen.extend(peer.received_within(Duration::from_millis(500)));
+    assert_eq!(seen, [vec![0xB0, 9, 19]], "the state once, as one event");
+    // A real change is sent (once).
+    bridge.push_handled(10.0, 3.0).await;
+    peer.expect(&[&[0xB0, 9, 64]]);
+    assert!(peer.received_within(Duration::from_millis(300)).is_empty());
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_motor_fader_moved_by_hand_is_driven_back_when_the_state_is_sent_again() {
+    let mut peer = support::midi::Peer::start("kk-driveback");
+    let mut bridge = start(midi(
+        &["kk-driveback:surface"],
+        &["kk-driveback"],
+        vec![cc(7)],
+    ))
+    .await;
+    peer.expect(&[&[0xB0, 7, 19]]);
+    // A hand moves the fader to the top; the cluster does not follow (refused, say), and the
+    // same state is played again: the fader, which now shows 127, is sent back to 19.
+    let event = bridge.control_while(|| peer.send(&[0xB0, 7, 127])).await;
+    assert_eq!(event.value, 20.0);
+    bridge.push_handled(3.0, 3.0).await;
+    peer.expect(&[&[0xB0, 7, 19]]);
+    bridge.stop().await;
 }

@@ -135,6 +135,46 @@ impl TargetSpec {
         )
     }
 
+    /// Every setting that changes what a control does to this target, by kind, for `check`:
+    /// `replicas 1..=20, at most 4 writes/s, steps of at most 2, dry run, needs arm`,
+    /// `toggle: 1 cordons, 0 uncordons, at most 2 writes/s`, `button: 1 restarts the rollout,
+    /// once per 5000 ms`.
+    pub fn settings(&self) -> String {
+        let per_second = format!("at most {} writes/s", self.max_writes_per_second);
+        let mut parts = match self.kind {
+            TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas => {
+                let mut p = vec![format!("replicas {}..={}", self.min, self.max), per_second];
+                if let Some(step) = self.max_step {
+                    p.push(format!("steps of at most {step}"));
+                }
+                p
+            }
+            TargetKind::DeploymentPaused => vec![
+                "toggle: 1 pauses the rollout, 0 resumes it".into(),
+                per_second,
+            ],
+            TargetKind::CronJobSuspended => vec![
+                "toggle: 1 suspends the cronjob, 0 resumes it".into(),
+                per_second,
+            ],
+            TargetKind::NodeCordoned => vec![
+                "toggle: 1 cordons the node, 0 uncordons it".into(),
+                per_second,
+            ],
+            TargetKind::DeploymentRestart => vec![format!(
+                "button: 1 restarts the rollout, at most once per {} ms",
+                self.cooldown.as_millis()
+            )],
+        };
+        if self.dry_run {
+            parts.push("dry run (never persisted)".into());
+        }
+        if self.requires_arm {
+            parts.push("needs arm".into());
+        }
+        parts.join(", ")
+    }
+
     /// Checks a requested value and rounds it to whole replicas.
     pub fn check(&self, value: f64) -> Result<i32, Refusal> {
         if !value.is_finite() {
@@ -287,6 +327,35 @@ mod tests {
         }
         assert!(TargetKind::NodeCordoned.is_cluster_scoped());
         assert!(!TargetKind::CronJobSuspended.is_cluster_scoped());
+    }
+
+    #[test]
+    fn settings_describe_each_kind_by_what_it_does() {
+        let web = TargetSpec {
+            max_step: Some(2),
+            requires_arm: true,
+            ..web()
+        };
+        assert_eq!(
+            web.settings(),
+            "replicas 1..=20, at most 2 writes/s, steps of at most 2, needs arm"
+        );
+        let node = TargetSpec {
+            dry_run: true,
+            ..TargetSpec::for_test("n", TargetKind::NodeCordoned, "", 1)
+        };
+        assert_eq!(
+            node.settings(),
+            "toggle: 1 cordons the node, 0 uncordons it, at most 2 writes/s, dry run (never persisted)"
+        );
+        let restart = TargetSpec {
+            cooldown: std::time::Duration::from_secs(5),
+            ..TargetSpec::for_test("r", TargetKind::DeploymentRestart, "default", 1)
+        };
+        assert_eq!(
+            restart.settings(),
+            "button: 1 restarts the rollout, at most once per 5000 ms"
+        );
     }
 
     #[test]

@@ -188,12 +188,10 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
     }
     for target in config.catalog.iter() {
         println!(
-            "  target {}: {} replicas {}..={}, at most {}/s",
+            "  target {}: {}, {}",
             target.name,
             target.describe(),
-            target.min,
-            target.max,
-            target.max_writes_per_second
+            target.settings()
         );
     }
     for warning in config.warnings() {

@@ -9,7 +9,7 @@ use super::Result;
 use super::raw::{RawMidi, RawMidiMapping};
 use super::validate::Source;
 use crate::mapping::{Mapping, Range};
-use crate::midi::binding::{Binding, Curve};
+use crate::midi::binding::{Binding, Curve, Encoder};
 use crate::midi::control::{Control, Encoding, Mode};
 
 /// Default `midi.rescan_ms`: how often MIDI ports are listed to find (re)plugged devices.
@@ -76,13 +76,18 @@ impl MidiConfig {
             if let Some(b) = s.baud {
                 out.push_str(&format!(" at {b} baud"));
             }
+            if s.feedback {
+                out.push_str(", feedback on");
+            }
             out.push('\n');
         }
         out.push_str(&format!("midi maps   {}\n", self.bindings.len()));
         for b in &self.bindings {
             out.push_str(&format!(
-                "  {} -> {}\n",
-                b.mapping.address, b.mapping.target
+                "  {} -> {}: {}\n",
+                b.mapping.address,
+                b.mapping.target,
+                b.describe()
             ));
         }
         out
@@ -249,6 +254,37 @@ fn binding(
         Some(p) => *p.get_ref(),
         None => false,
     };
+    let relative = matches!(mode, Mode::Relative(_));
+    let step = match &m.step {
+        Some(s) if !relative => {
+            return Err(src.at(s, &field("step"), "applies to relative encoders only"));
+        }
+        Some(s) if !(s.get_ref().is_finite() && *s.get_ref() > 0.0) => {
+            return Err(src.at(
+                s,
+                &field("step"),
+                "must be a number above 0 (target units per click)",
+            ));
+        }
+        s => s.as_ref().map(|s| *s.get_ref()),
+    };
+    let acceleration = match &m.acceleration {
+        Some(a) if !relative => {
+            return Err(src.at(
+                a,
+                &field("acceleration"),
+                "applies to relative encoders only",
+            ));
+        }
+        Some(a) if !(a.get_ref().is_finite() && (1.0..=100.0).contains(a.get_ref())) => {
+            return Err(src.at(
+                a,
+                &field("acceleration"),
+                "must be 1..100 (the largest factor)",
+            ));
+        }
+        a => a.as_ref().map(|a| *a.get_ref()),
+    };
     let target = super::validate::target_name(src, &m.target, &field("target"))?;
     let address = match channel {
         Some(c) => format!("midi ch{} {}", c + 1, short(control)),
@@ -262,6 +298,7 @@ fn binding(
         curve,
         pickup,
         feedback: m.feedback.unwrap_or(true),
+        encoder: Encoder { step, acceleration },
         mapping: Mapping {
             address,
             target: target.to_owned(),

@@ -209,14 +209,21 @@ impl Config {
             (Some(_), None) => "TLS, configured CA".to_owned(),
             (Some(_), Some(d)) => format!("TLS, configured CA, server name {d}"),
         };
+        let resend = match g.resend_within.as_millis() {
+            0 => "moves made while disconnected are dropped".to_owned(),
+            ms => format!("moves made while disconnected are resent if at most {ms} ms old"),
+        };
         let mut out = format!(
-            "bridge_id   {}\ngateway     {} ({tls}), token of {} characters\n{}",
+            "bridge_id   {}\ngateway     {} ({tls}), token of {} characters; {resend}\n{}",
             self.bridge_id,
             g.url,
             g.token.len(),
             self.osc.summary()
         );
         out.push_str(&self.midi.summary());
+        if let Some(ops) = self.ops_listen {
+            out.push_str(&format!("ops         /metrics /healthz /readyz on {ops}\n"));
+        }
         out.push_str(&self.discovery.summary(self.osc.listen));
         if !out.ends_with('\n') {
             out.push('\n');
@@ -249,6 +256,12 @@ impl OscConfig {
             out.push_str(&format!(
                 "osc tcp     listen {tcp} (SLIP or length-prefixed), feedback on the connection\n"
             ));
+        }
+        if let Some(arm) = &self.arm_address {
+            out.push_str(&format!("osc arm     {arm} (1 arms, 0 disarms)\n"));
+        }
+        if let Some(label) = &self.presence_label {
+            out.push_str(&format!("osc presence {label}\n"));
         }
         out.push_str(&format!("mappings    {}\n", self.mappings.len()));
         for m in self.mappings.iter() {

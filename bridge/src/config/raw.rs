@@ -107,6 +107,8 @@ pub(super) struct RawMidiMapping {
     pub curve: Option<Spanned<String>>,
     pub pickup: Option<Spanned<bool>>,
     pub feedback: Option<bool>,
+    pub step: Option<Spanned<f64>>,
+    pub acceleration: Option<Spanned<f64>>,
 }
 
 /// Deserializes `text`, returning the serde error with the dotted path of the offending field.

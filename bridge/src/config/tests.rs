@@ -256,6 +256,8 @@ control = "cc"
 number = 16
 target = "api"
 mode = "relative-twos-complement"
+step = 2
+acceleration = 4
 [[midi.mappings]]
 control = "note"
 number = 36
@@ -290,9 +292,61 @@ fn parses_midi() {
     assert_eq!(b[0].mapping.address, "midi ch2 cc7");
     assert_eq!(b[1].mode, Mode::Relative(Encoding::TwosComplement));
     assert_eq!(b[1].channel, None);
+    assert_eq!(
+        (b[1].encoder.step, b[1].encoder.acceleration),
+        (Some(2.0), Some(4.0))
+    );
     assert_eq!((b[2].mode, b[2].feedback), (Mode::Toggle, false));
     assert_eq!(b[3].control, Control::Nrpn(300));
     assert_eq!(b[4].control, Control::PitchBend);
+}
+
+#[test]
+fn check_prints_every_midi_setting_that_changes_behaviour() {
+    let (config, _dir) = parse(MIDI);
+    let summary = config.expect("valid config").summary();
+    for want in [
+        "midi ch2 cc7 -> web: absolute, pickup, curve log, inverted, feedback",
+        "midi cc16 -> api: relative-twos-complement, step 2 per click, acceleration up to 4x, feedback",
+        "midi note36 -> api: toggle, no feedback",
+        "midi nrpn 300 -> web: absolute, no pickup, curve linear, feedback",
+        "serial /dev/ttyAMA0 at 31250 baud, feedback on",
+    ] {
+        assert!(summary.contains(want), "{want:?} missing from\n{summary}");
+    }
+}
+
+#[test]
+fn step_and_acceleration_are_for_encoders_only() {
+    let with = |extra: &str| format!("{MIDI}{extra}");
+    let line = MIDI.lines().count() + 1;
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"cc\"\nnumber = 1\ntarget = \"web\"\nstep = 2\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].step: applies to relative encoders only",
+            line + 4
+        )
+    );
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"cc\"\nnumber = 1\ntarget = \"web\"\nmode = \"relative-binary-offset\"\nstep = 0\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].step: must be a number above 0 (target units per click)",
+            line + 5
+        )
+    );
+    assert_eq!(
+        error(&with(
+            "[[midi.mappings]]\ncontrol = \"cc\"\nnumber = 1\ntarget = \"web\"\nmode = \"relative-binary-offset\"\nacceleration = 0.5\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].acceleration: must be 1..100 (the largest factor)",
+            line + 5
+        )
+    );
 }
 
 #[test]

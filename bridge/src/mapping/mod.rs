@@ -99,6 +99,11 @@ impl Bounds {
         }
     }
 
+    /// `max - min`.
+    pub fn span(&self) -> f64 {
+        self.max - self.min
+    }
+
     /// One step as a fraction of `max - min` (0 when continuous or when `min == max`).
     pub fn fraction_of_step(&self) -> f64 {
         if self.max > self.min && self.step > 0.0 {

@@ -40,8 +40,12 @@ impl fmt::Display for Control {
 /// The raw value an event carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Raw {
-    /// A 7-bit value (CC, Program Change, an NRPN MSB alone).
+    /// A 7-bit value (CC, Program Change).
     Seven(u8),
+    /// The coarse half (MSB) of a 14-bit control arriving on its own: a CC14 MSB (`cc N`,
+    /// N < 32) or an NRPN data entry MSB (CC 6). Devices that send only MSBs use it as a 7-bit
+    /// value; a motor fader echoing only the MSB of 14-bit feedback sends this.
+    Coarse(u8),
     /// A 14-bit value (CC14 pairs, NRPN MSB+LSB, Pitch Bend).
     Fourteen(u16),
     /// A note went down (`true`) or up.
@@ -52,9 +56,18 @@ impl Raw {
     /// The value as a fraction of its full scale (notes: down 1, up 0).
     pub fn fraction(self) -> f64 {
         match self {
-            Raw::Seven(v) => f64::from(v.min(127)) / 127.0,
+            Raw::Seven(v) | Raw::Coarse(v) => f64::from(v.min(127)) / 127.0,
             Raw::Fourteen(v) => f64::from(v.min(16383)) / 16383.0,
             Raw::Note(on) => f64::from(u8::from(on)),
+        }
+    }
+
+    /// True when `got`, arriving from a control, is what it shows after being sent `self`,
+    /// compared at the resolution `got` has: an MSB alone matches the MSB of a 14-bit value.
+    pub fn echoed_by(self, got: Raw) -> bool {
+        match (self, got) {
+            (Raw::Fourteen(sent), Raw::Coarse(msb)) => (sent >> 7) as u8 == msb,
+            (sent, got) => sent == got,
         }
     }
 }
@@ -95,6 +108,15 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// The config name after `relative-`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::TwosComplement => "twos-complement",
+            Encoding::BinaryOffset => "binary-offset",
+            Encoding::SignMagnitude => "sign-magnitude",
+        }
+    }
+
     /// The signed step a 7-bit value encodes.
     pub fn delta(self, v: u8) -> i32 {
         let v = i32::from(v & 0x7F);
@@ -178,7 +200,7 @@ impl Decoder {
                         out.push(ev(
                             channel,
                             Control::Nrpn(nrpn.unwrap_or(0)),
-                            Raw::Seven(value),
+                            Raw::Coarse(value),
                         ));
                     }
                     38 if nrpn.is_some() => {
@@ -194,8 +216,7 @@ impl Decoder {
                 match controller {
                     0..=31 => {
                         st.msb[usize::from(controller)] = value;
-                        let v = u16::from(value) << 7;
-                        out.push(ev(channel, Control::Cc14(controller), Raw::Fourteen(v)));
+                        out.push(ev(channel, Control::Cc14(controller), Raw::Coarse(value)));
                     }
                     32..=63 => {
                         let msb = controller - 32;

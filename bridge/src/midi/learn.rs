@@ -1,65 +1,205 @@
-//! `kubeknobs-bridge learn`: prints each incoming MIDI and OSC event as the mapping line that
-//! would map it, so a config can be built by moving controls. Each line is a TOML inline table
-//! for `mappings = [ … ]` under `[midi]` (lines with `control`) or `[osc]` (lines with `address`).
+//! `kubeknobs-bridge learn`: prints, for each control moved, one `[[midi.mappings]]` (or
+//! `[[osc.mappings]]`) block that maps it, ready to paste into a config and give a target.
+//!
+//! A move is gathered into a *gesture* per source and channel until the control has been quiet
+//! for [`QUIET`] (or the gesture is [`LONGEST`] old), then classified: CCs 99/98 with data entry
+//! are one `nrpn`; CC `N` with CC `N+32` is one `cc14`; a CC that only ever sent 0 and 127 is a
+//! button (`mode = "button"`); a note is a button. Each control is printed once per run, however
+//! often it moves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rosc::OscType;
 
-use super::control::{Control, ControlEvent, Decoder, Raw};
+use super::control::{Control, Decoder};
 use super::parser::Parser;
 
-/// The `[[midi.mappings]]` line for a control event, with its value as a comment.
-pub fn midi_line(event: &ControlEvent, source: &str) -> Option<String> {
-    let mode = match event.control {
-        // 14-bit pairs are shown as their 7-bit halves; a user who sees cc N and cc N+32 move
-        // together writes `cc14`.
-        Control::Cc14(_) => return None,
-        Control::Note(_) => ", mode = \"button\"",
-        _ => "",
-    };
-    let value = match event.raw {
-        Raw::Seven(v) => v.to_string(),
-        Raw::Fourteen(v) => v.to_string(),
-        Raw::Note(on) => if on { "down" } else { "up" }.to_owned(),
-    };
-    Some(format!(
-        "{{ {}, channel = {}{mode}, target = \"TARGET\" }},  # midi: {value} from {source:?}",
-        event.control,
-        event.channel + 1
-    ))
+/// How long a control must be still before its block is printed.
+pub const QUIET: Duration = Duration::from_millis(300);
+/// A gesture this old is printed even while the control keeps moving.
+pub const LONGEST: Duration = Duration::from_secs(1);
+/// Values remembered per CC in a gesture (enough to tell a button from a fader).
+const VALUES: usize = 64;
+
+/// What one source sent on one channel in one gesture.
+#[derive(Debug)]
+struct Gesture {
+    started: Instant,
+    last: Instant,
+    /// CC number → distinct values seen.
+    ccs: BTreeMap<u8, BTreeSet<u8>>,
+    notes: BTreeSet<u8>,
+    nrpn: BTreeSet<u16>,
+    pitchbend: bool,
+    program: bool,
 }
 
-/// The `[[osc.mappings]]` line for an OSC message, with its arguments as a comment.
-pub fn osc_line(address: &str, args: &[OscType], from: SocketAddr) -> String {
-    format!("{{ address = \"{address}\", target = \"TARGET\" }},  # osc: {args:?} from {from}")
-}
-
-/// Per-source parsing for `learn`.
+/// Per-source parsing and gestures for `learn`.
 #[derive(Default)]
 pub struct Learner {
     streams: HashMap<Arc<str>, (Parser, Decoder)>,
+    gestures: BTreeMap<(Arc<str>, u8), Gesture>,
+    printed: HashSet<(Arc<str>, u8, Control)>,
+    osc_printed: HashSet<String>,
 }
 
 impl Learner {
-    /// The lines for some bytes from `source`.
-    pub fn lines(&mut self, source: &Arc<str>, bytes: &[u8]) -> Vec<String> {
+    /// Takes some bytes from `source`, received at `now`.
+    pub fn feed(&mut self, source: &Arc<str>, bytes: &[u8], now: Instant) {
         let (parser, decoder) = self.streams.entry(source.clone()).or_default();
-        let mut out = Vec::new();
         for message in parser.feed_all(bytes) {
-            for event in decoder.decode(&message) {
-                out.extend(midi_line(&event, source));
+            let events = decoder.decode(&message);
+            for event in events {
+                let g = self
+                    .gestures
+                    .entry((source.clone(), event.channel))
+                    .or_insert_with(|| Gesture {
+                        started: now,
+                        last: now,
+                        ccs: BTreeMap::new(),
+                        notes: BTreeSet::new(),
+                        nrpn: BTreeSet::new(),
+                        pitchbend: false,
+                        program: false,
+                    });
+                g.last = now;
+                match (event.control, &message) {
+                    (Control::Cc(n), super::message::Message::ControlChange { value, .. }) => {
+                        let values = g.ccs.entry(n).or_default();
+                        if values.len() < VALUES {
+                            values.insert(*value);
+                        }
+                    }
+                    (Control::Note(n), _) => {
+                        g.notes.insert(n);
+                    }
+                    (Control::Nrpn(n), _) => {
+                        g.nrpn.insert(n);
+                    }
+                    (Control::PitchBend, _) => g.pitchbend = true,
+                    (Control::Program, _) => g.program = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The blocks of every gesture that is over at `now` (every gesture with `all`), each
+    /// control once per run.
+    pub fn flush(&mut self, now: Instant, all: bool) -> Vec<String> {
+        let done: Vec<(Arc<str>, u8)> = self
+            .gestures
+            .iter()
+            .filter(|(_, g)| {
+                all || now.saturating_duration_since(g.last) >= QUIET
+                    || now.saturating_duration_since(g.started) >= LONGEST
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for key in done {
+            let Some(g) = self.gestures.remove(&key) else {
+                continue;
+            };
+            let (source, channel) = key;
+            for (control, comment) in classify(g) {
+                if self.printed.insert((source.clone(), channel, control)) {
+                    out.push(block(control, channel, &source, &comment));
+                }
             }
         }
         out
     }
+
+    /// The block for an OSC message, the first time its address is seen.
+    pub fn osc(&mut self, address: &str, args: &[OscType], from: SocketAddr) -> Option<String> {
+        if !self.osc_printed.insert(address.to_owned()) {
+            return None;
+        }
+        Some(format!(
+            "[[osc.mappings]]  # {args:?} from {from}\naddress = \"{address}\"\ntarget = \"TARGET\"\n"
+        ))
+    }
+}
+
+/// The controls a gesture moved, each with what to say about it.
+fn classify(mut g: Gesture) -> Vec<(Control, String)> {
+    let mut out = Vec::new();
+    if !g.nrpn.is_empty() {
+        for cc in [99, 98, 6, 38, 100, 101] {
+            g.ccs.remove(&cc);
+        }
+        for n in &g.nrpn {
+            out.push((Control::Nrpn(*n), String::new()));
+        }
+    }
+    for n in 0..32u8 {
+        if g.ccs.contains_key(&n) && g.ccs.contains_key(&(n + 32)) {
+            g.ccs.remove(&n);
+            g.ccs.remove(&(n + 32));
+            out.push((Control::Cc14(n), String::new()));
+        }
+    }
+    for (n, values) in &g.ccs {
+        let seen = match (values.first(), values.last()) {
+            (Some(lo), Some(hi)) if lo == hi => format!("value {lo}"),
+            (Some(lo), Some(hi)) => format!("values {lo}..{hi}"),
+            _ => String::new(),
+        };
+        if values.iter().all(|v| *v == 0 || *v == 127) {
+            out.push((Control::Cc(*n), format!("button? {seen}")));
+        } else {
+            out.push((Control::Cc(*n), seen));
+        }
+    }
+    for n in &g.notes {
+        out.push((Control::Note(*n), String::new()));
+    }
+    if g.pitchbend {
+        out.push((Control::PitchBend, String::new()));
+    }
+    if g.program {
+        out.push((Control::Program, String::new()));
+    }
+    out
+}
+
+/// One `[[midi.mappings]]` block.
+fn block(control: Control, channel: u8, source: &str, comment: &str) -> String {
+    let mut s = format!("[[midi.mappings]]  # from {source:?}");
+    if let Some(seen) = comment.strip_prefix("button? ") {
+        s.push_str(&format!(", {seen}"));
+    } else if !comment.is_empty() {
+        s.push_str(&format!(", {comment}"));
+    }
+    s.push('\n');
+    let (kind, number) = match control {
+        Control::Cc(n) => ("cc", Some(u16::from(n))),
+        Control::Cc14(n) => ("cc14", Some(u16::from(n))),
+        Control::Nrpn(n) => ("nrpn", Some(n)),
+        Control::Note(n) => ("note", Some(u16::from(n))),
+        Control::PitchBend => ("pitchbend", None),
+        Control::Program => ("program", None),
+    };
+    s.push_str(&format!("control = \"{kind}\"\n"));
+    if let Some(n) = number {
+        s.push_str(&format!("number = {n}\n"));
+    }
+    s.push_str(&format!("channel = {}\n", channel + 1));
+    let button = matches!(control, Control::Note(_)) || comment.starts_with("button?");
+    if button {
+        s.push_str("mode = \"button\"  # or \"toggle\": each press flips the target\n");
+    }
+    s.push_str("target = \"TARGET\"\n");
+    s
 }
 
 /// Runs `learn` until `shutdown`: opens the MIDI inputs matching `config.inputs` (every input
 /// when there is none), the serial devices, and an OSC socket on `osc_listen`, and prints a
-/// line per event on stdout.
+/// block per control moved on stdout.
 pub async fn run(
     config: crate::config::MidiConfig,
     osc_listen: SocketAddr,
@@ -95,22 +235,33 @@ pub async fn run(
     }
     let mut learner = Learner::default();
     let mut buf = vec![0u8; rosc::decoder::MTU];
+    let mut tick = tokio::time::interval(QUIET / 3);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => {
+                for block in learner.flush(Instant::now(), true) {
+                    println!("{block}");
+                }
+                return Ok(());
+            }
+            _ = tick.tick() => {
+                for block in learner.flush(Instant::now(), false) {
+                    println!("{block}");
+                }
+            }
             Some(event) = rx.recv() => {
                 if let super::Event::Input(input) = event {
-                    for line in learner.lines(&input.source, &input.bytes) {
-                        println!("{line}");
-                    }
+                    learner.feed(&input.source, &input.bytes, Instant::now());
                 }
             }
             received = socket.recv_from(&mut buf) => match received {
                 Ok((len, from)) => match crate::osc::decode(&buf[..len]) {
                     Ok(messages) => {
                         for m in messages {
-                            println!("{}", osc_line(&m.addr, &m.args, from));
+                            if let Some(block) = learner.osc(&m.addr, &m.args, from) {
+                                println!("{block}");
+                            }
                         }
                     }
                     Err(e) => eprintln!("learn: malformed OSC from {from}: {e}"),
@@ -122,20 +273,4 @@ pub async fn run(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prints_mapping_lines() {
-        let mut l = Learner::default();
-        let src: Arc<str> = Arc::from("nano");
-        let lines = l.lines(&src, &[0xB0, 7, 64, 0x91, 36, 100]);
-        assert_eq!(
-            lines,
-            vec![
-                "{ control = \"cc\", number = 7, channel = 1, target = \"TARGET\" },  # midi: 64 from \"nano\"",
-                "{ control = \"note\", number = 36, channel = 2, mode = \"button\", target = \"TARGET\" },  # midi: down from \"nano\"",
-            ]
-        );
-    }
-}
+mod tests;

@@ -5,8 +5,11 @@
 //! bytes into one channel ([`Input`]); the engine task parses them ([`parser`]), decodes controls
 //! ([`control`]), runs each matching [`binding::Binding`] (pure) and hands the value to the same
 //! [`Link::send_move`] OSC uses. Feedback reaches it as [`Level`]s from the `feedback` task (the
-//! same state stream that drives OSC feedback) and leaves as bytes to every MIDI output and to
-//! serial devices with `feedback = true`.
+//! same state stream that drives OSC feedback) and leaves as [`Out`]s to each MIDI output and
+//! serial device with `feedback = true` whose control shows something else ([`shown`]); a Level
+//! that changes nothing any control shows sends nothing. Moves the device makes on its own
+//! (a motor fader's echo of feedback) are recognised there too and not sent. A move that is held
+//! (pickup, echo, no state yet) is explained at info once per episode.
 //!
 //! A missing MIDI system (no `/dev/snd/seq`, no JACK server) or a missing device is logged, never
 //! fatal: the ports thread keeps looking (every `midi.rescan_ms`, backing off while the system is
@@ -19,6 +22,7 @@ pub mod message;
 pub mod parser;
 pub mod ports;
 pub mod serial;
+pub mod shown;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,9 +34,11 @@ use tracing::{debug, info, warn};
 use crate::config::MidiConfig;
 use crate::mapping::Bounds;
 use crate::uplink::Link;
-use binding::{Binding, State};
-use control::Decoder;
+use binding::{Binding, Held, State};
+use control::{Decoder, Mode, Raw};
+use message::Message;
 use parser::Parser;
+use shown::Shown;
 
 /// What can go wrong on the MIDI side; logged, never fatal to the bridge.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +97,18 @@ pub enum Event {
     /// An output (a port, or a serial device with feedback) was (re)connected: it gets the
     /// current state of every target at once, so motor faders and LEDs show the truth on plug-in.
     OutputConnected(Arc<str>),
+    /// An output is gone (unplugged, closed).
+    OutputGone(Arc<str>),
+}
+
+/// Feedback for one output (a port name or a serial device file): the messages that make one
+/// control show a value. Each message is sent on its own ([`ports::deliver`]).
+#[derive(Debug, Clone)]
+pub struct Out {
+    /// The output it is for; other sinks ignore it.
+    pub output: Arc<str>,
+    /// The messages, in order.
+    pub messages: Vec<Message>,
 }
 
 /// A target's live state, from feedback: what MIDI feedback and pickup need.
@@ -128,11 +146,13 @@ pub fn start(config: MidiConfig, link: Link) -> (impl Future<Output = ()>, mpsc:
         sinks.push(serial::spawn(s.clone(), config.rescan, input_tx.clone()));
     }
     drop(input_tx);
+    let states = config.bindings.iter().map(|_| State::default()).collect();
     let engine = Engine {
         bindings: config.bindings,
-        states: HashMap::new(),
+        states,
         streams: HashMap::new(),
         levels: HashMap::new(),
+        shown: Shown::default(),
         link,
         sinks,
     };
@@ -142,12 +162,15 @@ pub fn start(config: MidiConfig, link: Link) -> (impl Future<Output = ()>, mpsc:
 /// The engine: parsing, bindings and their state, feedback out.
 struct Engine {
     bindings: Vec<Binding>,
-    states: HashMap<usize, State>,
+    /// One per binding, by index.
+    states: Vec<State>,
     streams: HashMap<Arc<str>, (Parser, Decoder)>,
     /// The last level of each target, replayed to an output that (re)connects.
     levels: HashMap<String, Level>,
+    /// What each output's controls show.
+    shown: Shown,
     link: Link,
-    sinks: Vec<std::sync::mpsc::Sender<Vec<u8>>>,
+    sinks: Vec<std::sync::mpsc::Sender<Out>>,
 }
 
 impl Engine {
@@ -158,11 +181,13 @@ impl Engine {
                     Event::Input(input) => self.input(input).await,
                     Event::OutputConnected(name) => {
                         debug!(output = %name, "showing every target's state on a new output");
+                        self.shown.connect(name);
                         let all: Vec<Level> = self.levels.values().cloned().collect();
                         for level in all {
                             self.level(level);
                         }
                     }
+                    Event::OutputGone(name) => self.shown.disconnect(&name),
                 },
                 Some(level) = levels.recv() => self.level(level),
                 else => return,
@@ -182,13 +207,31 @@ impl Engine {
                 if !b.matches(&event) {
                     continue;
                 }
-                let state = self.states.entry(i).or_default();
-                match state.input(b, event.raw, now) {
+                let state = &mut self.states[i];
+                // Only an absolute control has a position a device could echo or a hand set.
+                let result = if b.mode != Mode::Absolute {
+                    state.input(b, event.raw, now)
+                } else if self.shown.is_echo(&input.source, i, event.raw, now) {
+                    Err(Held::Echo)
+                } else {
+                    self.shown.moved(&input.source, i, event.raw);
+                    state.input(b, event.raw, now)
+                };
+                match result {
                     Ok(value) => {
+                        state.released();
                         debug!(address = %b.mapping.address, value, source = %input.source, "MIDI move");
                         self.link.send_move(&b.mapping, value).await;
                     }
-                    Err(held) => debug!(address = %b.mapping.address, ?held, "MIDI move held"),
+                    Err(held) => {
+                        let level = self.levels.get(&b.mapping.target);
+                        match hold_text(b, state, held, event.raw, level) {
+                            Some(text) if state.explain(held) => info!("{text}"),
+                            _ => {
+                                debug!(address = %b.mapping.address, ?held, raw = ?event.raw, "MIDI move held")
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -196,24 +239,68 @@ impl Engine {
 
     fn level(&mut self, level: Level) {
         let now = Instant::now();
-        let mut bytes = Vec::new();
+        let mut outs = Vec::new();
         for (i, b) in self.bindings.iter().enumerate() {
             if b.mapping.target != level.target {
                 continue;
             }
-            let state = self.states.entry(i).or_default();
-            if let Some(messages) = state.feedback(b, level.desired, level.bounds, now) {
-                for m in messages {
-                    bytes.extend(m.to_bytes());
-                }
+            let Some((raw, messages)) =
+                self.states[i].feedback(b, level.desired, level.bounds, now)
+            else {
+                continue;
+            };
+            for output in self.shown.show(i, raw, now) {
+                outs.push(Out {
+                    output,
+                    messages: messages.clone(),
+                });
             }
         }
-        if !bytes.is_empty() {
-            debug!(target_name = %level.target, bytes = bytes.len(), "MIDI feedback");
-            self.sinks.retain(|sink| sink.send(bytes.clone()).is_ok());
+        for out in outs {
+            debug!(target_name = %level.target, output = %out.output, messages = out.messages.len(), "MIDI feedback");
+            self.sinks.retain(|sink| sink.send(out.clone()).is_ok());
         }
         self.levels.insert(level.target.clone(), level);
     }
+}
+
+/// Why a control does nothing, said at info once per episode:
+/// `web: midi ch1 cc7 held until it reaches 15 (pickup)`. `None` for values that mean nothing in
+/// the control's mode (a toggle's release), which are only logged at debug.
+fn hold_text(
+    b: &Binding,
+    state: &State,
+    held: Held,
+    raw: Raw,
+    level: Option<&Level>,
+) -> Option<String> {
+    let (target, control) = (&b.mapping.target, &b.mapping.address);
+    Some(match held {
+        Held::NotPickedUp => {
+            let value = level
+                .and_then(|l| {
+                    let y = state.pickup_value(b)?;
+                    b.mapping.to_target(y, &l.bounds).ok()
+                })
+                .map_or_else(|| "the target's value".to_owned(), |v| v.to_string());
+            format!("{target}: {control} held until it reaches {value} (pickup)")
+        }
+        Held::Echo => {
+            let value = match raw {
+                Raw::Seven(v) => v.to_string(),
+                Raw::Coarse(v) => format!("{v} (MSB alone)"),
+                Raw::Fourteen(v) => v.to_string(),
+                Raw::Note(on) => if on { "down" } else { "up" }.to_owned(),
+            };
+            format!(
+                "{target}: {control} {value} ignored: the device echoing feedback just sent (echo)"
+            )
+        }
+        Held::NoState => {
+            format!("{target}: {control} waits for the target's state from the gateway")
+        }
+        Held::Ignored => return None,
+    })
 }
 
 /// Logs once that MIDI is unavailable, saying what still works.
@@ -224,4 +311,54 @@ pub(crate) fn warn_unavailable(e: &Error) {
 /// Logs a connected port.
 pub(crate) fn connected(direction: &str, port: &str) {
     info!(port, "MIDI {direction} connected: {port}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::mapping::{Mapping, Range};
+    use binding::{Curve, Encoder};
+    use control::Control;
+
+    #[test]
+    fn a_hold_says_what_the_control_waits_for() {
+        let b = Binding {
+            control: Control::Cc(7),
+            channel: Some(0),
+            mode: Mode::Absolute,
+            invert: false,
+            curve: Curve::Linear,
+            pickup: true,
+            feedback: false,
+            encoder: Encoder::default(),
+            mapping: Mapping {
+                address: "midi ch1 cc7".into(),
+                target: "web".into(),
+                range: Range::default(),
+                label: None,
+            },
+        };
+        let bounds = Bounds::new(0.0, 20.0, 1.0).expect("bounds");
+        let level = Level {
+            target: "web".into(),
+            desired: 15.0,
+            bounds,
+        };
+        let mut state = State::default();
+        state.feedback(&b, 15.0, bounds, Instant::now());
+        let text = |held, raw| hold_text(&b, &state, held, raw, Some(&level));
+        assert_eq!(
+            text(Held::NotPickedUp, Raw::Seven(3)).as_deref(),
+            Some("web: midi ch1 cc7 held until it reaches 15 (pickup)")
+        );
+        assert_eq!(
+            text(Held::Echo, Raw::Coarse(2)).as_deref(),
+            Some(
+                "web: midi ch1 cc7 2 (MSB alone) ignored: the device echoing feedback just sent (echo)"
+            )
+        );
+        assert_eq!(text(Held::Ignored, Raw::Note(false)), None);
+    }
 }

@@ -5,8 +5,10 @@
 //! patterns (case-insensitive) and is not yet connected is connected; a connected port that is
 //! gone (unplugged) is dropped, so when it comes back it is connected again. A pattern that
 //! matches nothing is a warning, once, until it matches. If the MIDI system itself is missing, that
-//! is said once and retried, backing off from `rescan` to [`UNAVAILABLE_RETRY_MAX`]. Between rescans the thread writes feedback bytes to
-//! every connected output. Ports of this bridge itself are never opened (that would be a loop).
+//! is said once and retried, backing off from `rescan` to [`UNAVAILABLE_RETRY_MAX`]. Between rescans the thread writes feedback to the
+//! output it is addressed to, **one MIDI message per send** ([`deliver`]): midir's ALSA backend
+//! encodes only the first message of a buffer, and a JACK peer would see one joined event. Ports
+//! of this bridge itself are never opened (that would be a loop).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use midir::{MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{BACKEND, Error, Event, Input};
+use super::{BACKEND, Error, Event, Input, Out};
 
 /// The longest wait between attempts while the MIDI system itself is missing.
 pub const UNAVAILABLE_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -35,8 +37,8 @@ pub struct Watch {
     pub rescan: Duration,
     /// Where input bytes go.
     pub tx: mpsc::Sender<Event>,
-    /// Feedback bytes for every output; the thread ends when its sender is dropped.
-    pub out: Receiver<Vec<u8>>,
+    /// Feedback for outputs; the thread ends when its sender is dropped.
+    pub out: Receiver<Out>,
 }
 
 /// Starts the ports thread.
@@ -89,6 +91,9 @@ struct Ports {
     outputs: HashMap<String, MidiOutputConnection>,
     missing_warned: HashSet<String>,
     unavailable_warned: bool,
+    /// Output (dis)connections not yet told to the engine (its queue was full): retried at
+    /// every rescan, in order, so no output is left without feedback.
+    untold: std::collections::VecDeque<Event>,
 }
 
 impl Ports {
@@ -98,6 +103,7 @@ impl Ports {
         loop {
             if Instant::now() >= next {
                 self.rescan(&watch);
+                self.tell(&watch.tx);
                 // While the MIDI system is missing, look less and less often: every attempt
                 // makes alsa-lib (or libjack) print a line to stderr.
                 interval = if self.unavailable_warned {
@@ -109,18 +115,18 @@ impl Ports {
             }
             let wait = next.saturating_duration_since(Instant::now());
             match watch.out.recv_timeout(wait) {
-                Ok(bytes) => self.send(&bytes),
+                Ok(out) => self.send(&out),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
     }
 
-    fn send(&mut self, bytes: &[u8]) {
-        for (name, conn) in &mut self.outputs {
-            if let Err(e) = conn.send(bytes) {
-                warn!(port = %name, error = %e, "MIDI feedback not sent");
-            }
+    fn send(&mut self, out: &Out) {
+        if let Some(conn) = self.outputs.get_mut(&*out.output)
+            && let Err(e) = deliver(conn, &out.messages)
+        {
+            warn!(port = %out.output, error = %e, "MIDI feedback not sent");
         }
     }
 
@@ -139,7 +145,11 @@ impl Ports {
                     self.unavailable_warned = true;
                 }
                 self.inputs.clear();
-                self.outputs.clear();
+                for name in std::mem::take(&mut self.outputs).into_keys() {
+                    let _ = watch
+                        .tx
+                        .try_send(Event::OutputGone(Arc::from(name.as_str())));
+                }
                 return;
             }
         };
@@ -150,10 +160,12 @@ impl Ports {
             }
             present
         });
+        let untold = &mut self.untold;
         self.outputs.retain(|name, _| {
             let present = outs.contains(name);
             if !present {
                 warn!(port = %name, "MIDI output gone (unplugged?); will reconnect when it is back");
+                untold.push_back(Event::OutputGone(Arc::from(name.as_str())));
             }
             present
         });
@@ -174,9 +186,8 @@ impl Ports {
                     Ok(conn) => {
                         super::connected("output", name);
                         self.outputs.insert(name.clone(), conn);
-                        let _ = watch
-                            .tx
-                            .try_send(Event::OutputConnected(Arc::from(name.as_str())));
+                        self.untold
+                            .push_back(Event::OutputConnected(Arc::from(name.as_str())));
                     }
                     Err(e) => warn!(error = %e, "MIDI output not connected"),
                 }
@@ -184,6 +195,27 @@ impl Ports {
         }
         self.warn_missing("input", &watch.inputs, &ins);
         self.warn_missing("output", &watch.outputs, &outs);
+    }
+
+    /// Tells the engine about output (dis)connections, as many as its queue takes.
+    fn tell(&mut self, tx: &mpsc::Sender<Event>) {
+        // Bounded: an engine that never takes them again only hears of the latest.
+        while self.untold.len() > 1024 {
+            self.untold.pop_front();
+        }
+        while let Some(event) = self.untold.pop_front() {
+            match tx.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.untold.push_front(event);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.untold.clear();
+                    return;
+                }
+            }
+        }
     }
 
     fn warn_missing(&mut self, direction: &str, patterns: &[String], names: &[String]) {
@@ -196,6 +228,29 @@ impl Ports {
             }
         }
     }
+}
+
+/// Where [`deliver`] sends bytes: a midir output connection (a recorder in tests).
+pub trait Sink {
+    /// Sends one buffer as one MIDI event.
+    fn send_one(&mut self, bytes: &[u8]) -> Result<(), midir::SendError>;
+}
+
+impl Sink for MidiOutputConnection {
+    fn send_one(&mut self, bytes: &[u8]) -> Result<(), midir::SendError> {
+        self.send(bytes)
+    }
+}
+
+/// Sends each message with its own send, never two in one buffer; stops at the first failure.
+pub fn deliver(
+    sink: &mut impl Sink,
+    messages: &[super::message::Message],
+) -> Result<(), midir::SendError> {
+    for m in messages {
+        sink.send_one(&m.to_bytes())?;
+    }
+    Ok(())
 }
 
 fn connect_input(name: &str, tx: mpsc::Sender<Event>) -> Result<MidiInputConnection<()>, Error> {
@@ -248,5 +303,45 @@ mod tests {
         assert!(!wanted("X-TOUCH MINI", &p));
         assert!(!wanted("kubeknobs-bridge:out nanokontrol", &p));
         assert!(wanted("anything", &[String::new()]));
+    }
+
+    /// Records every send, as midir's ALSA backend would get them.
+    #[derive(Default)]
+    struct Recorder(Vec<Vec<u8>>);
+
+    impl Sink for Recorder {
+        fn send_one(&mut self, bytes: &[u8]) -> Result<(), midir::SendError> {
+            self.0.push(bytes.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_message_is_its_own_send() {
+        use crate::midi::control::{Control, feedback_messages};
+        use crate::midi::parser::Parser;
+        let mut sink = Recorder::default();
+        let mut messages = Vec::new();
+        for control in [
+            Control::Cc14(1),
+            Control::Nrpn(300),
+            Control::Cc(7),
+            Control::PitchBend,
+        ] {
+            let (_, m) = feedback_messages(control, 2, 0.3).expect("feedback");
+            messages.extend(m);
+        }
+        deliver(&mut sink, &messages).expect("recorded");
+        // ALSA's midir encodes only the first message of a buffer: a send must hold exactly one.
+        assert_eq!(sink.0.len(), messages.len());
+        for (bytes, message) in sink.0.iter().zip(&messages) {
+            let parsed = Parser::default().feed_all(bytes);
+            assert_eq!(
+                parsed,
+                std::slice::from_ref(message),
+                "one whole message per send: {bytes:02X?}"
+            );
+            assert_eq!(bytes, &message.to_bytes());
+        }
     }
 }

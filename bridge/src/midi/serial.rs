@@ -5,7 +5,8 @@
 //! (when `baud` is given; 31250 is set with Linux's arbitrary-speed `BOTHER`), and `try_send`s
 //! what it reads into the engine's channel. A device that is missing or fails is retried every
 //! rescan interval (USB adapters come and go). With `feedback = true` a writer thread writes
-//! feedback bytes to the same open file.
+//! feedback addressed to this device to the same open file (a byte stream: each message whole,
+//! in order).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{Error, Event, Input};
+use super::{Error, Event, Input, Out};
 use crate::config::SerialConfig;
 
 /// Starts the reader (and writer) threads for one device; returns where feedback bytes go.
@@ -23,8 +24,8 @@ pub fn spawn(
     config: SerialConfig,
     retry: Duration,
     tx: mpsc::Sender<Event>,
-) -> std::sync::mpsc::Sender<Vec<u8>> {
-    let (out_tx, out_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+) -> std::sync::mpsc::Sender<Out> {
+    let (out_tx, out_rx) = std::sync::mpsc::channel::<Out>();
     let open: Arc<Mutex<Option<File>>> = Arc::default();
     if config.feedback {
         let open = open.clone();
@@ -32,7 +33,11 @@ pub fn spawn(
         let spawned = std::thread::Builder::new()
             .name("midi-serial-out".into())
             .spawn(move || {
-                for bytes in out_rx {
+                for out in out_rx {
+                    if *out.output != *device {
+                        continue;
+                    }
+                    let bytes: Vec<u8> = out.messages.iter().flat_map(|m| m.to_bytes()).collect();
                     let mut slot = open.lock().unwrap_or_else(PoisonError::into_inner);
                     if let Some(file) = slot.as_mut()
                         && let Err(e) = file.write_all(&bytes)
@@ -75,7 +80,8 @@ fn read_forever(
                     && let Ok(writer) = file.try_clone()
                 {
                     *open.lock().unwrap_or_else(PoisonError::into_inner) = Some(writer);
-                    let _ = tx.try_send(Event::OutputConnected(source.clone()));
+                    // Waits for room: a device the engine does not know of would get no feedback.
+                    let _ = tx.blocking_send(Event::OutputConnected(source.clone()));
                 }
                 let mut buf = [0u8; 256];
                 loop {
@@ -104,7 +110,14 @@ fn read_forever(
                         }
                     }
                 }
-                *open.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                if open
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .is_some()
+                {
+                    let _ = tx.blocking_send(Event::OutputGone(source.clone()));
+                }
             }
             Err(e) => {
                 if !warned {

@@ -1,6 +1,7 @@
 //! Helpers for the MIDI tests: a bridge config with MIDI bindings, a running bridge wired to the
 //! fake gateway, and the control events it sends, forwarded to a channel (so waiting for one
-//! with a timeout never cancels a read half-way).
+//! with a timeout never cancels a read half-way); an OSC client that sees each state change the
+//! bridge's feedback task has handled; and a python-rtmidi control surface over JACK ([`Peer`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub fn cc(number: u8) -> Binding {
         curve: Curve::Linear,
         pickup: false,
         feedback: true,
+        encoder: Default::default(),
         mapping: Mapping {
             address: format!("midi ch1 cc{number}"),
             target: "web".into(),
@@ -56,6 +58,9 @@ pub struct Running {
     pub to_bridge: mpsc::Sender<Result<ServerMessage, tonic::Status>>,
     pub controls: mpsc::UnboundedReceiver<ControlEvent>,
     pub osc: SocketAddr,
+    /// An OSC client of the bridge: it gets `/1/fader1` for every state change feedback handles
+    /// (after handing its Level to the MIDI side).
+    observer: UdpSocket,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<kubeknobs_bridge::Result<()>>,
     _stop_gateway: oneshot::Sender<()>,
@@ -71,7 +76,9 @@ pub async fn start(midi: MidiConfig) -> Running {
     let (mut sessions, stop_gateway) = start_gateway(listener);
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind osc");
     let osc_addr = socket.local_addr().expect("osc addr");
-    let config = super::bridge_config(gateway, osc_addr, 9, None, midi);
+    let observer = UdpSocket::bind("127.0.0.1:0").await.expect("bind observer");
+    let feedback_port = observer.local_addr().expect("observer addr").port();
+    let config = super::bridge_config(gateway, osc_addr, feedback_port, None, midi);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(kubeknobs_bridge::run_with_socket(config, socket, async {
         let _ = stopped.await;
@@ -93,10 +100,32 @@ pub async fn start(midi: MidiConfig) -> Running {
             }
         }
     });
+    // Become an OSC client (a packet for no mapping), and wait for the state it is shown.
+    let hello = rosc::encoder::encode(&rosc::OscPacket::Message(rosc::OscMessage {
+        addr: "/kk/hello".into(),
+        args: vec![],
+    }))
+    .expect("encode");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no OSC feedback in time"
+        );
+        observer
+            .send_to(&hello, osc_addr)
+            .await
+            .expect("send hello");
+        if let Ok(Ok(_)) = timeout(Duration::from_millis(200), observer.recv_from(&mut buf)).await {
+            break;
+        }
+    }
     Running {
         to_bridge,
         controls,
         osc: osc_addr,
+        observer,
         stop,
         task,
         _stop_gateway: stop_gateway,
@@ -122,13 +151,52 @@ impl Running {
 
     /// Pushes a state update for `web`.
     pub async fn push_state(&self, desired: f64) {
+        self.push(desired, desired).await;
+    }
+
+    /// Pushes a state update for `web` with its ready count.
+    pub async fn push(&self, desired: f64, ready: f64) {
         let update = StateUpdate {
-            states: vec![state(desired, desired)],
+            states: vec![state(desired, ready)],
         };
         self.to_bridge
             .send(Ok(server(server_message::Msg::State(update))))
             .await
             .expect("send state");
+    }
+
+    /// Pushes a state update and waits until the bridge's feedback task has handled it (its
+    /// Level is queued for the MIDI side before the OSC client is told).
+    pub async fn push_handled(&self, desired: f64, ready: f64) {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(Ok(_)) = timeout(Duration::ZERO, self.observer.recv_from(&mut buf)).await {}
+        self.push(desired, ready).await;
+        timeout(WAIT, self.observer.recv_from(&mut buf))
+            .await
+            .expect("the bridge handles a state update in time")
+            .expect("receive OSC feedback");
+    }
+
+    /// Waits up to `window` for a control event; `None` when there was none.
+    pub async fn control_within(&mut self, window: Duration) -> Option<ControlEvent> {
+        timeout(window, self.controls.recv()).await.ok().flatten()
+    }
+
+    /// Drops control events until none has come for 300 ms (a probe poked more than once).
+    pub async fn settle(&mut self) {
+        while self
+            .control_within(Duration::from_millis(300))
+            .await
+            .is_some()
+        {}
+    }
+
+    /// The next control event (within [`WAIT`]).
+    pub async fn next_control(&mut self) -> ControlEvent {
+        timeout(WAIT, self.controls.recv())
+            .await
+            .expect("a control event in time")
+            .expect("events")
     }
 
     /// Stops the bridge and checks it ended cleanly.
@@ -155,4 +223,127 @@ pub fn expect_bytes(rx: &std::sync::mpsc::Receiver<Vec<u8>>, want: &[u8]) -> Vec
         }
     }
     panic!("never saw {want:02X?}; saw {seen:02X?}");
+}
+
+/// A control surface played by python-rtmidi (a third-party MIDI library) over JACK: an output
+/// port `<client>:surface` it sends from, and an input port `<client>:leds` (JACK may name that
+/// client `<client>-01`) whose every event it reports as a line, one event per line.
+pub struct Peer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    events: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+const PEER: &str = r#"
+import sys, rtmidi
+name = sys.argv[1]
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
+out.open_virtual_port("surface")
+inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name)
+inp.ignore_types(sysex=False, timing=True, active_sense=True)
+def got(event, data):
+    print("got " + " ".join("%02X" % b for b in event[0]), flush=True)
+inp.set_callback(got)
+inp.open_virtual_port("leds")
+print("ready", flush=True)
+for line in sys.stdin:
+    parts = line.split()
+    if parts and parts[0] == "send":
+        out.send_message([int(x, 16) for x in parts[1:]])
+        print("sent", flush=True)
+"#;
+
+impl Peer {
+    /// Starts the surface `client` and waits until its ports exist.
+    pub fn start(client: &str) -> Peer {
+        use std::io::BufRead;
+        let python = std::env::var("KUBEKNOBS_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = std::process::Command::new(&python)
+            .arg("-c")
+            .arg(PEER)
+            .arg(client)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, events) = std::sync::mpsc::channel();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(hex) = line.strip_prefix("got ") {
+                    let bytes = hex
+                        .split_whitespace()
+                        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+                        .collect();
+                    let _ = tx.send(bytes);
+                } else {
+                    let _ = ready_tx.send(line);
+                }
+            }
+        });
+        let line = ready.recv_timeout(WAIT);
+        assert!(
+            matches!(&line, Ok(l) if l == "ready"),
+            "python-rtmidi did not open its JACK ports ({line:?}); is it installed for {python}? \
+             (.ci/run installs it and sets KUBEKNOBS_PYTHON)"
+        );
+        Peer {
+            child,
+            stdin,
+            events,
+        }
+    }
+
+    /// Sends one MIDI message from the surface.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
+        writeln!(self.stdin, "send {}", hex.join(" ")).expect("write to python-rtmidi");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// Waits until the surface has received `want`, each message as its own event, in order
+    /// (other events may come before); returns everything received up to the last of them.
+    pub fn expect(&self, want: &[&[u8]]) -> Vec<Vec<u8>> {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let found = seen
+                .windows(want.len())
+                .any(|w| w.iter().zip(want).all(|(a, b)| a.as_slice() == *b));
+            if found {
+                return seen;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) => seen.push(event),
+                Err(_) => panic!("never received {want:02X?} as separate events; got {seen:02X?}"),
+            }
+        }
+    }
+
+    /// Every event received within `window` (to check that nothing more arrives).
+    pub fn received_within(&self, window: Duration) -> Vec<Vec<u8>> {
+        let deadline = std::time::Instant::now() + window;
+        let mut seen = Vec::new();
+        while let Ok(event) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            seen.push(event);
+        }
+        seen
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -17,8 +17,8 @@ fn pairs_14_bit_cc_msb_and_lsb() {
     let mut d = Decoder::default();
     let msb = d.decode(&cc(1, 64));
     assert_eq!(find(&msb, Control::Cc(1)), Some(Raw::Seven(64)));
-    // An MSB alone counts with LSB 0, as MIDI says.
-    assert_eq!(find(&msb, Control::Cc14(1)), Some(Raw::Fourteen(64 << 7)));
+    // An MSB alone is the coarse half: a 7-bit value, and what an MSB-only echo looks like.
+    assert_eq!(find(&msb, Control::Cc14(1)), Some(Raw::Coarse(64)));
     let lsb = d.decode(&cc(33, 5));
     assert_eq!(
         find(&lsb, Control::Cc14(1)),
@@ -36,7 +36,7 @@ fn reads_nrpn_parameter_and_data_entry() {
     d.decode(&cc(98, 44));
     let param = (2 << 7) | 44;
     let coarse = d.decode(&cc(6, 100));
-    assert_eq!(find(&coarse, Control::Nrpn(param)), Some(Raw::Seven(100)));
+    assert_eq!(find(&coarse, Control::Nrpn(param)), Some(Raw::Coarse(100)));
     let fine = d.decode(&cc(38, 3));
     assert_eq!(
         find(&fine, Control::Nrpn(param)),
@@ -90,4 +90,19 @@ fn feedback_messages_per_control() {
     assert_eq!(m[0].to_bytes(), [0xE0, 0x00, 0x40]);
     let (_, m) = feedback_messages(Control::Cc(7), 0, f64::NAN).expect("nan is 0");
     assert_eq!(m[0].to_bytes(), [0xB0, 7, 0]);
+}
+
+#[test]
+fn an_msb_alone_echoes_a_14_bit_value_at_its_own_resolution() {
+    // 300 is MSB 2, LSB 44.
+    let sent = Raw::Fourteen(300);
+    assert!(sent.echoed_by(Raw::Coarse(2)));
+    assert!(sent.echoed_by(Raw::Fourteen(300)));
+    assert!(!sent.echoed_by(Raw::Coarse(3)));
+    assert!(!sent.echoed_by(Raw::Fourteen(297)));
+    assert!(Raw::Seven(64).echoed_by(Raw::Seven(64)));
+    assert!(
+        !Raw::Seven(2).echoed_by(Raw::Coarse(2)),
+        "only a 14-bit value has an MSB"
+    );
 }
