@@ -72,7 +72,12 @@ pub(super) async fn run(
 
     while let Some(message) = inbound.message().await? {
         match message.msg {
-            Some(server_message::Msg::Outcome(o)) => log_outcome(&o),
+            Some(server_message::Msg::Outcome(o)) => {
+                log_outcome(&o);
+                if o.kind() == OutcomeKind::Rejected {
+                    let _ = feedback.send(feedback::Event::Rejected(o)).await;
+                }
+            }
             Some(server_message::Msg::State(update)) => {
                 for s in &update.states {
                     if s.error.is_empty() {
