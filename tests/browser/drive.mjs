@@ -22,7 +22,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
   ],
-  viewport: { width: 420, height: 780 },
+  viewport: { width: 430, height: 932 },
   deviceScaleFactor: 2,
   hasTouch: true,
 });
@@ -34,7 +34,12 @@ page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payloa
 
 const track = (target) => page.locator(`.card[data-target="${target}"] .track`);
 
-async function point(target, fraction) {
+// Where `fraction` of a fader is on screen; scrolls it to the middle first (unless `stay`),
+// clear of the sticky arm key at the bottom.
+async function point(target, fraction, stay) {
+  if (!stay) {
+    await track(target).evaluate((el) => el.scrollIntoView({ block: 'center', behavior: 'instant' }));
+  }
   const box = await track(target).boundingBox();
   if (!box) throw new Error(`no fader for ${target}`);
   return { x: box.x + 2 + fraction * (box.width - 4), y: box.y + box.height / 2 };
@@ -92,8 +97,9 @@ const commands = {
   // protocol): both touch, both slide to `to`, both lift.
   async touchTwo({ targets, to }) {
     const cdp = await context.newCDPSession(page);
-    const starts = await Promise.all(targets.map((t) => point(t, 0.02)));
-    const ends = await Promise.all(targets.map((t) => point(t, to)));
+    await point(targets[0], 0);
+    const starts = await Promise.all(targets.map((t) => point(t, 0.02, true)));
+    const ends = await Promise.all(targets.map((t) => point(t, to, true)));
     const at = (ps) => ps.map((p, id) => ({ x: p.x, y: p.y, id }));
     await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: at(starts) });
     for (let i = 1; i <= 10; i++) {

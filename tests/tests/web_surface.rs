@@ -179,7 +179,9 @@ fn a_browser_drives_the_gateway_follows_other_operators_and_holds_what_it_touche
         "coalesced to distinct values of 0..=15: {moves:?}"
     );
 
-    // Bob moves it from his bridge over OSC: the page's fader follows and names him.
+    // Bob moves it from his bridge over OSC (once the page's release is past the touch grace):
+    // the page's fader follows and names him.
+    std::thread::sleep(Duration::from_millis(600));
     let web_before = applied_lines(&s.gateway, "web", 5, "bob").len();
     osc_send(s.bob.osc_port, "/1/fader1", "f", "0.25");
     applied(&s.gateway, "web", 5, "bob", web_before);
