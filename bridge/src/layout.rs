@@ -45,7 +45,7 @@ fn open_stage_control(osc: &OscConfig) -> Value {
     }
     if let Some(arm) = &osc.arm_address {
         widgets.push(json!({
-            "type": "button", "id": "arm", "label": "ARM", "mode": "momentary",
+            "type": "button", "id": "arm", "label": "ARM", "mode": "push",
             "top": top, "left": MARGIN, "width": COLUMN, "height": TEXT_HEIGHT * 2,
             "on": 1, "off": 0, "address": arm,
         }));
@@ -57,7 +57,7 @@ fn open_stage_control(osc: &OscConfig) -> Value {
             "type": "fader", "id": widget_id("fader", &m.address), "label": m.target,
             "top": top, "left": left, "width": COLUMN, "height": FADER_HEIGHT,
             "range": {"min": m.range.lo(), "max": m.range.hi()},
-            "address": m.address, "touchAddress": format!("{}/z", m.address),
+            "address": m.address, "onValue": touch_script(&m.address),
             "design": "default", "pips": true,
         }));
         if let Some(label) = &m.label {
@@ -78,6 +78,15 @@ fn open_stage_control(osc: &OscConfig) -> Value {
             "variables": {}, "widgets": widgets, "tabs": [],
         },
     })
+}
+
+/// The fader script that sends `<address>/z` on touch (true) and release (false), written the
+/// way Open Stage Control itself converts an old session's `touchAddress` (its 1.3.0 and
+/// 1.13.2 session converters): `touch` is set only when the script runs for a touch or release.
+fn touch_script(address: &str) -> String {
+    // A JSON string is a JavaScript string literal, whatever the address holds.
+    let touch = Value::String(format!("{address}/z"));
+    format!("if (touch !== undefined) {{\n  send({touch}, touch)\n}}")
 }
 
 /// A widget id from an OSC address: `/1/fader1` → `fader_1_fader1`.
@@ -119,7 +128,10 @@ mod tests {
         let faders: Vec<&Value> = widgets.iter().filter(|w| w["type"] == "fader").collect();
         assert_eq!(faders.len(), 2);
         assert_eq!(faders[0]["address"], "/1/fader1");
-        assert_eq!(faders[0]["touchAddress"], "/1/fader1/z");
+        assert_eq!(
+            faders[0]["onValue"],
+            "if (touch !== undefined) {\n  send(\"/1/fader1/z\", touch)\n}"
+        );
         assert_eq!(faders[1]["range"]["max"], 127.0);
         let addresses: Vec<&str> = widgets
             .iter()

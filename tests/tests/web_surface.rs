@@ -241,6 +241,13 @@ fn a_browser_drives_the_gateway_follows_other_operators_and_holds_what_it_touche
     browser.call(json!({"cmd": "screenshot", "path": shot}));
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "a screenshot of the page: {} bytes", size);
+
+    // The gateway goes away: every control keeps its last state, marked stale.
+    s.gateway.process.kill();
+    browser.call(
+        json!({"cmd": "waitText", "selector": ".card[data-target=web] .label", "contains": "(stale)"}),
+    );
+    browser.call(json!({"cmd": "waitText", "selector": "#status", "contains": "(stale)"}));
 }
 
 #[test]
