@@ -3,7 +3,7 @@
 // stdout: `OK <json result>` or `ERR <message>`. Each command has its own deadline, so nothing
 // here waits forever; the Rust side owns the scenario and checks the gateway and bridges.
 //
-// Commands: open {url}; pin {pin}; text {selector}; waitText {selector, contains};
+// Commands: open {url}; reload {}; pin {pin}; text {selector}; waitText {selector, contains};
 // drag {target, to, hold}; up {}; waitValue {target, value}; touchTwo {targets, to};
 // screenshot {path}; frames {}; quit {}.
 import { chromium } from 'playwright-core';
@@ -52,6 +52,12 @@ const commands = {
       () => document.querySelector('#controls .card') || !document.getElementById('pin').hidden,
     );
     return page.title();
+  },
+  // Reloads the page (its WebSocket closes, whatever it held) and waits for the controls.
+  async reload() {
+    await page.reload();
+    await page.waitForSelector('#controls .card');
+    return true;
   },
   async pin({ pin }) {
     await page.fill('#pin-input', pin);

@@ -242,6 +242,20 @@ fn a_browser_drives_the_gateway_follows_other_operators_and_holds_what_it_touche
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "a screenshot of the page: {} bytes", size);
 
+    // A page that goes away with a finger down lets go: bob's move lands after the grace.
+    let web_before = applied_lines(&s.gateway, "web", 5, "alice").len();
+    browser.call(json!({"cmd": "drag", "target": "web", "to": 0.25, "hold": true}));
+    applied(&s.gateway, "web", 5, "alice", web_before);
+    browser.call(json!({"cmd": "reload"}));
+    browser.call(json!({"cmd": "up"}));
+    s.alice
+        .process
+        .wait_for_nth(&["web control surface closed"], 1);
+    std::thread::sleep(Duration::from_millis(600));
+    let web_before = applied_lines(&s.gateway, "web", 18, "bob").len();
+    osc_send(s.bob.osc_port, "/1/fader1", "f", "0.9");
+    applied(&s.gateway, "web", 18, "bob", web_before);
+
     // The gateway goes away: every control keeps its last state, marked stale.
     s.gateway.process.kill();
     browser.call(
