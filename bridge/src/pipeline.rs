@@ -60,7 +60,7 @@ impl Parts {
         let to_feedback = tx.clone();
         let (rx, relay) = match &self.web {
             Some(hub) => {
-                hub.set_link(link.clone());
+                hub.set_session(link.clone(), &config.bridge_id);
                 let (rx, relay) = relay(rx, hub.clone());
                 (rx, Some(relay))
             }

@@ -284,3 +284,40 @@ fn a_wrong_pin_is_refused_and_the_right_one_opens_the_page() {
     browser.call(json!({"cmd": "drag", "target": "web", "to": 0.5}));
     applied(&s.gateway, "web", 10, "alice", web_before);
 }
+
+/// A raw WebSocket upgrade request for `/ws` with `origin`; the status code of the answer.
+fn upgrade_status(addr: std::net::SocketAddr, origin: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the web port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .expect("send");
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).expect("status line");
+    String::from_utf8_lossy(&head[9..12])
+        .parse()
+        .expect("status code")
+}
+
+#[test]
+fn the_page_loads_nothing_from_elsewhere_and_other_origins_cannot_open_its_socket() {
+    let s = stage("");
+    let addr = s.alice.web.expect("web address");
+    for path in ["/", "/app.js", "/app.css"] {
+        let (status, body) = kubeknobs_tests::harness::http_get(addr, path);
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} refers to another host: no CDN, no web fonts"
+        );
+    }
+    assert_eq!(upgrade_status(addr, "http://evil.example"), 403);
+    assert_eq!(upgrade_status(addr, &format!("http://{addr}")), 101);
+}

@@ -63,11 +63,13 @@ impl Hub {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A new gateway session (start, or a reload that reconnects): moves go to `link`. The new
-    /// session starts with nothing touched or armed, so the counts start again.
-    pub(crate) fn set_link(&self, link: Link) {
+    /// A new gateway session (start, or a reload that reconnects) of the bridge now called
+    /// `bridge_id`: moves go to `link`. The new session starts with nothing touched or armed,
+    /// so the counts start again.
+    pub(crate) fn set_session(&self, link: Link, bridge_id: &str) {
         let mut inner = self.lock();
         inner.link = Some(link);
+        bridge_id.clone_into(&mut inner.bridge_id);
         inner.touches.clear();
         inner.arms = 0;
     }
