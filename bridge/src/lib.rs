@@ -11,6 +11,8 @@
 //! - [`uplink`] — the gRPC session with reconnects;
 //! - `pipeline` — the running halves (gateway session and feedback; OSC and MIDI inputs) that a
 //!   config reload replaces;
+//! - [`web`] — the touch control surface served to browsers (`[web]`), and its WebSocket;
+//! - [`layout`] — ready-made layouts for OSC apps (`kubeknobs-bridge layout`);
 //! - [`discovery`] — the OSC service advertised over mDNS/DNS-SD (`_osc._udp`);
 //! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway;
 //! - [`telemetry`] — logging.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod discovery;
 pub mod feedback;
+pub mod layout;
 pub mod mapping;
 pub mod midi;
 pub mod ops;
@@ -38,6 +41,7 @@ pub mod summary;
 #[path = "../../gateway/src/telemetry.rs"]
 pub mod telemetry;
 pub mod uplink;
+pub mod web;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -58,6 +62,9 @@ pub enum Error {
     /// The OSC socket could not be set up.
     #[error(transparent)]
     Osc(#[from] osc::Error),
+    /// The web control surface (`web.listen`) could not be bound.
+    #[error(transparent)]
+    Web(#[from] web::Error),
     /// The ops port (`ops.listen`) could not be bound.
     #[error("cannot listen on {0} (ops.listen)")]
     Ops(std::net::SocketAddr, #[source] std::io::Error),
@@ -165,6 +172,14 @@ pub(crate) async fn serve(
     // The ops port is announced before OSC, so "OSC listening" means both are up.
     let metrics = ops::Metrics::new();
     let ops_server = start_ops(config.ops_listen, metrics.clone()).await?;
+    let web = web::bind(&config.web, &config.bridge_id).await?;
+    let web_hub = web.as_ref().map(web::Web::hub);
+    let web_server = async move {
+        match web {
+            Some(web) => web.serve().await,
+            None => std::future::pending().await,
+        }
+    };
     let tcp = match config.osc.tcp_listen {
         Some(addr) => Some(osc::stream::bind(addr).await?),
         None => None,
@@ -190,6 +205,7 @@ pub(crate) async fn serve(
         clients: Arc::new(Mutex::new(osc::Clients::new(config.osc.client_timeout))),
         metrics,
         observer,
+        web: web_hub,
     };
     let tcp_server = serve_tcp(tcp, inbound, parts.clients.clone());
     let path = file
@@ -204,7 +220,7 @@ pub(crate) async fn serve(
     let mut inputs: Pin<Box<dyn Future<Output = ()> + Send>> =
         Box::pin(parts.inputs(config.clone(), &session).await);
     let mut config = config;
-    tokio::pin!(shutdown, ops_server, tcp_server);
+    tokio::pin!(shutdown, ops_server, tcp_server, web_server);
     // In a block: the watch borrows the advertisement, which `stop` below consumes.
     {
         let advertising = discovery::watch(advertisement.as_ref());
@@ -213,6 +229,7 @@ pub(crate) async fn serve(
             tokio::select! {
                 () = &mut shutdown => break true,
                 () = &mut ops_server => break false,
+                () = &mut web_server => break false,
                 () = &mut tcp_server => break false,
                 () = &mut advertising => break false,
                 () = &mut running => break false,

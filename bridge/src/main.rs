@@ -56,6 +56,28 @@ enum Command {
     Ports,
     /// Print each incoming MIDI and OSC event as the mapping line that would map it.
     Learn(LearnArgs),
+    /// Write a ready-made layout for an OSC app: one control per OSC mapping of a bridge config,
+    /// on the mapping's address, with its touch (`/z`) and label addresses.
+    Layout(LayoutArgs),
+}
+
+#[derive(Debug, Args)]
+struct LayoutArgs {
+    /// The bridge config whose OSC mappings to lay out (its [gateway] table is not needed).
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// The app to write a layout for.
+    #[arg(long, value_enum, default_value = "open-stage-control")]
+    format: LayoutFormat,
+    /// Write here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LayoutFormat {
+    /// An Open Stage Control session (JSON): load it with "Load session".
+    OpenStageControl,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +120,10 @@ struct DemoArgs {
     /// The port on the phone that receives feedback (default: osc.feedback_port, 9000).
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     feedback_port: Option<u16>,
+    /// Where to serve the web control surface (default: the config's web.listen, else
+    /// 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR")]
+    web_listen: Option<std::net::SocketAddr>,
 }
 
 /// Exit code for an unusable config.
@@ -144,6 +170,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Demo(args) => demo(args).await,
         Command::Ports => ports(),
         Command::Learn(args) => learn(args).await,
+        Command::Layout(args) => layout(args),
     }
 }
 
@@ -179,6 +206,32 @@ async fn learn(args: LearnArgs) -> ExitCode {
     let listen = args.osc_listen.unwrap_or(listen);
     let result = kubeknobs_bridge::midi::learn::run(midi, listen, shutdown::signal()).await;
     finish(result.context("learn failed"))
+}
+
+fn layout(args: LayoutArgs) -> ExitCode {
+    use kubeknobs_bridge::config::Local;
+    use kubeknobs_bridge::layout::{self, Format};
+    let local = match Local::load(&args.config) {
+        Ok(local) => local,
+        Err(e) => return config_error(&e),
+    };
+    let format = match args.format {
+        LayoutFormat::OpenStageControl => Format::OpenStageControl,
+    };
+    let text = layout::render(&local.osc, format);
+    match &args.output {
+        Some(path) => match std::fs::write(path, text + "\n") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+        None => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 /// Loads the config, or prints why not and gives the exit code for it.
@@ -220,6 +273,7 @@ async fn demo(args: DemoArgs) -> ExitCode {
         context: args.context,
         osc_listen: args.osc_listen,
         feedback_port: args.feedback_port,
+        web_listen: args.web_listen,
     };
     match demo::run(options, shutdown::signal()).await {
         Err(e) if e.is_config() => config_error(&e),

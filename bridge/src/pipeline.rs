@@ -9,7 +9,9 @@
 //!   with it the operator's touches and arm.
 //!
 //! What outlives both ([`Parts`]): the OSC socket and TCP connections, the known OSC clients, the
-//! metrics. Dropping a half's future stops it: its tasks own nothing that outlives them.
+//! metrics, the web control surface's hub (each new session hands it its link, and every event
+//! on its way to feedback passes through it, so pages see what OSC clients see).
+//! Dropping a half's future stops it: its tasks own nothing that outlives them.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, MidiConfig};
 use crate::uplink::{self, Link, Uplink};
-use crate::{feedback, midi, ops, osc};
+use crate::{feedback, midi, ops, osc, web};
 
 /// Capacity of the channel into feedback, which only encodes and sends packets, so it keeps up.
 const FEEDBACK_QUEUE: usize = 256;
@@ -31,6 +33,7 @@ pub(crate) struct Parts {
     pub clients: osc::SharedClients,
     pub metrics: ops::Metrics,
     pub observer: Option<feedback::Observer>,
+    pub web: Option<web::Hub>,
 }
 
 /// Handles into a running session, for the inputs that feed it.
@@ -68,10 +71,25 @@ impl Parts {
         );
         let to_feedback = tx.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (rx, relay) = match &self.web {
+            Some(hub) => {
+                hub.set_session(link.clone(), &config.bridge_id);
+                let (rx, relay) = relay(rx, hub.clone());
+                (rx, Some(relay))
+            }
+            None => (rx, None),
+        };
         let run = async move {
+            let relay = async move {
+                if let Some(relay) = relay {
+                    relay.await;
+                }
+                std::future::pending::<()>().await
+            };
             tokio::select! {
                 () = feedback.run(rx) => {}
                 () = uplink.run(publisher, to_feedback, stopped) => {}
+                () = relay => {}
             }
         };
         let session = Session {
@@ -123,6 +141,27 @@ impl Parts {
             }
         }
     }
+}
+
+/// Shows every event to the web hub on its way to feedback: feedback reads the returned
+/// receiver, which the returned future fills.
+fn relay(
+    mut events: mpsc::Receiver<feedback::Event>,
+    hub: web::Hub,
+) -> (
+    mpsc::Receiver<feedback::Event>,
+    impl Future<Output = ()> + Send + use<>,
+) {
+    let (tx, rx) = mpsc::channel(FEEDBACK_QUEUE);
+    let run = async move {
+        while let Some(event) = events.recv().await {
+            hub.observe(&event);
+            if tx.send(event).await.is_err() {
+                break;
+            }
+        }
+    };
+    (rx, run)
 }
 
 /// Starts the MIDI side if configured; its future never ends (if every MIDI source failed to

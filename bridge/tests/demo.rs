@@ -23,6 +23,7 @@ async fn a_fader_move_scales_the_sandbox_and_comes_back() {
     let options = Options {
         osc_listen: Some(osc),
         feedback_port: Some(feedback.local_addr().expect("feedback addr").port()),
+        web_listen: Some("127.0.0.1:0".parse().expect("addr")),
         ..Options::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -352,6 +352,8 @@ pub struct Bridge {
     pub osc_tcp: Option<SocketAddr>,
     /// Its ops port (`/metrics`, `/healthz`, `/readyz`), when its config has `[ops]`.
     pub ops: Option<SocketAddr>,
+    /// Its web control surface, when its config has `[web]`.
+    pub web: Option<SocketAddr>,
 }
 
 impl Bridge {
@@ -374,11 +376,13 @@ impl Bridge {
         };
         let ops = announced("ops listening on");
         let osc_tcp = announced("OSC over TCP listening on");
+        let web = announced("web control surface listening on");
         Bridge {
             process,
             osc_port,
             osc_tcp,
             ops,
+            web,
         }
     }
 }

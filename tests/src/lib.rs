@@ -2,6 +2,7 @@
 //! Kubernetes API server they run against when no cluster is configured, and a reader of what a
 //! running program costs (`footprint`).
 
+pub mod browser;
 pub mod fakeapi;
 pub mod footprint;
 pub mod grpc;

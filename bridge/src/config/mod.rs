@@ -14,10 +14,12 @@ mod raw;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod web;
 
 pub use discovery::{DiscoveryConfig, MAX_NAME_BYTES};
 pub use gateway::DEFAULT_RESEND_WITHIN;
 pub use midi::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
+pub use web::{MAX_PIN_CHARS, WebConfig};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -94,6 +96,8 @@ pub struct Config {
     pub ops_listen: Option<SocketAddr>,
     /// mDNS/DNS-SD advertising of the OSC service (`[discovery]`).
     pub discovery: DiscoveryConfig,
+    /// The browser control surface (`[web]`; off unless `web.listen` is set).
+    pub web: WebConfig,
 }
 
 /// How to reach the gateway.
@@ -175,6 +179,8 @@ pub struct Local {
     pub ops_listen: Option<SocketAddr>,
     /// See [`Config::discovery`].
     pub discovery: DiscoveryConfig,
+    /// See [`Config::web`].
+    pub web: WebConfig,
 }
 
 impl Config {
@@ -198,6 +204,7 @@ impl Config {
             midi: local.midi,
             ops_listen: local.ops_listen,
             discovery: local.discovery,
+            web: local.web,
         }
     }
 
@@ -225,6 +232,7 @@ impl Config {
             out.push_str(&format!("ops         /metrics /healthz /readyz on {ops}\n"));
         }
         out.push_str(&self.discovery.summary(self.osc.listen));
+        out.push_str(&self.web.summary());
         if !out.ends_with('\n') {
             out.push('\n');
         }

@@ -18,6 +18,16 @@ pub(super) struct RawConfig {
     pub ops: RawOps,
     #[serde(default)]
     pub discovery: RawDiscovery,
+    #[serde(default)]
+    pub web: RawWeb,
+}
+
+/// `[web]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeb {
+    pub listen: Option<Spanned<String>>,
+    pub pin: Option<Spanned<String>>,
 }
 
 /// `[discovery]`.

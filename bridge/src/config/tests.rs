@@ -106,6 +106,57 @@ fn osc_over_tcp_is_configured_and_checked() {
 }
 
 #[test]
+fn the_web_surface_is_off_unless_configured_and_checked() {
+    let (config, _dir) = parse(GOOD);
+    let config = config.expect("valid config");
+    assert_eq!(config.web, WebConfig::default());
+    assert!(config.summary().contains("web         off"));
+    let on = format!("{GOOD}\n[web]\nlisten = \"0.0.0.0:8080\"\npin = \" 4711 \"\n");
+    let (config, _dir) = parse(&on);
+    let config = config.expect("valid config");
+    assert_eq!(config.web.listen, Some("0.0.0.0:8080".parse().unwrap()));
+    assert_eq!(config.web.pin.as_deref(), Some("4711"));
+    assert!(config.summary().contains("http://0.0.0.0:8080/ with a PIN"));
+    assert!(
+        !format!("{:?}", config.web).contains("4711"),
+        "Debug hides the PIN"
+    );
+    let web_line = GOOD.lines().count() + 3;
+    for (bad, field, message) in [
+        (
+            "listen = \"port 8080\"",
+            "web.listen",
+            "not a socket address",
+        ),
+        (
+            "listen = \"0.0.0.0:8080\"\npin = \"  \"",
+            "web.pin",
+            "must not be empty",
+        ),
+        ("pin = \"4711\"", "web.pin", "is set but web.listen is not"),
+        (
+            "listen = \"0.0.0.0:8080\"\nport = 1",
+            "web",
+            "unknown field `port`",
+        ),
+    ] {
+        let msg = error(&format!("{GOOD}\n[web]\n{bad}\n"));
+        assert!(msg.contains(field) && msg.contains(message), "{msg}");
+        if !bad.contains('\n') {
+            assert!(
+                msg.starts_with(&format!("bridge.toml:{web_line}:")),
+                "{msg}"
+            );
+        }
+    }
+    let long = format!(
+        "{GOOD}\n[web]\nlisten = \"0.0.0.0:8080\"\npin = \"{}\"\n",
+        "9".repeat(65)
+    );
+    assert!(error(&long).contains("at most 64 characters"));
+}
+
+#[test]
 fn allows_plaintext_to_loopback_only() {
     for url in ["http://localhost:1", "http://127.0.0.9:1", "http://[::1]:1"] {
         let text = format!("[gateway]\nurl = \"{url}\"\ntoken_file = \"token.txt\"\n");

@@ -113,12 +113,14 @@ fn local_from(src: &Source<'_>, raw: &RawConfig) -> Result<Local> {
     let osc = osc(src, &raw.osc)?;
     let midi = super::midi::midi(src, &raw.midi)?;
     let discovery = super::discovery::discovery(src, &raw.discovery, &bridge_id)?;
+    let web = super::web::web(src, &raw.web)?;
     Ok(Local {
         bridge_id,
         osc,
         midi,
         ops_listen,
         discovery,
+        web,
     })
 }
 

@@ -82,7 +82,14 @@ pub struct Options {
     pub osc_listen: Option<SocketAddr>,
     /// Overrides `osc.feedback_port`.
     pub feedback_port: Option<u16>,
+    /// Overrides `web.listen` (the demo serves the web control surface on [`WEB_LISTEN`] unless
+    /// its bridge config says otherwise).
+    pub web_listen: Option<SocketAddr>,
 }
+
+/// Where the demo serves the web control surface when the bridge config does not say.
+pub const WEB_LISTEN: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080));
 
 /// Runs gateway and bridge until `shutdown`.
 pub async fn run(
@@ -99,6 +106,8 @@ pub async fn run(
     if let Some(port) = options.feedback_port {
         local.osc.feedback_port = port;
     }
+    // A phone opens the demo in its browser: on unless the config says where.
+    local.web.listen = options.web_listen.or(local.web.listen).or(Some(WEB_LISTEN));
     // Fresh credentials for this run only: nothing on disk, nothing reusable.
     let token = random_token();
     let names = ["localhost".to_owned(), Ipv4Addr::LOCALHOST.to_string()];

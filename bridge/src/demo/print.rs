@@ -86,8 +86,67 @@ pub(super) fn banner(
             m.range.hi()
         );
     }
+    web(config);
     println!("Ctrl-C stops the demo.");
     println!();
+}
+
+/// Where a browser opens the web control surface, and a QR code of it for a phone's camera.
+fn web(config: &Config) {
+    let Some(listen) = config.web.listen else {
+        return;
+    };
+    println!();
+    if listen.port() == 0 {
+        println!("In a browser: the web control surface is on a free port (see the log).");
+        return;
+    }
+    let urls = web_urls(listen);
+    let Some(first) = urls.first() else {
+        println!("In a browser: no network address found; is this machine on Wi-Fi/LAN?");
+        return;
+    };
+    println!("In a browser (any phone on this network, no app needed):");
+    for url in &urls {
+        println!("  {url}");
+    }
+    if let Some(code) = qr(first) {
+        println!("{code}");
+    }
+    if config.web.pin.is_none() {
+        println!(
+            "  (no PIN: anyone who can reach it acts as operator \"{}\")",
+            super::OPERATOR
+        );
+    }
+}
+
+/// `http://ADDR:PORT/` for each address a phone can use to reach `listen`.
+fn web_urls(listen: SocketAddr) -> Vec<String> {
+    hosts(listen.ip())
+        .iter()
+        .map(|h| {
+            let ip = h.split_whitespace().next().unwrap_or(h);
+            format!(
+                "http://{}/",
+                SocketAddr::new(ip.parse().unwrap_or(listen.ip()), listen.port())
+            )
+        })
+        .collect()
+}
+
+/// `text` as a QR code in text, light modules drawn as blocks (for a dark terminal), with its
+/// quiet zone.
+fn qr(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
 }
 
 /// How to pick the bridge in an app that browses for OSC services, when it is advertised.
@@ -199,6 +258,17 @@ mod tests {
         assert_eq!(hint(&config, "127.0.0.1:8000"), None);
         config.discovery.mdns = false;
         assert_eq!(hint(&config, "0.0.0.0:8000"), None);
+    }
+
+    #[test]
+    fn the_web_url_has_a_qr_code() {
+        let urls = web_urls("192.168.1.5:8080".parse().expect("addr"));
+        assert_eq!(urls, ["http://192.168.1.5:8080/"]);
+        let code = qr(&urls[0]).expect("a QR code");
+        let rows: Vec<&str> = code.lines().collect();
+        // Version 2 (25 modules) plus a 4-module quiet zone each side, two rows per line.
+        assert_eq!(rows[0].chars().count(), 33, "{code}");
+        assert_eq!(rows.len(), 17, "{code}");
     }
 
     #[test]

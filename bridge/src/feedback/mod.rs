@@ -86,6 +86,8 @@ pub enum Event {
     Disconnected(String),
     /// The connected operators changed, as text (`Presence`).
     Presence(String),
+    /// The gateway rejected a move (the web page shows why); OSC feedback ignores it.
+    Rejected(kubeknobs_proto::v1::Outcome),
 }
 
 /// Gets a copy of every target state feedback receives (the demo prints them).
@@ -251,6 +253,7 @@ impl Feedback {
                 self.presence = text;
                 self.send_presence(&self.active_clients()).await;
             }
+            Event::Rejected(_) => {}
             Event::NewClient(peer) => {
                 self.send_presence(&[peer]).await;
                 let mut targets: Vec<&str> = Vec::new();

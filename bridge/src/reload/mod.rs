@@ -68,6 +68,8 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("osc.listen", old.osc.listen != new.osc.listen),
         ("osc.tcp_listen", old.osc.tcp_listen != new.osc.tcp_listen),
         ("ops.listen", old.ops_listen != new.ops_listen),
+        ("web.listen", old.web.listen != new.web.listen),
+        ("web.pin", old.web.pin != new.web.pin),
         ("discovery.mdns", old.discovery.mdns != new.discovery.mdns),
         (
             "discovery.name (bridge_id when unset)",

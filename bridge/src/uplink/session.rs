@@ -86,7 +86,12 @@ pub(super) async fn run(
         };
         let Some(message) = message else { break false };
         match message.msg {
-            Some(server_message::Msg::Outcome(o)) => log_outcome(&o, &mut noise),
+            Some(server_message::Msg::Outcome(o)) => {
+                log_outcome(&o, &mut noise);
+                if o.kind() == OutcomeKind::Rejected {
+                    let _ = feedback.send(feedback::Event::Rejected(o)).await;
+                }
+            }
             Some(server_message::Msg::State(update)) => {
                 for s in &update.states {
                     if s.error.is_empty() {

@@ -27,7 +27,7 @@ pub fn bridge_config(
     label: Option<&str>,
     midi: kubeknobs_bridge::config::MidiConfig,
 ) -> kubeknobs_bridge::Config {
-    use kubeknobs_bridge::config::{DiscoveryConfig, GatewayConfig, Local, OscConfig};
+    use kubeknobs_bridge::config::{DiscoveryConfig, GatewayConfig, Local, OscConfig, WebConfig};
     use kubeknobs_bridge::mapping::{Mapping, Mappings, Range};
     let fader = Mapping {
         address: "/1/fader1".into(),
@@ -51,6 +51,7 @@ pub fn bridge_config(
         midi,
         ops_listen: None,
         discovery: DiscoveryConfig::new("test-bridge"),
+        web: WebConfig::default(),
     };
     kubeknobs_bridge::Config::new(local, gateway)
 }
