@@ -125,14 +125,14 @@ async fn a_move_that_leaves_the_cluster_unchanged_is_answered_with_the_real_stat
                 assert_eq!(o.kind, OutcomeKind::Rejected as i32);
                 refused = true;
             }
-            Msg::State(update) if refused => {
-                if update
-                    .states
-                    .iter()
-                    .any(|s| s.target == "web" && s.desired == Some(0.0))
-                {
-                    break;
-                }
+            Msg::State(update)
+                if refused
+                    && update
+                        .states
+                        .iter()
+                        .any(|s| s.target == "web" && s.desired == Some(0.0)) =>
+            {
+                break;
             }
             _ => {}
         }
