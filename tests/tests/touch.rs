@@ -163,7 +163,11 @@ fn bob_is_held_off(t: &TwoOperators, nth: usize) {
     // The audit has a record per refusal; the logs show the first of a second in full and
     // count the rest into a summary line, which names the reason too.
     t.gateway.process.wait_for_nth(
-        &["\"operator\":\"bob\"", "\"reason\":\"held\"", "held by alice"],
+        &[
+            "\"operator\":\"bob\"",
+            "\"reason\":\"held\"",
+            "held by alice",
+        ],
         nth,
     );
     t.bob.process.wait_for_nth(&["REJECT_REASON_HELD"], nth);
