@@ -11,7 +11,8 @@ use kubeknobs_bridge::mapping::{Mapping, Range};
 use kubeknobs_bridge::midi::binding::{Binding, Curve};
 use kubeknobs_bridge::midi::control::{Control, Mode};
 use kubeknobs_proto::v1::{
-    ControlEvent, ServerMessage, StateUpdate, client_message, server_message,
+    ControlEvent, Presence, PresentOperator, ServerMessage, StateUpdate, client_message,
+    server_message,
 };
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +22,9 @@ use super::{Session, server, start_gateway, state};
 
 /// How long anything may take.
 pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The OSC address of the presence text the observer uses as a marker.
+const SYNC: &str = "/kk/presence";
 
 /// `cc N` on channel 1 driving `web`, with feedback.
 pub fn cc(number: u8) -> Binding {
@@ -61,6 +65,8 @@ pub struct Running {
     /// An OSC client of the bridge: it gets `/1/fader1` for every state change feedback handles
     /// (after handing its Level to the MIDI side).
     observer: UdpSocket,
+    /// How many presence marks `push_handled` has sent.
+    marks: std::sync::atomic::AtomicU64,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<kubeknobs_bridge::Result<()>>,
     _stop_gateway: oneshot::Sender<()>,
@@ -78,7 +84,9 @@ pub async fn start(midi: MidiConfig) -> Running {
     let osc_addr = socket.local_addr().expect("osc addr");
     let observer = UdpSocket::bind("127.0.0.1:0").await.expect("bind observer");
     let feedback_port = observer.local_addr().expect("observer addr").port();
-    let config = super::bridge_config(gateway, osc_addr, feedback_port, None, midi);
+    let mut config = super::bridge_config(gateway, osc_addr, feedback_port, None, midi);
+    // Presence texts mark how far feedback has got (see `push_handled`).
+    config.osc.presence_label = Some(SYNC.into());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(kubeknobs_bridge::run_with_socket(config, socket, async {
         let _ = stopped.await;
@@ -126,6 +134,7 @@ pub async fn start(midi: MidiConfig) -> Running {
         controls,
         osc: osc_addr,
         observer,
+        marks: Default::default(),
         stop,
         task,
         _stop_gateway: stop_gateway,
@@ -166,15 +175,41 @@ impl Running {
     }
 
     /// Pushes a state update and waits until the bridge's feedback task has handled it (its
-    /// Level is queued for the MIDI side before the OSC client is told).
+    /// Level is queued for the MIDI side). OSC feedback is sent only when what a control shows
+    /// changes, so an update may send the observer nothing: a presence with a fresh text, sent
+    /// after the update and handled after it, marks that the update is through.
     pub async fn push_handled(&self, desired: f64, ready: f64) {
-        let mut buf = vec![0u8; 65536];
-        while let Ok(Ok(_)) = timeout(Duration::ZERO, self.observer.recv_from(&mut buf)).await {}
         self.push(desired, ready).await;
-        timeout(WAIT, self.observer.recv_from(&mut buf))
+        let mark = format!(
+            "sync-{}",
+            self.marks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let presence = Presence {
+            operators: vec![PresentOperator {
+                name: mark.clone(),
+                bridges: vec![],
+            }],
+        };
+        self.to_bridge
+            .send(Ok(server(server_message::Msg::Presence(presence))))
             .await
-            .expect("the bridge handles a state update in time")
-            .expect("receive OSC feedback");
+            .expect("send presence");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (len, _) = timeout(left, self.observer.recv_from(&mut buf))
+                .await
+                .expect("the bridge handles a state update in time")
+                .expect("receive OSC feedback");
+            if let Ok((_, rosc::OscPacket::Message(m))) = rosc::decoder::decode_udp(&buf[..len])
+                && m.addr == SYNC
+                && m.args == [rosc::OscType::String(mark.clone())]
+            {
+                return;
+            }
+        }
     }
 
     /// Waits up to `window` for a control event; `None` when there was none.
