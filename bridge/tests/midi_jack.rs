@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use midir::os::unix::{VirtualInput, VirtualOutput};
 use midir::{MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
-use support::midi::{WAIT, cc, expect_bytes, midi, start};
+use support::midi::{Running, WAIT, cc, expect_bytes, midi, start};
 
 /// A JACK output port named `client:surface` that the test sends from.
 fn surface(client: &str) -> MidiOutputConnection {
@@ -496,5 +496,118 @@ async fn a_motor_fader_moved_by_hand_is_driven_back_when_the_state_is_sent_again
     assert_eq!(event.value, 20.0);
     bridge.push_handled(3.0, 3.0).await;
     peer.expect(&[&[0xB0, 7, 19]]);
+    bridge.stop().await;
+}
+
+/// python-rtmidi playing `moves` (`(cc, value)` on channel 1) over JACK within `seconds`, spread
+/// evenly, as a hand on a real surface does; returns when it has sent them all.
+async fn rtmidi_flick(client: &str, moves: &[(u8, u8)], seconds: f64) {
+    const FLICK: &str = r#"
+import sys, time, json, rtmidi
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, sys.argv[1])
+out.open_virtual_port("surface")
+print("ready", flush=True)
+moves, seconds = json.loads(sys.stdin.readline()), float(sys.argv[2])
+gap = seconds / max(len(moves), 1)
+start = time.monotonic()
+for i, (cc, value) in enumerate(moves):
+    while time.monotonic() < start + i * gap:
+        pass
+    out.send_message([0xB0, cc, value])
+print("sent", flush=True)
+time.sleep(1)
+"#;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let python = std::env::var("KUBEKNOBS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = tokio::process::Command::new(&python)
+        .args(["-c", FLICK, client, &seconds.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line()).await;
+    assert!(matches!(&line, Ok(Ok(Some(l))) if l == "ready"), "{line:?}");
+    // The bridge finds the port by name at its next rescan (every 200 ms here).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let json = serde_json::to_string(moves).expect("json");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{json}\n").as_bytes())
+        .await
+        .expect("moves");
+    let line = tokio::time::timeout(WAIT, lines.next_line()).await;
+    assert!(matches!(&line, Ok(Ok(Some(l))) if l == "sent"), "{line:?}");
+    // Its JACK port delivers what is queued at the next cycles: let it exit by itself.
+    let exited = tokio::time::timeout(WAIT, child.wait()).await;
+    assert!(
+        matches!(&exited, Ok(Ok(status)) if status.success()),
+        "{exited:?}"
+    );
+}
+
+/// Every control event the bridge sends until none has come for a second.
+async fn events_until_quiet(bridge: &mut Running) -> Vec<kubeknobs_proto::v1::ControlEvent> {
+    let mut events = Vec::new();
+    while let Some(e) = bridge.control_within(Duration::from_secs(1)).await {
+        events.push(e);
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_midi_flick_of_128_ccs_becomes_a_few_moves_ending_on_the_final_value() {
+    let mut bridge = start(midi(&["kk-flick:surface"], &[], vec![cc(7)])).await;
+    let moves: Vec<(u8, u8)> = (0..128).map(|v| (7, v as u8)).collect();
+    rtmidi_flick("kk-flick", &moves, 0.1).await;
+    let events = events_until_quiet(&mut bridge).await;
+    let last = events.last().expect("moves reached the gateway");
+    assert_eq!(
+        (last.target.as_str(), last.value),
+        ("web", 20.0),
+        "{events:?}"
+    );
+    assert!(
+        events.len() <= 8,
+        "128 CCs in 0.1 s are merged per target before the uplink: {} events",
+        events.len()
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_midi_faders_thrown_together_each_end_on_their_final_value() {
+    let binding = |number: u8, target: &str| {
+        let mut b = cc(number);
+        b.mapping.target = target.into();
+        b
+    };
+    let bindings = vec![binding(7, "web"), binding(8, "api"), binding(9, "db")];
+    let mut bridge = start(midi(&["kk-three:surface"], &[], bindings)).await;
+    // ~900 interleaved CCs in 0.4 s, as a nanoKONTROL2 with three faders thrown at once.
+    let finals = [(7u8, 127u8), (8, 0), (9, 64)];
+    let mut moves = Vec::new();
+    for step in 0..300u32 {
+        for (i, (cc, last)) in finals.iter().enumerate() {
+            let value = if step == 299 {
+                *last
+            } else {
+                ((step * (i as u32 + 3)) % 128) as u8
+            };
+            moves.push((*cc, value));
+        }
+    }
+    rtmidi_flick("kk-three", &moves, 0.4).await;
+    let events = events_until_quiet(&mut bridge).await;
+    for (target, want) in [("web", 20.0), ("api", 0.0), ("db", 10.0)] {
+        let last = events.iter().rev().find(|e| e.target == target);
+        assert_eq!(last.map(|e| e.value), Some(want), "{target}: {events:?}");
+    }
+    assert!(
+        events.len() <= 3 * 16,
+        "{} events for 900 CCs",
+        events.len()
+    );
     bridge.stop().await;
 }

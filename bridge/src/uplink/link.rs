@@ -72,7 +72,7 @@ pub const MOVES_PER_SECOND: u32 = 25;
 /// One target's pacing: when its next move may leave, and the latest move waiting for then.
 #[derive(Default)]
 struct Pace {
-    next: Option<Instant>,
+    next: Option<tokio::time::Instant>,
     waiting: Option<(Mapping, f64)>,
     /// A task sends `waiting` when its turn comes.
     draining: bool,
@@ -146,7 +146,7 @@ impl Link {
         let interval = Duration::from_secs(1) / MOVES_PER_SECOND;
         let mut pace = self.pace.lock().await;
         let p = pace.entry(mapping.target.clone()).or_default();
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         if !p.draining && p.next.is_none_or(|next| now >= next) {
             p.next = Some(now + interval);
             // Sent under the lock, so a later move of this target never overtakes it.
@@ -167,7 +167,7 @@ impl Link {
         loop {
             let next = self.pace.lock().await.get(&target).and_then(|p| p.next);
             if let Some(next) = next {
-                tokio::time::sleep_until(next.into()).await;
+                tokio::time::sleep_until(next).await;
             }
             let mut pace = self.pace.lock().await;
             let Some(p) = pace.get_mut(&target) else {
@@ -177,7 +177,7 @@ impl Link {
                 p.draining = false;
                 return;
             };
-            p.next = Some(Instant::now() + interval);
+            p.next = Some(tokio::time::Instant::now() + interval);
             self.deliver(&mapping, value).await;
         }
     }
@@ -325,5 +325,61 @@ impl Link {
         if session.tx.send(message).await.is_err() {
             debug!(armed, "not connected to gateway; arm not sent");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::Range;
+
+    fn fader(target: &str) -> Mapping {
+        Mapping {
+            address: format!("/{target}"),
+            target: target.into(),
+            range: Range::default(),
+            label: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn interleaved_floods_are_merged_per_target_and_each_final_value_is_sent() {
+        let (publisher, link) = pair(Metrics::new(), Duration::ZERO);
+        let bounds = Bounds::new(0.0, 20.0, 1.0).expect("bounds");
+        let catalog = ["web", "api", "db"]
+            .into_iter()
+            .map(|t| (t.to_owned(), Some(bounds)))
+            .collect();
+        let (tx, mut rx) = mpsc::channel(4096);
+        let _live = publisher.publish(LiveSession::new(catalog, tx)).await;
+        let finals = [("web", 20.0), ("api", 0.0), ("db", 10.0)];
+        for step in 0..300 {
+            for (i, (target, last)) in finals.iter().enumerate() {
+                let value = if step == 299 {
+                    *last
+                } else {
+                    f64::from((step * (i as i32 + 3)) % 21)
+                };
+                link.send_move(&fader(target), value / 20.0).await;
+            }
+            tokio::time::sleep(Duration::from_micros(1333)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut sent = Vec::new();
+        while let Ok(message) = rx.try_recv() {
+            if let Some(client_message::Msg::Control(c)) = message.msg {
+                sent.push(c);
+            }
+        }
+        for (target, last) in finals {
+            let final_sent = sent
+                .iter()
+                .rev()
+                .find(|c| c.target == target)
+                .map(|c| c.value);
+            assert_eq!(final_sent, Some(last), "{target}: {sent:?}");
+        }
+        // 0.4 s at 25 per target (10 each), plus first moves and final values: far from 900.
+        assert!(sent.len() <= 3 * 20, "{} sent", sent.len());
     }
 }

@@ -63,8 +63,8 @@ pub struct Session {
     pub from_bridge: Streaming<ClientMessage>,
 }
 
-/// Checks the token, reads `Hello`, answers `Welcome` with target `web` (0..20, desired 3, ready
-/// 3), and hands the session to the test.
+/// Checks the token, reads `Hello`, answers `Welcome` with targets `web`, `api` and `db` (0..20,
+/// desired 3, ready 3), and hands the session to the test.
 struct FakeGateway {
     sessions: mpsc::UnboundedSender<Session>,
 }
@@ -96,17 +96,24 @@ impl Knobs for FakeGateway {
             operator: "tester".into(),
             cluster: "sandbox".into(),
             sandbox: true,
-            targets: vec![Target {
-                name: "web".into(),
-                bounds: Some(Bounds {
-                    min: 0.0,
-                    max: 20.0,
-                    step: 1.0,
-                    max_writes_per_second: 4.0,
-                }),
-                state: Some(state(3.0, 3.0)),
-                ..Default::default()
-            }],
+            // `web` is what most tests drive; `api` and `db` are for several faders at once.
+            targets: ["web", "api", "db"]
+                .into_iter()
+                .map(|name| Target {
+                    name: name.into(),
+                    bounds: Some(Bounds {
+                        min: 0.0,
+                        max: 20.0,
+                        step: 1.0,
+                        max_writes_per_second: 4.0,
+                    }),
+                    state: Some(TargetState {
+                        target: name.into(),
+                        ..state(3.0, 3.0)
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
             protocol_version: PROTOCOL_VERSION,
         };
         let _ = to_bridge
