@@ -494,30 +494,21 @@ fn owner(fields: Option<&[ManagedFieldsEntry]>, path: &[&str]) -> Option<String>
                 .is_some()
         })
     };
-    fields?
-        .iter()
-        .filter(owns)
-        .max_by(|a, b| {
-            a.time
-                .as_ref()
-                .map(|t| t.0)
-                .cmp(&b.time.as_ref().map(|t| t.0))
-        })
-        .and_then(|f| f.manager.clone())
-        .or_else(|| last_manager(fields))
+    newest_manager(fields?.iter().filter(owns)).or_else(|| last_manager(fields))
 }
 
 /// The field manager of the most recent managedFields entry that changed `spec` (ties: the last).
 fn last_manager(fields: Option<&[ManagedFieldsEntry]>) -> Option<String> {
-    fields?
-        .iter()
-        .filter(|f| f.subresource.as_deref() == Some("scale") || touches_spec(f))
-        .max_by(|a, b| {
-            a.time
-                .as_ref()
-                .map(|t| t.0)
-                .cmp(&b.time.as_ref().map(|t| t.0))
-        })
+    let changed_spec =
+        |f: &&ManagedFieldsEntry| f.subresource.as_deref() == Some("scale") || touches_spec(f);
+    newest_manager(fields?.iter().filter(changed_spec))
+}
+
+/// The manager of the entry with the latest `time` among `entries` (entries without a time count
+/// as oldest; ties: the last).
+fn newest_manager<'a>(entries: impl Iterator<Item = &'a ManagedFieldsEntry>) -> Option<String> {
+    entries
+        .max_by_key(|f| f.time.as_ref().map(|t| t.0))
         .and_then(|f| f.manager.clone())
 }
 
@@ -526,4 +517,45 @@ fn touches_spec(entry: &ManagedFieldsEntry) -> bool {
         .fields_v1
         .as_ref()
         .is_some_and(|f| f.0.get("f:spec").is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// managedFields as a v1.28 API server wrote them after `kubectl create` and a write through
+    /// the scale subresource: the scale entry owns `f:spec.f:replicas` and has no `time`.
+    fn after_scale_write(scaler: &str) -> Vec<ManagedFieldsEntry> {
+        serde_json::from_value(serde_json::json!([
+            {
+                "manager": "kubectl-create", "operation": "Update", "apiVersion": "apps/v1",
+                "time": "2026-11-30T10:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": { "f:spec": { "f:selector": {}, "f:template": {} } }
+            },
+            {
+                "manager": scaler, "operation": "Update", "apiVersion": "autoscaling/v1",
+                "subresource": "scale", "fieldsType": "FieldsV1",
+                "fieldsV1": { "f:spec": { "f:replicas": {} } }
+            },
+            {
+                "manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1",
+                "subresource": "status", "time": "2026-11-30T10:05:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": { "f:status": { "f:replicas": {} } }
+            }
+        ]))
+        .expect("managedFields")
+    }
+
+    #[test]
+    fn the_owner_of_replicas_is_named_although_its_entry_has_no_time() {
+        for scaler in ["kubectl", FIELD_MANAGER] {
+            let fields = after_scale_write(scaler);
+            assert_eq!(owner(Some(&fields), REPLICAS).as_deref(), Some(scaler));
+            // What "the newest spec change" would have said: the creator.
+            assert_eq!(
+                last_manager(Some(&fields)).as_deref(),
+                Some("kubectl-create")
+            );
+        }
+    }
 }
