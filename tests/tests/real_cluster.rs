@@ -85,6 +85,12 @@ async fn a_fader_scales_a_real_deployment_and_kubectl_changes_come_back() {
     .await
     .expect("fader move");
     assert_eq!(replicas(&api).await, Some(2));
+    // What the fake API server models of managedFields, checked on the real one: the write
+    // through the scale subresource makes kubeknobs the only owner of spec.replicas.
+    assert_eq!(
+        replicas_owners(&api).await,
+        [("kubeknobs".to_owned(), true)]
+    );
 
     let params = PatchParams {
         field_manager: Some("kubectl".into()),
@@ -97,12 +103,38 @@ async fn a_fader_scales_a_real_deployment_and_kubectl_changes_come_back() {
     tokio::task::spawn_blocking(move || p.phone.wait_for("/1/fader1", "f 0.150000"))
         .await
         .expect("feedback");
+    assert_eq!(replicas_owners(&api).await, [("kubectl".to_owned(), true)]);
 
     let _ = tokio::time::timeout(
         Duration::from_secs(30),
         api.delete(OBJECT, &DeleteParams::default()),
     )
     .await;
+}
+
+/// The managers owning `spec.replicas` of the test Deployment, each with whether its entry was
+/// written through the scale subresource.
+async fn replicas_owners(api: &Api<Deployment>) -> Vec<(String, bool)> {
+    let object = api.get(OBJECT).await.expect("get the test Deployment");
+    let fields = object.metadata.managed_fields.unwrap_or_default();
+    for f in &fields {
+        println!(
+            "managedFields: {:?} {:?} subresource={:?} time={:?}",
+            f.manager, f.operation, f.subresource, f.time
+        );
+    }
+    fields
+        .into_iter()
+        .filter(|f| {
+            f.fields_v1
+                .as_ref()
+                .is_some_and(|v| v.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .map(|f| {
+            let scale = f.subresource.as_deref() == Some("scale");
+            (f.manager.unwrap_or_default(), scale)
+        })
+        .collect()
 }
 
 /// The uncatalogued Deployment the gateway's account must not touch.
