@@ -223,28 +223,26 @@ async fn moves_go_up_and_state_comes_back_as_feedback() {
     );
 }
 
-/// Starts the bridge while no gateway listens, moves the fader twice (0.25, then 0.5), and
-/// brings the gateway up after `outage`; returns the bridge, its first session and the
+/// Starts the bridge while no gateway serves its port, moves the fader twice (0.25, then 0.5),
+/// and brings the gateway up after `outage`; returns the bridge, its first session and the
 /// gateway's stop handle.
 async fn moves_during_an_outage(
     resend_within: Duration,
     outage: Duration,
 ) -> (Rig, Session, oneshot::Sender<()>) {
-    // Reserve a port with nothing listening on it yet: the bridge keeps failing to connect.
-    let reserved = TcpListener::bind("127.0.0.1:0")
+    // The gateway's port is bound but nobody serves it yet: the bridge's connection waits in the
+    // listen queue with no session, as behind a gateway that is still starting. (Binding it now
+    // and serving the same socket later leaves no moment for another program to take the port.)
+    let listener = TcpListener::bind("127.0.0.1:0")
         .await
-        .expect("reserve port");
-    let gateway = reserved.local_addr().expect("gateway addr");
-    drop(reserved);
+        .expect("bind the gateway's port");
+    let gateway = listener.local_addr().expect("gateway addr");
     let rig = start_bridge_with(gateway, resend_within).await;
     rig.send("/1/fader1", OscType::Float(0.25)).await;
     rig.send("/1/fader1", OscType::Float(0.5)).await;
-    // Give the bridge time to receive (and hold) both moves before the gateway exists.
+    // The outage lasts this long whatever the bridge does: a move held longer goes stale.
     tokio::time::sleep(outage).await;
 
-    let listener = TcpListener::bind(gateway)
-        .await
-        .expect("bind gateway on the reserved port");
     let (mut sessions, stop_gateway) = start_gateway(listener);
     let session = next_session(&mut sessions).await;
     (rig, session, stop_gateway)
