@@ -7,7 +7,7 @@
 //! the object's managedFields tell a kubeknobs change from a `kubectl scale`. A `dry_run` target
 //! sends `dryRun=All`: the API server validates and admits the write but persists nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::header;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::Error;
 use crate::catalog::{TargetKind, TargetSpec};
 use crate::coalesce::{Actor, WriteError};
+use crate::ownership::{autoscaler_of, gitops_of, hpa_seen};
 use crate::state::{FIELD_MANAGER, Observed, StateHub};
 
 /// Clients impersonating an operator, by operator name and groups.
@@ -228,6 +230,16 @@ impl KubeBackend {
                     Patch::Merge(serde_json::json!({ "spec": { "unschedulable": value == 1 } }));
                 self.patch_object(api, target, patch).await
             }
+            TargetKind::HpaMinReplicas | TargetKind::HpaMaxReplicas => {
+                let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client, &target.namespace);
+                let field = if target.kind == TargetKind::HpaMinReplicas {
+                    "minReplicas"
+                } else {
+                    "maxReplicas"
+                };
+                let patch = Patch::Merge(serde_json::json!({ "spec": { field: value } }));
+                self.patch_object(api, target, patch).await
+            }
         }
     }
 
@@ -309,6 +321,67 @@ impl KubeBackend {
                 }
                 TargetKind::NodeCordoned => {
                     watch_kind(Api::<Node>::all(client), &target, &hub, cordoned).await
+                }
+                TargetKind::HpaMinReplicas => {
+                    let api = Api::<HorizontalPodAutoscaler>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, hpa_min).await
+                }
+                TargetKind::HpaMaxReplicas => {
+                    let api = Api::<HorizontalPodAutoscaler>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, hpa_max).await
+                }
+            }
+        };
+        tokio::select! {
+            () = run => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+}
+
+impl KubeBackend {
+    /// Watches every HPA of `namespace` (a list/watch of the whole namespace: which HPA scales
+    /// a target is not known by name in advance) and tells `hub` which one, if any, scales each
+    /// of `targets` (the replica targets of that namespace), until `shutdown`. A failed watch
+    /// keeps the last known autoscalers and is retried with backoff.
+    pub async fn watch_autoscalers(
+        self: Arc<Self>,
+        namespace: String,
+        targets: Vec<Arc<TargetSpec>>,
+        hub: Arc<StateHub>,
+        shutdown: CancellationToken,
+    ) {
+        let api = Api::<HorizontalPodAutoscaler>::namespaced(self.client.clone(), &namespace);
+        let run = async {
+            let mut events = watcher(api, watcher::Config::default())
+                .backoff(watch_backoff())
+                .boxed();
+            let mut hpas: BTreeMap<String, HorizontalPodAutoscaler> = BTreeMap::new();
+            // Between Init and InitDone: the relisted HPAs, which replace the known ones at once.
+            let mut relist: Option<BTreeMap<String, HorizontalPodAutoscaler>> = None;
+            while let Some(event) = events.next().await {
+                let name =
+                    |h: &HorizontalPodAutoscaler| h.metadata.name.clone().unwrap_or_default();
+                match event {
+                    Ok(watcher::Event::Init) => relist = Some(BTreeMap::new()),
+                    Ok(watcher::Event::InitApply(h)) => {
+                        relist.get_or_insert_default().insert(name(&h), h);
+                    }
+                    Ok(watcher::Event::InitDone) => hpas = relist.take().unwrap_or_default(),
+                    Ok(watcher::Event::Apply(h)) => {
+                        hpas.insert(name(&h), h);
+                    }
+                    Ok(watcher::Event::Delete(h)) => {
+                        hpas.remove(&name(&h));
+                    }
+                    Err(err) => {
+                        tracing::warn!(%namespace, cause = %err, "watch of HorizontalPodAutoscalers failed; retrying");
+                    }
+                }
+                if relist.is_none() {
+                    for target in &targets {
+                        hub.set_autoscaler(&target.name, autoscaler_of(hpas.values(), target));
+                    }
                 }
             }
         };
@@ -398,6 +471,8 @@ impl Replicated for Deployment {
             current: status.map(|s| s.replicas.unwrap_or(0)),
             ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
             manager: owner(self.metadata.managed_fields.as_deref(), REPLICAS),
+            gitops: gitops_of(&self.metadata),
+            hpa: None,
         }
     }
 }
@@ -410,6 +485,8 @@ impl Replicated for StatefulSet {
             current: status.map(|s| s.replicas),
             ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
             manager: owner(self.metadata.managed_fields.as_deref(), REPLICAS),
+            gitops: gitops_of(&self.metadata),
+            hpa: None,
         }
     }
 }
@@ -425,6 +502,8 @@ fn paused(d: &Deployment) -> Observed {
             d.metadata.managed_fields.as_deref(),
             &["f:spec", "f:paused"],
         ),
+        gitops: gitops_of(&d.metadata),
+        hpa: None,
     }
 }
 
@@ -435,7 +514,7 @@ fn suspended(c: &CronJob) -> Observed {
         c.metadata.managed_fields.as_deref(),
         &["f:spec", "f:suspend"],
     );
-    toggled(suspended, manager)
+    toggled(suspended, manager, gitops_of(&c.metadata))
 }
 
 /// What a watch observes of a Node's cordon toggle: 1 unschedulable, 0 schedulable.
@@ -449,15 +528,43 @@ fn cordoned(n: &Node) -> Observed {
         n.metadata.managed_fields.as_deref(),
         &["f:spec", "f:unschedulable"],
     );
-    toggled(cordoned, manager)
+    toggled(cordoned, manager, gitops_of(&n.metadata))
 }
 
-fn toggled(on: bool, manager: Option<String>) -> Observed {
+fn toggled(on: bool, manager: Option<String>, gitops: Option<String>) -> Observed {
     Observed {
         desired: i32::from(on),
         current: None,
         ready: None,
         manager,
+        gitops,
+        hpa: None,
+    }
+}
+
+/// What a watch observes of an HPA's floor: `spec.minReplicas`, with its current replicas.
+fn hpa_min(h: &HorizontalPodAutoscaler) -> Observed {
+    hpa_bound(h, "f:minReplicas", |seen| seen.min)
+}
+
+/// What a watch observes of an HPA's ceiling: `spec.maxReplicas`, with its current replicas.
+fn hpa_max(h: &HorizontalPodAutoscaler) -> Observed {
+    hpa_bound(h, "f:maxReplicas", |seen| seen.max)
+}
+
+fn hpa_bound(
+    h: &HorizontalPodAutoscaler,
+    field: &str,
+    bound: fn(&crate::ownership::HpaSeen) -> i32,
+) -> Observed {
+    let seen = hpa_seen(h);
+    Observed {
+        desired: bound(&seen),
+        current: seen.current,
+        ready: None,
+        manager: owner(h.metadata.managed_fields.as_deref(), &["f:spec", field]),
+        gitops: gitops_of(&h.metadata),
+        hpa: Some(seen),
     }
 }
 
@@ -468,6 +575,8 @@ fn restarted(d: &Deployment) -> Observed {
         current: None,
         ready: None,
         manager: owner(d.metadata.managed_fields.as_deref(), RESTARTED_AT),
+        gitops: gitops_of(&d.metadata),
+        hpa: None,
     }
 }
 

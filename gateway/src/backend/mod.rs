@@ -7,6 +7,7 @@
 mod kube;
 mod sandbox;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -93,15 +94,33 @@ impl Backend {
                 hub,
                 shutdown,
             ))],
-            Backend::Kube(kube) => catalog
-                .iter()
-                .map(|target| {
-                    tokio::spawn(
-                        kube.clone()
-                            .watch(target.clone(), hub.clone(), shutdown.clone()),
-                    )
-                })
-                .collect(),
+            Backend::Kube(kube) => {
+                let mut tasks: Vec<JoinHandle<()>> = catalog
+                    .iter()
+                    .map(|target| {
+                        tokio::spawn(kube.clone().watch(
+                            target.clone(),
+                            hub.clone(),
+                            shutdown.clone(),
+                        ))
+                    })
+                    .collect();
+                // One watch of the HPAs per namespace with replica targets (who autoscales them).
+                let mut scaled: BTreeMap<String, Vec<Arc<TargetSpec>>> = BTreeMap::new();
+                for target in catalog.iter().filter(|t| t.kind.is_autoscalable()) {
+                    let namespace = target.namespace.clone();
+                    scaled.entry(namespace).or_default().push(target.clone());
+                }
+                for (namespace, targets) in scaled {
+                    tasks.push(tokio::spawn(kube.clone().watch_autoscalers(
+                        namespace,
+                        targets,
+                        hub.clone(),
+                        shutdown.clone(),
+                    )));
+                }
+                tasks
+            }
         }
     }
 }
