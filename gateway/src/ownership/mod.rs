@@ -11,8 +11,8 @@
 //!
 //! Contract: everything here is pure; an owner the gateway does not know of is never guessed.
 
-mod gitops;
-mod hpa;
+pub mod gitops;
+pub mod hpa;
 
 use crate::catalog::{Refusal, TargetKind, TargetSpec};
 use kubeknobs_proto::v1::RejectReason;
