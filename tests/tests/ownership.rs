@@ -411,3 +411,54 @@ fn the_proto_and_readme_document_other_owners() {
         assert!(page.contains(needle), "docs/ownership.md names {needle}");
     }
 }
+
+/// Runs the real gateway binary with `args` and a config file holding `config`.
+fn gateway_cli(args: &[&str], config: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config).expect("write config");
+    let out = std::process::Command::new(kubeknobs_tests::harness::binary("kubeknobs-gateway"))
+        .args(args)
+        .arg(&path)
+        .output()
+        .expect("run kubeknobs-gateway");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn check_explains_other_owners_per_target_and_rbac_names_the_hpas() {
+    let config = format!(
+        "[cluster]\nbackend = \"kube\"\nwhen_gitops = \"refuse\"\n{}\n{BOUNDS}",
+        kubeknobs_tests::grpc::operators_toml()
+    );
+    let (ok, out, err) = gateway_cli(&["check", "--config"], &config);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("target web: deployment shop/web, replicas 0..=20, at most 2 writes/s\n    when autoscaled: refuses moves (move the HPA's bounds instead); when GitOps-managed: refuses moves (change it in Git instead)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("target floor: horizontalpodautoscaler shop/web-hpa, HPA minReplicas 1..=20, at most 2 writes/s\n    when GitOps-managed: refuses moves"),
+        "{out}"
+    );
+
+    let (ok, out, err) = gateway_cli(&["rbac", "--config"], &config);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("    resources: [\"horizontalpodautoscalers\"]\n    resourceNames: [\"web-hpa\"]\n    verbs: [\"list\", \"patch\", \"watch\"]\n"),
+        "the HPA-bound targets' HPA by name: {out}"
+    );
+    assert!(
+        out.contains("# list and watch on horizontalpodautoscalers cannot be limited by name"),
+        "says why the HPA watch names nothing: {out}"
+    );
+
+    let bad = config.replace("when_gitops = \"refuse\"", "when_gitops = \"sometimes\"");
+    let (ok, _, err) = gateway_cli(&["check", "--config"], &bad);
+    assert!(!ok);
+    assert!(
+        err.contains(":3: cluster.when_gitops: \"sometimes\""),
+        "{err}"
+    );
+}
