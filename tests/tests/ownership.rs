@@ -307,8 +307,8 @@ async fn hpa_bound_targets_move_the_hpa_never_min_above_max() {
     let patch = api
         .requests()
         .into_iter()
-        .filter(|r| r.method == "PATCH")
-        .last()
+        .rev()
+        .find(|r| r.method == "PATCH")
         .expect("a patch");
     assert!(
         patch

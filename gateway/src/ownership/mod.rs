@@ -178,20 +178,20 @@ pub enum Verdict {
 /// The verdict on a move of `target`, whose object `owners` manage.
 pub fn decide(target: &TargetSpec, owners: &Owners) -> Verdict {
     let rules = target.ownership;
-    if let Some(hpa) = owners
+    let autoscaler = owners
         .autoscaler
         .as_ref()
-        .filter(|_| target.kind.is_autoscalable())
+        .filter(|_| target.kind.is_autoscalable());
+    if let Some(hpa) = autoscaler
+        && rules.when_autoscaled == WhenAutoscaled::Refuse
     {
-        if rules.when_autoscaled == WhenAutoscaled::Refuse {
-            return Verdict::Refuse(format!(
-                "target {}: {} is scaled by {}; a move here would fight it: {} (or set when_autoscaled = \"allow\")",
-                target.name,
-                target.describe(),
-                hpa.describe(),
-                hpa.instead()
-            ));
-        }
+        return Verdict::Refuse(format!(
+            "target {}: {} is scaled by {}; a move here would fight it: {} (or set when_autoscaled = \"allow\")",
+            target.name,
+            target.describe(),
+            hpa.describe(),
+            hpa.instead()
+        ));
     }
     let Some(gitops) = &owners.gitops else {
         return Verdict::Admit;
