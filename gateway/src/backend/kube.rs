@@ -7,7 +7,7 @@
 //! the object's managedFields tell a kubeknobs change from a `kubectl scale`. A `dry_run` target
 //! sends `dryRun=All`: the API server validates and admits the write but persists nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -27,10 +27,13 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::Error;
+
+mod autoscalers;
 use crate::catalog::{TargetKind, TargetSpec};
 use crate::coalesce::{Actor, WriteError};
-use crate::ownership::{autoscaler_of, gitops_of, hpa_seen};
+use crate::ownership::gitops_of;
 use crate::state::{FIELD_MANAGER, Observed, StateHub};
+use autoscalers::{hpa_max, hpa_min};
 
 /// Clients impersonating an operator, by operator name and groups.
 type ImpersonatingClients = HashMap<(String, Vec<String>), Client>;
@@ -339,59 +342,6 @@ impl KubeBackend {
     }
 }
 
-impl KubeBackend {
-    /// Watches every HPA of `namespace` (a list/watch of the whole namespace: which HPA scales
-    /// a target is not known by name in advance) and tells `hub` which one, if any, scales each
-    /// of `targets` (the replica targets of that namespace), until `shutdown`. A failed watch
-    /// keeps the last known autoscalers and is retried with backoff.
-    pub async fn watch_autoscalers(
-        self: Arc<Self>,
-        namespace: String,
-        targets: Vec<Arc<TargetSpec>>,
-        hub: Arc<StateHub>,
-        shutdown: CancellationToken,
-    ) {
-        let api = Api::<HorizontalPodAutoscaler>::namespaced(self.client.clone(), &namespace);
-        let run = async {
-            let mut events = watcher(api, watcher::Config::default())
-                .backoff(watch_backoff())
-                .boxed();
-            let mut hpas: BTreeMap<String, HorizontalPodAutoscaler> = BTreeMap::new();
-            // Between Init and InitDone: the relisted HPAs, which replace the known ones at once.
-            let mut relist: Option<BTreeMap<String, HorizontalPodAutoscaler>> = None;
-            while let Some(event) = events.next().await {
-                let name =
-                    |h: &HorizontalPodAutoscaler| h.metadata.name.clone().unwrap_or_default();
-                match event {
-                    Ok(watcher::Event::Init) => relist = Some(BTreeMap::new()),
-                    Ok(watcher::Event::InitApply(h)) => {
-                        relist.get_or_insert_default().insert(name(&h), h);
-                    }
-                    Ok(watcher::Event::InitDone) => hpas = relist.take().unwrap_or_default(),
-                    Ok(watcher::Event::Apply(h)) => {
-                        hpas.insert(name(&h), h);
-                    }
-                    Ok(watcher::Event::Delete(h)) => {
-                        hpas.remove(&name(&h));
-                    }
-                    Err(err) => {
-                        tracing::warn!(%namespace, cause = %err, "watch of HorizontalPodAutoscalers failed; retrying");
-                    }
-                }
-                if relist.is_none() {
-                    for target in &targets {
-                        hub.set_autoscaler(&target.name, autoscaler_of(hpas.values(), target));
-                    }
-                }
-            }
-        };
-        tokio::select! {
-            () = run => {}
-            () = shutdown.cancelled() => {}
-        }
-    }
-}
-
 /// Watches `target`'s object through `api` (namespaced or cluster-wide), reporting to `hub`.
 async fn watch_kind<K>(
     api: Api<K>,
@@ -539,32 +489,6 @@ fn toggled(on: bool, manager: Option<String>, gitops: Option<String>) -> Observe
         manager,
         gitops,
         hpa: None,
-    }
-}
-
-/// What a watch observes of an HPA's floor: `spec.minReplicas`, with its current replicas.
-fn hpa_min(h: &HorizontalPodAutoscaler) -> Observed {
-    hpa_bound(h, "f:minReplicas", |seen| seen.min)
-}
-
-/// What a watch observes of an HPA's ceiling: `spec.maxReplicas`, with its current replicas.
-fn hpa_max(h: &HorizontalPodAutoscaler) -> Observed {
-    hpa_bound(h, "f:maxReplicas", |seen| seen.max)
-}
-
-fn hpa_bound(
-    h: &HorizontalPodAutoscaler,
-    field: &str,
-    bound: fn(&crate::ownership::HpaSeen) -> i32,
-) -> Observed {
-    let seen = hpa_seen(h);
-    Observed {
-        desired: bound(&seen),
-        current: seen.current,
-        ready: None,
-        manager: owner(h.metadata.managed_fields.as_deref(), &["f:spec", field]),
-        gitops: gitops_of(&h.metadata),
-        hpa: Some(seen),
     }
 }
 
