@@ -216,4 +216,39 @@ mod tests {
         }
         shutdown.cancel();
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_hpas_min_and_max_are_two_values_and_each_target_knows_both() {
+        let mut catalog = Catalog::default();
+        for (name, kind, initial) in [
+            ("floor", TargetKind::HpaMinReplicas, 2),
+            ("ceiling", TargetKind::HpaMaxReplicas, 10),
+        ] {
+            catalog.insert(TargetSpec {
+                object: "web-hpa".into(),
+                sandbox_initial: initial,
+                ..TargetSpec::for_test(name, kind, "shop", 20)
+            });
+        }
+        let (sandbox, hub, shutdown) = running(&catalog);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(hub.snapshot()["floor"].desired, Some(2.0));
+        assert_eq!(hub.snapshot()["ceiling"].desired, Some(10.0));
+        assert_eq!(hub.hpa_bounds("floor"), Some((2, 10)));
+        let ceiling = catalog.get("ceiling").expect("catalogued").clone();
+        sandbox.write(&ceiling, 12).expect("held by the sandbox");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            hub.snapshot()["floor"].desired,
+            Some(2.0),
+            "a separate value"
+        );
+        assert_eq!(hub.hpa_bounds("floor"), Some((2, 12)));
+        assert_eq!(
+            hub.snapshot()["ceiling"].ready,
+            None,
+            "an HPA bound has no pods"
+        );
+        shutdown.cancel();
+    }
 }
