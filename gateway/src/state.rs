@@ -213,6 +213,12 @@ impl StateHub {
         self.update(target, |state| state.error = error);
     }
 
+    /// Marks something besides a target that the gateway must know before it is ready (`what`,
+    /// e.g. "HorizontalPodAutoscalers of shop"): waiting while `why` is `Some`.
+    pub fn waiting_for(&self, what: &str, why: Option<String>) {
+        self.set_ready(what, why);
+    }
+
     /// `Ok` when every target's state is known; `Err` names those still waiting.
     pub fn readiness(&self) -> watch::Receiver<Readiness> {
         self.ready_tx.subscribe()
@@ -433,6 +439,15 @@ mod tests {
                 .contains("connection refused")
         );
         hub.observe("web", seen(1, "kubectl"));
+        assert_eq!(*ready.borrow(), Ok(()));
+        let hpas = "HorizontalPodAutoscalers of default";
+        hub.waiting_for(hpas, Some("not listed yet".into()));
+        assert_eq!(
+            *ready.borrow(),
+            Err(format!("{hpas}: not listed yet")),
+            "not ready while it cannot know who autoscales a target"
+        );
+        hub.waiting_for(hpas, None);
         assert_eq!(*ready.borrow(), Ok(()));
     }
 

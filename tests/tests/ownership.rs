@@ -462,3 +462,38 @@ fn check_explains_other_owners_per_target_and_rbac_names_the_hpas() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_is_not_ready_until_it_has_listed_the_hpas_of_its_replica_targets() {
+    use kubeknobs_tests::fakeapi::Fault;
+    use kubeknobs_tests::harness::{self, address_after, gen_certs, wait_for_http};
+    let api = FakeApiServer::start().await;
+    api.add(Kind::Deployment, "default", "web", 2);
+    // As with RBAC from before HPAs were watched: the first lists are forbidden.
+    api.inject("GET", "/horizontalpodautoscalers", Fault::Status(403), 5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_certs(dir.path());
+    let kubeconfig = api.kubeconfig(dir.path());
+    let cluster = format!(
+        "backend = \"kube\"\nkubeconfig = {:?}",
+        kubeconfig.display().to_string()
+    );
+    let config = kubeknobs_tests::pipeline::gateway_config(&cluster, "default", "web")
+        .replace("[server]\n", "[server]\nops_listen = \"127.0.0.1:0\"\n");
+    let path = dir.path().to_owned();
+    let (not_ready, ready, _gateway) = tokio::task::spawn_blocking(move || {
+        let gateway = harness::Gateway::start(&path, &config);
+        let line = gateway.process.wait_for(&["ops listening on"]);
+        let ops = address_after(&line, "ops listening on");
+        let not_ready = wait_for_http(ops, "/readyz", 503);
+        let ready = wait_for_http(ops, "/readyz", 200);
+        (not_ready, ready, gateway)
+    })
+    .await
+    .expect("gateway");
+    assert!(
+        not_ready.contains("HorizontalPodAutoscalers of default: "),
+        "says what it waits for: {not_ready}"
+    );
+    assert_eq!(ready, "ready\n", "ready once the HPAs are listed");
+}

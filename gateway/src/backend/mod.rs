@@ -112,6 +112,11 @@ impl Backend {
                     scaled.entry(namespace).or_default().push(target.clone());
                 }
                 for (namespace, targets) in scaled {
+                    // Not ready until it knows who autoscales the targets (before any probe).
+                    hub.waiting_for(
+                        &autoscalers_of(&namespace),
+                        Some("not listed yet".to_owned()),
+                    );
                     tasks.push(tokio::spawn(kube.clone().watch_autoscalers(
                         namespace,
                         targets,
@@ -123,6 +128,11 @@ impl Backend {
             }
         }
     }
+}
+
+/// What the gateway waits for before it is ready, per namespace with replica targets.
+pub(crate) fn autoscalers_of(namespace: &str) -> String {
+    format!("HorizontalPodAutoscalers of {namespace}")
 }
 
 impl Writer for Backend {

@@ -19,7 +19,8 @@ impl KubeBackend {
     /// Watches every HPA of `namespace` (a list/watch of the whole namespace: which HPA scales
     /// a target is not known by name in advance) and tells `hub` which one, if any, scales each
     /// of `targets` (the replica targets of that namespace), until `shutdown`. A failed watch
-    /// keeps the last known autoscalers and is retried with backoff.
+    /// keeps the last known autoscalers and is retried with backoff; the gateway is not ready
+    /// until the first list succeeded.
     pub async fn watch_autoscalers(
         self: Arc<Self>,
         namespace: String,
@@ -28,6 +29,7 @@ impl KubeBackend {
         shutdown: CancellationToken,
     ) {
         let api = Api::<HorizontalPodAutoscaler>::namespaced(self.client.clone(), &namespace);
+        let ready_key = crate::backend::autoscalers_of(&namespace);
         let run = async {
             let mut events = watcher(api, watcher::Config::default())
                 .backoff(watch_backoff())
@@ -35,6 +37,7 @@ impl KubeBackend {
             let mut hpas: BTreeMap<String, HorizontalPodAutoscaler> = BTreeMap::new();
             // Between Init and InitDone: the relisted HPAs, which replace the known ones at once.
             let mut relist: Option<BTreeMap<String, HorizontalPodAutoscaler>> = None;
+            let mut listed = false;
             while let Some(event) = events.next().await {
                 let name =
                     |h: &HorizontalPodAutoscaler| h.metadata.name.clone().unwrap_or_default();
@@ -43,7 +46,11 @@ impl KubeBackend {
                     Ok(watcher::Event::InitApply(h)) => {
                         relist.get_or_insert_default().insert(name(&h), h);
                     }
-                    Ok(watcher::Event::InitDone) => hpas = relist.take().unwrap_or_default(),
+                    Ok(watcher::Event::InitDone) => {
+                        hpas = relist.take().unwrap_or_default();
+                        listed = true;
+                        hub.waiting_for(&ready_key, None);
+                    }
                     Ok(watcher::Event::Apply(h)) => {
                         hpas.insert(name(&h), h);
                     }
@@ -52,6 +59,12 @@ impl KubeBackend {
                     }
                     Err(err) => {
                         tracing::warn!(%namespace, cause = %err, "watch of HorizontalPodAutoscalers failed; retrying");
+                        // Before the first list the gateway cannot know (e.g. 403: old RBAC) and
+                        // says why it is not ready; after it, the last known autoscalers stay
+                        // (kube's watcher resumes without a relist, so no event would clear it).
+                        if !listed {
+                            hub.waiting_for(&ready_key, Some(format!("cannot list: {err}")));
+                        }
                     }
                 }
                 if relist.is_none() {
