@@ -132,6 +132,7 @@ pub fn reason_name(reason: kubeknobs_proto::v1::RejectReason) -> &'static str {
         R::InvalidValue => "invalid value",
         R::Held => "held",
         R::NotArmed => "not armed",
+        R::Managed => "managed",
     }
 }
 

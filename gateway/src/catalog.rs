@@ -27,6 +27,10 @@ pub enum TargetKind {
     /// `spec.unschedulable` of a core/v1 Node, which is cluster-scoped: a toggle (1 cordoned,
     /// 0 uncordoned).
     NodeCordoned,
+    /// `spec.minReplicas` of an autoscaling/v2 HorizontalPodAutoscaler (never above its max).
+    HpaMinReplicas,
+    /// `spec.maxReplicas` of an autoscaling/v2 HorizontalPodAutoscaler (never below its min).
+    HpaMaxReplicas,
 }
 
 impl TargetKind {
@@ -39,6 +43,37 @@ impl TargetKind {
             TargetKind::StatefulSetReplicas => "statefulset",
             TargetKind::CronJobSuspended => "cronjob",
             TargetKind::NodeCordoned => "node",
+            TargetKind::HpaMinReplicas | TargetKind::HpaMaxReplicas => "horizontalpodautoscaler",
+        }
+    }
+
+    /// True for the replica kinds an autoscaler may scale too (`when_autoscaled` applies).
+    pub fn is_autoscalable(self) -> bool {
+        matches!(
+            self,
+            TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas
+        )
+    }
+
+    /// True for the kinds that move an HPA's bounds.
+    pub fn is_hpa_bound(self) -> bool {
+        matches!(
+            self,
+            TargetKind::HpaMinReplicas | TargetKind::HpaMaxReplicas
+        )
+    }
+
+    /// The config's spelling (`deployment-replicas`).
+    pub fn config_name(self) -> &'static str {
+        match self {
+            TargetKind::DeploymentReplicas => "deployment-replicas",
+            TargetKind::StatefulSetReplicas => "statefulset-replicas",
+            TargetKind::DeploymentPaused => "deployment-paused",
+            TargetKind::DeploymentRestart => "deployment-restart",
+            TargetKind::CronJobSuspended => "cronjob-suspended",
+            TargetKind::NodeCordoned => "node-cordoned",
+            TargetKind::HpaMinReplicas => "hpa-min-replicas",
+            TargetKind::HpaMaxReplicas => "hpa-max-replicas",
         }
     }
 
@@ -50,7 +85,10 @@ impl TargetKind {
     /// What a control event on this kind does, for the policy.
     pub fn action(self) -> Action {
         match self {
-            TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas => Action::Move,
+            TargetKind::DeploymentReplicas
+            | TargetKind::StatefulSetReplicas
+            | TargetKind::HpaMinReplicas
+            | TargetKind::HpaMaxReplicas => Action::Move,
             TargetKind::DeploymentPaused
             | TargetKind::CronJobSuspended
             | TargetKind::NodeCordoned => Action::Toggle,
@@ -79,6 +117,8 @@ impl TargetKind {
             TargetKind::DeploymentRestart => v1::TargetKind::DeploymentRestart,
             TargetKind::CronJobSuspended => v1::TargetKind::CronjobSuspended,
             TargetKind::NodeCordoned => v1::TargetKind::NodeCordoned,
+            TargetKind::HpaMinReplicas => v1::TargetKind::HpaMinReplicas,
+            TargetKind::HpaMaxReplicas => v1::TargetKind::HpaMaxReplicas,
         }
     }
 }
@@ -110,6 +150,9 @@ pub struct TargetSpec {
     pub cooldown: std::time::Duration,
     /// Changes need the session's arm control held (`requires_arm`).
     pub requires_arm: bool,
+    /// What moves do when an autoscaler or GitOps tool manages the value too
+    /// (`when_autoscaled`, `when_gitops`).
+    pub ownership: crate::ownership::Rules,
 }
 
 /// A value refused before it reached the cluster.
@@ -142,8 +185,16 @@ impl TargetSpec {
     pub fn settings(&self) -> String {
         let per_second = format!("at most {} writes/s", self.max_writes_per_second);
         let mut parts = match self.kind {
-            TargetKind::DeploymentReplicas | TargetKind::StatefulSetReplicas => {
-                let mut p = vec![format!("replicas {}..={}", self.min, self.max), per_second];
+            TargetKind::DeploymentReplicas
+            | TargetKind::StatefulSetReplicas
+            | TargetKind::HpaMinReplicas
+            | TargetKind::HpaMaxReplicas => {
+                let what = match self.kind {
+                    TargetKind::HpaMinReplicas => "HPA minReplicas",
+                    TargetKind::HpaMaxReplicas => "HPA maxReplicas",
+                    _ => "replicas",
+                };
+                let mut p = vec![format!("{what} {}..={}", self.min, self.max), per_second];
                 if let Some(step) = self.max_step {
                     p.push(format!("steps of at most {step}"));
                 }
@@ -277,6 +328,7 @@ impl TargetSpec {
             dry_run: false,
             cooldown: std::time::Duration::ZERO,
             requires_arm: false,
+            ownership: crate::ownership::Rules::default(),
         }
     }
 }

@@ -128,6 +128,9 @@ pub struct Submission {
     pub reply: Reply,
     /// When the gateway received the event (for the audit's latency).
     pub received: Instant,
+    /// A warning admission attached (a GitOps tool may revert the value, `when_gitops = "warn"`):
+    /// added to the message of the applied outcome.
+    pub warning: Option<String>,
 }
 
 /// What every target's writer shares with the others.

@@ -14,6 +14,7 @@ pub mod config;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod ownership;
 pub mod policy;
 pub mod presence;
 pub mod ratelimit;

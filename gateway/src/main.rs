@@ -193,6 +193,7 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
             target.describe(),
             target.settings()
         );
+        println!("    {}", target.ownership.explain(target.kind));
     }
     for warning in config.warnings() {
         eprintln!("warning: {}: {warning}", path.display());

@@ -5,14 +5,17 @@
 //! admin can print the exact RBAC for their own config (`kubeknobs-gateway rbac`).
 //!
 //! Every rule names its objects (`resourceNames`) wherever Kubernetes allows it:
-//! - the catalogued Deployments, StatefulSets, CronJobs and Nodes, for every verb, `list` and
+//! - the catalogued Deployments, StatefulSets, CronJobs, Nodes and HPAs, for every verb, `list` and
 //!   `watch` included: the API server applies `resourceNames` to those only when the request
 //!   selects `metadata.name=NAME` with a field selector, which every watch of the gateway does;
 //! - the leader-election Lease for `get`/`update` (its `create` cannot be named: the API server
 //!   authorizes a create before the object, and so its name, exists);
 //! - `impersonate` on exactly the users, groups and ServiceAccounts the config can produce
 //!   ([`crate::config::Impersonation`]; never `system:masters`);
-//! - `create` on `tokenreviews` cannot be named (a TokenReview has no name).
+//! - `create` on `tokenreviews` cannot be named (a TokenReview has no name);
+//! - `list`/`watch` on `horizontalpodautoscalers` cannot be named: which HPA scales a replica
+//!   target is not known in advance, so it is granted namespace-wide, read-only, and only in
+//!   namespaces with replica targets (HPA-bound targets get their HPA by name as usual).
 //!
 //! The rules that cannot be named carry a comment in the output saying why. RBAC objects are
 //! named after the gateway's ServiceAccount ([`object_name`]), so two gateways' never collide.
@@ -57,6 +60,8 @@ pub enum Error {
 const LIST_BY_NAME: &str = "list and watch are limited to resourceNames because every watch selects its object with fieldSelector=metadata.name=NAME";
 /// Why the Lease's create rule names nothing.
 const CREATE_LEASE: &str = "create cannot be limited by name (the API server authorizes it before the object exists); the Lease itself is limited below";
+/// Why the HPA watch of a namespace with replica targets names nothing.
+const WATCH_HPAS: &str = "list and watch on horizontalpodautoscalers cannot be limited by name: which HPA scales a replica target is not known in advance (any HPA, KEDA's included, may name it in scaleTargetRef), so the gateway watches every HPA of a namespace that has replica targets, and only there; it reads them, never writes them";
 /// Why the TokenReview rule names nothing.
 const CREATE_REVIEW: &str = "create on tokenreviews cannot be limited by name (a TokenReview has no name); it only asks who a token belongs to";
 
@@ -81,6 +86,12 @@ fn calls(kind: TargetKind) -> &'static [Call] {
         // Cordon is a merge patch of the Node; Nodes are cluster-scoped, so this rule goes in
         // the ClusterRole (see `cluster_rules`), never in a namespace's Role.
         TargetKind::NodeCordoned => &[("", "nodes", &["list", "watch", "patch"])],
+        // An HPA's bounds are merge patches of the HPA itself, watched by name like the others.
+        TargetKind::HpaMinReplicas | TargetKind::HpaMaxReplicas => &[(
+            "autoscaling",
+            "horizontalpodautoscalers",
+            &["list", "watch", "patch"],
+        )],
     }
 }
 
@@ -208,10 +219,24 @@ pub fn required_rules(catalog: &Catalog) -> BTreeMap<String, Vec<Rule>> {
                     .map(|c| (c, target.object.as_str())),
             );
     }
-    by_namespace
+    let mut rules: BTreeMap<String, Vec<Rule>> = by_namespace
         .into_iter()
         .map(|(ns, calls)| (ns, named(calls.into_iter())))
-        .collect()
+        .collect();
+    for target in catalog.iter().filter(|t| t.kind.is_autoscalable()) {
+        let namespace = rules.entry(target.namespace.clone()).or_default();
+        let watch = Rule {
+            api_group: "autoscaling",
+            resource: "horizontalpodautoscalers",
+            verbs: ["list", "watch"].into(),
+            resource_names: BTreeSet::new(),
+            note: Some(WATCH_HPAS),
+        };
+        if !namespace.contains(&watch) {
+            namespace.push(watch);
+        }
+    }
+    rules
 }
 
 /// The name of every RBAC object made for `service_account` in `sa_namespace`:

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::catalog::Catalog;
+use crate::ownership::{Autoscaler, HpaSeen, Owners};
 
 /// The field manager kubeknobs writes with; a change by any other manager came from outside.
 pub const FIELD_MANAGER: &str = "kubeknobs";
@@ -21,7 +22,7 @@ pub const FIELD_MANAGER: &str = "kubeknobs";
 pub type Snapshot = Arc<BTreeMap<String, TargetState>>;
 
 /// One observation of a target in the cluster.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observed {
     /// `spec.replicas`.
     pub desired: i32,
@@ -32,6 +33,11 @@ pub struct Observed {
     /// The field manager that owns the observed value (`f:spec.f:replicas` and the like), if
     /// known.
     pub manager: Option<String>,
+    /// The GitOps tool that manages the object, described, if any
+    /// ([`crate::ownership::gitops_of`]).
+    pub gitops: Option<String>,
+    /// For HPA-bound targets: the HPA's bounds and replicas.
+    pub hpa: Option<HpaSeen>,
 }
 
 /// Publishes target states to sessions.
@@ -45,6 +51,16 @@ pub struct StateHub {
     /// What kubeknobs wrote per target, and for whom: to name the operator when the change
     /// shows up in the watch under our field manager, and to know the value is not settled yet.
     writes: Mutex<HashMap<String, Writes>>,
+    /// Who else manages each target, and an HPA target's bounds, as last observed.
+    known: Mutex<HashMap<String, Known>>,
+}
+
+/// What the hub knows of a target beyond its `TargetState`.
+#[derive(Debug, Default, Clone)]
+struct Known {
+    owners: Owners,
+    /// For HPA-bound targets: the HPA's `(minReplicas, maxReplicas)`.
+    hpa_bounds: Option<(i32, i32)>,
 }
 
 /// How many recent writes per target are remembered for naming who changed it.
@@ -86,6 +102,7 @@ impl StateHub {
             ready_tx: watch::Sender::new(summarize(&unready)),
             unready: Mutex::new(unready),
             writes: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
         }
     }
 
@@ -134,14 +151,52 @@ impl StateHub {
     /// Publishes an observation of `target`.
     pub fn observe(&self, target: &str, seen: Observed) {
         let changed_by = self.changed_by(target, &seen);
+        let managed_by = self.know(target, |known| {
+            known.owners.gitops = seen.gitops.clone();
+            known.hpa_bounds = seen.hpa.map(|h| (h.min, h.max));
+        });
         self.update(target, |state| {
             state.desired = Some(f64::from(seen.desired));
             state.current = seen.current.map(f64::from);
             state.ready = seen.ready.map(f64::from);
+            state.autoscaler_desired = seen.hpa.and_then(|h| h.desired).map(f64::from);
             state.changed_by = changed_by;
+            state.managed_by = managed_by;
             state.error.clear();
         });
         self.set_ready(target, None);
+    }
+
+    /// Notes which autoscaler (if any) scales `target`'s object now; sessions see the change
+    /// in `managed_by` at once.
+    pub fn set_autoscaler(&self, target: &str, autoscaler: Option<Autoscaler>) {
+        let managed_by = self.know(target, |known| known.owners.autoscaler = autoscaler);
+        self.update(target, |state| state.managed_by = managed_by);
+    }
+
+    /// Who else manages `target`, as last observed.
+    pub fn owners(&self, target: &str) -> Owners {
+        self.lock_known()
+            .get(target)
+            .map(|k| k.owners.clone())
+            .unwrap_or_default()
+    }
+
+    /// For an HPA-bound target: the HPA's `(minReplicas, maxReplicas)` as last observed.
+    pub fn hpa_bounds(&self, target: &str) -> Option<(i32, i32)> {
+        self.lock_known().get(target).and_then(|k| k.hpa_bounds)
+    }
+
+    /// Changes what is known of `target`; returns its `managed_by` text.
+    fn know(&self, target: &str, change: impl FnOnce(&mut Known)) -> String {
+        let mut known = self.lock_known();
+        let entry = known.entry(target.to_owned()).or_default();
+        change(entry);
+        entry.owners.managed_by()
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks `target` as unusable (missing or deleted in the cluster), keeping its last known
@@ -156,6 +211,12 @@ impl StateHub {
     pub fn set_unreachable(&self, target: &str, error: String) {
         self.set_ready(target, Some(error.clone()));
         self.update(target, |state| state.error = error);
+    }
+
+    /// Marks something besides a target that the gateway must know before it is ready (`what`,
+    /// e.g. "HorizontalPodAutoscalers of shop"): waiting while `why` is `Some`.
+    pub fn waiting_for(&self, what: &str, why: Option<String>) {
+        self.set_ready(what, why);
     }
 
     /// `Ok` when every target's state is known; `Err` names those still waiting.
@@ -280,6 +341,7 @@ mod tests {
             current: Some(desired),
             ready: Some(0),
             manager: Some(manager.into()),
+            ..Observed::default()
         }
     }
 
@@ -378,6 +440,52 @@ mod tests {
         );
         hub.observe("web", seen(1, "kubectl"));
         assert_eq!(*ready.borrow(), Ok(()));
+        let hpas = "HorizontalPodAutoscalers of default";
+        hub.waiting_for(hpas, Some("not listed yet".into()));
+        assert_eq!(
+            *ready.borrow(),
+            Err(format!("{hpas}: not listed yet")),
+            "not ready while it cannot know who autoscales a target"
+        );
+        hub.waiting_for(hpas, None);
+        assert_eq!(*ready.borrow(), Ok(()));
+    }
+
+    #[test]
+    fn a_change_of_owners_is_news_at_once_and_kept_across_observations() {
+        let hub = hub();
+        let mut rx = hub.subscribe();
+        rx.borrow_and_update();
+        let hpa = Autoscaler {
+            hpa: "web-hpa".into(),
+            min: 2,
+            max: 10,
+            keda: None,
+        };
+        hub.set_autoscaler("web", Some(hpa.clone()));
+        assert!(rx.has_changed().expect("open"), "an HPA appearing is news");
+        assert_eq!(
+            rx.borrow_and_update()["web"].managed_by,
+            "HorizontalPodAutoscaler web-hpa (2..10)"
+        );
+        let flux = Observed {
+            gitops: Some("Flux Kustomization apps/web".into()),
+            ..seen(3, "kubectl")
+        };
+        hub.observe("web", flux);
+        assert_eq!(
+            hub.snapshot()["web"].managed_by,
+            "HorizontalPodAutoscaler web-hpa (2..10); Flux Kustomization apps/web"
+        );
+        assert_eq!(hub.owners("web").autoscaler, Some(hpa));
+        rx.borrow_and_update();
+        hub.set_autoscaler("web", None);
+        assert!(rx.has_changed().expect("open"), "an HPA going away is news");
+        assert_eq!(
+            hub.snapshot()["web"].managed_by,
+            "Flux Kustomization apps/web"
+        );
+        assert_eq!(hub.owners("db"), Owners::default());
     }
 
     #[test]

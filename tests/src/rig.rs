@@ -35,6 +35,7 @@ pub fn target(name: &str, kind: TargetKind, namespace: &str, max: i32, rate: f64
         dry_run: false,
         cooldown: Duration::ZERO,
         requires_arm: false,
+        ownership: Default::default(),
     }
 }
 
@@ -101,6 +102,7 @@ impl Rig {
             groups: vec!["ops".to_owned()].into(),
             reply: self.reply.clone(),
             received: tokio::time::Instant::now(),
+            warning: None,
         });
     }
 

@@ -660,3 +660,171 @@ async fn a_token_review_honours_the_audiences_asked_for() {
     assert_eq!(own.audiences, Some(vec![API_AUDIENCE.to_owned()]));
     assert_eq!(review("nope", kubeknobs()).await.authenticated, Some(false));
 }
+
+#[tokio::test]
+async fn hpas_are_listed_watched_and_patched_with_their_bounds_validated() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let fake = FakeApiServer::start().await;
+    fake.add_hpa("shop", "web-hpa", Kind::Deployment, "web", 2, 10);
+    fake.add_hpa("other", "api-hpa", Kind::StatefulSet, "api", 1, 3);
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(fake.client(), "shop");
+    let list = within("list", api.list(&ListParams::default()))
+        .await
+        .expect("list");
+    assert_eq!(list.items.len(), 1, "only the namespace's HPAs");
+    let hpa = &list.items[0];
+    let spec = hpa.spec.as_ref().expect("spec");
+    assert_eq!(
+        (
+            spec.scale_target_ref.kind.as_str(),
+            spec.scale_target_ref.name.as_str()
+        ),
+        ("Deployment", "web")
+    );
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(2), 10));
+    let all: Api<HorizontalPodAutoscaler> = Api::all(fake.client());
+    let everywhere = within("list all", all.list(&ListParams::default()))
+        .await
+        .expect("list");
+    assert_eq!(everywhere.items.len(), 2);
+
+    let mut events = watcher(api.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let first = within("initial", events.try_next())
+        .await
+        .expect("watch")
+        .expect("event");
+    assert_eq!(first.metadata.name.as_deref(), Some("web-hpa"));
+
+    let patch = Patch::Merge(json!({ "spec": { "minReplicas": 4 } }));
+    let patched = within("patch", api.patch("web-hpa", &manager("kubeknobs"), &patch))
+        .await
+        .expect("patch");
+    assert_eq!(patched.spec.and_then(|s| s.min_replicas), Some(4));
+    assert_eq!(fake.hpa_bounds("shop", "web-hpa"), Some((4, 10)));
+    let seen = within("modified", events.try_next())
+        .await
+        .expect("watch")
+        .expect("event");
+    assert_eq!(seen.spec.and_then(|s| s.min_replicas), Some(4));
+    let owner = seen.metadata.managed_fields.unwrap_or_default();
+    assert!(
+        owner
+            .iter()
+            .any(|f| f.manager.as_deref() == Some("kubeknobs")
+                && f.fields_v1
+                    .as_ref()
+                    .is_some_and(|v| v.0["f:spec"].get("f:minReplicas").is_some())),
+        "kubeknobs owns minReplicas: {owner:?}"
+    );
+
+    // As the real API server validates an HPA: min at least 1, max at least min.
+    let above = Patch::Merge(json!({ "spec": { "minReplicas": 11 } }));
+    let (code, reason) = api_error(api.patch("web-hpa", &manager("kubeknobs"), &above).await);
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    let zero = Patch::Merge(json!({ "spec": { "minReplicas": 0 } }));
+    let (code, _) = api_error(api.patch("web-hpa", &manager("kubeknobs"), &zero).await);
+    assert_eq!(code, 422);
+    assert_eq!(
+        fake.hpa_bounds("shop", "web-hpa"),
+        Some((4, 10)),
+        "nothing half-applied"
+    );
+
+    fake.set_hpa_status("shop", "web-hpa", 5, 6);
+    let status = within("status", events.try_next())
+        .await
+        .expect("watch")
+        .expect("event");
+    let status = status.status.expect("status");
+    assert_eq!(
+        (status.current_replicas, status.desired_replicas),
+        (Some(5), 6)
+    );
+
+    assert!(fake.remove(Kind::HorizontalPodAutoscaler, "shop", "web-hpa"));
+    let mut raw = within(
+        "raw watch",
+        api.watch(
+            &WatchParams::default(),
+            &list.metadata.resource_version.clone().unwrap_or_default(),
+        ),
+    )
+    .await
+    .expect("watch")
+    .boxed();
+    let mut deleted = false;
+    while let Some(event) = within("deleted", raw.next()).await {
+        if let WatchEvent::Deleted(h) = event.expect("event") {
+            assert_eq!(h.metadata.name.as_deref(), Some("web-hpa"));
+            deleted = true;
+            break;
+        }
+    }
+    assert!(deleted, "a DELETED event for the HPA");
+}
+
+#[tokio::test]
+async fn labels_and_annotations_show_on_objects_and_their_changes_are_watched() {
+    let (fake, api) = fake_with_web(2).await;
+    let mut events = watcher(api.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    within("initial", events.try_next())
+        .await
+        .expect("watch")
+        .expect("event");
+    fake.label(
+        Kind::Deployment,
+        "default",
+        "web",
+        "kustomize.toolkit.fluxcd.io/name",
+        "web",
+    );
+    let labelled = within("labelled", events.try_next())
+        .await
+        .expect("watch")
+        .expect("event");
+    let labels = labelled.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("kustomize.toolkit.fluxcd.io/name")
+            .map(String::as_str),
+        Some("web")
+    );
+    assert_eq!(
+        labels.get("app").map(String::as_str),
+        Some("web"),
+        "the app label stays"
+    );
+    fake.annotate(
+        Kind::Deployment,
+        "default",
+        "web",
+        "argocd.argoproj.io/tracking-id",
+        "shop:apps/Deployment:default/web",
+    );
+    let annotated = within("annotated", events.try_next())
+        .await
+        .expect("watch")
+        .expect("event");
+    assert!(
+        annotated
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("argocd.argoproj.io/tracking-id")
+    );
+    fake.clear_labels(Kind::Deployment, "default", "web");
+    let cleared = within("cleared", events.try_next())
+        .await
+        .expect("watch")
+        .expect("event");
+    let labels = cleared.metadata.labels.unwrap_or_default();
+    assert!(
+        !labels.contains_key("kustomize.toolkit.fluxcd.io/name"),
+        "{labels:?}"
+    );
+    assert!(cleared.metadata.annotations.unwrap_or_default().is_empty());
+}

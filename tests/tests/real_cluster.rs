@@ -1,6 +1,7 @@
 //! The end-to-end pipeline against a real cluster, when one is configured: `KUBECONFIG` names a
 //! kubeconfig and `KUBEKNOBS_E2E_NAMESPACE` a namespace where the test may create (and then
-//! deletes) the Deployments `kubeknobs-e2e` and `kubeknobs-e2e-other` and the ServiceAccount
+//! deletes) the Deployments `kubeknobs-e2e`, `kubeknobs-e2e-other` and `kubeknobs-e2e-scaled`, the
+//! HorizontalPodAutoscaler `kubeknobs-e2e-scaled`, the ServiceAccount
 //! `kubeknobs-e2e-gateway`, and (cluster-wide) the RBAC `kubeknobs-gateway rbac` prints for it.
 //! Without them it says loudly that it skipped.
 //!
@@ -465,4 +466,96 @@ async fn the_generated_rbac_lets_the_gateway_do_its_job_and_nothing_more() {
         )
         .await;
     }
+}
+
+/// The Deployment and the HPA the autoscaler test creates (and deletes).
+const SCALED: &str = "kubeknobs-e2e-scaled";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscaled_deployment_refuses_the_fader_and_the_hpa_floor_moves_instead() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use kubeknobs_proto::v1::{OutcomeKind, RejectReason};
+    use kubeknobs_tests::grpc::{Gateway, control, outcome};
+    let (Ok(kubeconfig), Ok(namespace)) = (
+        std::env::var("KUBECONFIG"),
+        std::env::var("KUBEKNOBS_E2E_NAMESPACE"),
+    ) else {
+        skipped("set KUBECONFIG and KUBEKNOBS_E2E_NAMESPACE to run it");
+        return;
+    };
+    let client = kube::Client::try_default()
+        .await
+        .expect("client from KUBECONFIG");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client, &namespace);
+    let _ = deployments.delete(SCALED, &DeleteParams::default()).await;
+    let _ = hpas.delete(SCALED, &DeleteParams::default()).await;
+    deployments
+        .create(&PostParams::default(), &deployment_named(SCALED))
+        .await
+        .expect("create the scaled Deployment");
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(serde_json::json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": { "name": SCALED },
+        "spec": {
+            "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": SCALED },
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "metrics": [{ "type": "Resource", "resource": { "name": "cpu",
+                "target": { "type": "Utilization", "averageUtilization": 80 } } }],
+        },
+    }))
+    .expect("valid HPA");
+    hpas.create(&PostParams::default(), &hpa)
+        .await
+        .expect("create the HPA");
+
+    let text = format!(
+        "[cluster]\nbackend = \"kube\"\nkubeconfig = {kubeconfig:?}\n{}\n\
+         [targets.scaled]\nkind = \"deployment-replicas\"\nnamespace = {namespace:?}\nname = {SCALED:?}\nmax = 3\n\
+         [targets.floor]\nkind = \"hpa-min-replicas\"\nnamespace = {namespace:?}\nname = {SCALED:?}\nmax = 3\n",
+        kubeknobs_tests::grpc::operators_toml()
+    );
+    let config = kubeknobs_gateway::config::Config::parse(&text, std::path::Path::new("e2e.toml"))
+        .expect("config");
+    let gw = Gateway::start_config(config).await;
+    let (tx, mut rx, _) = gw.welcome("alice-token").await;
+
+    // The HPA watch may not have reported yet: retry the move until it is refused as managed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seq = 0;
+    let refused = loop {
+        seq += 1;
+        tx.send(control(seq, "scaled", 2.0)).await.expect("send");
+        let o = outcome(&mut rx, seq).await;
+        if o.reason == RejectReason::Managed as i32 {
+            break o;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never refused: {o:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(refused.message.contains(SCALED), "{}", refused.message);
+
+    seq += 1;
+    tx.send(control(seq, "floor", 2.0)).await.expect("send");
+    let moved = outcome(&mut rx, seq).await;
+    assert_eq!(moved.kind, OutcomeKind::Applied as i32, "{moved:?}");
+    let floor = hpas
+        .get(SCALED)
+        .await
+        .expect("the HPA")
+        .spec
+        .and_then(|s| s.min_replicas);
+    assert_eq!(floor, Some(2));
+
+    let _ = hpas.delete(SCALED, &DeleteParams::default()).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(30),
+        deployments.delete(SCALED, &DeleteParams::default()),
+    )
+    .await;
 }

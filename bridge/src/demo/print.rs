@@ -194,17 +194,30 @@ pub(super) async fn live(mut states: mpsc::Receiver<TargetState>) {
     }
 }
 
-/// `web  desired 10  ready 7/10  by demo`.
+/// `web  desired 10  ready 7/10  by demo`, then `  managed by …` when someone else manages it
+/// too; an HPA bound: `floor  desired 2  HPA at 3, wants 4`.
 fn line(s: &TargetState) -> String {
-    let mut out = format!(
-        "{}  desired {}  ready {}/{}",
-        s.target,
-        number(s.desired),
-        number(s.ready),
-        number(s.desired)
-    );
+    let mut out = match s.autoscaler_desired {
+        Some(wants) => format!(
+            "{}  desired {}  HPA at {}, wants {}",
+            s.target,
+            number(s.desired),
+            number(s.current),
+            number(Some(wants))
+        ),
+        None => format!(
+            "{}  desired {}  ready {}/{}",
+            s.target,
+            number(s.desired),
+            number(s.ready),
+            number(s.desired)
+        ),
+    };
     if !s.changed_by.is_empty() {
         out.push_str(&format!("  by {}", s.changed_by));
+    }
+    if !s.managed_by.is_empty() {
+        out.push_str(&format!("  managed by {}", s.managed_by));
     }
     if !s.error.is_empty() {
         out.push_str(&format!("  (unavailable: {})", s.error));
@@ -226,6 +239,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(line(&s), "web  desired 10  ready 7/10  by demo");
+        let scaled = TargetState {
+            managed_by: "HorizontalPodAutoscaler web-hpa (2..10)".into(),
+            ..s.clone()
+        };
+        assert_eq!(
+            line(&scaled),
+            "web  desired 10  ready 7/10  by demo  managed by HorizontalPodAutoscaler web-hpa (2..10)"
+        );
+        let floor = TargetState {
+            target: "floor".into(),
+            desired: Some(2.0),
+            current: Some(3.0),
+            autoscaler_desired: Some(4.0),
+            ..Default::default()
+        };
+        assert_eq!(line(&floor), "floor  desired 2  HPA at 3, wants 4");
         let unknown = TargetState {
             target: "api".into(),
             error: "not found".into(),

@@ -33,7 +33,9 @@ pub fn messages(
     out
 }
 
-/// `"<target> <ready>/<desired>"`, e.g. `web 7/10`; an unknown number shows as `?`.
+/// `"<target> <ready>/<desired>"`, e.g. `web 7/10`; an unknown number shows as `?`. An HPA
+/// bound shows its value and the HPA's replicas (`floor 2 (HPA at 3, wants 4)`); who else
+/// manages the value follows after ` · ` (`web 7/10 · HorizontalPodAutoscaler web-hpa (2..10)`).
 pub fn label_text(state: &TargetState) -> String {
     // The proto says: with an error set, the values are the last known ones.
     let stale = if state.error.is_empty() {
@@ -41,12 +43,26 @@ pub fn label_text(state: &TargetState) -> String {
     } else {
         " (stale)"
     };
-    format!(
-        "{} {}/{}{stale}",
-        state.target,
-        number(state.ready),
-        number(state.desired)
-    )
+    let mut text = match state.autoscaler_desired {
+        Some(wants) => format!(
+            "{} {} (HPA at {}, wants {}){stale}",
+            state.target,
+            number(state.desired),
+            number(state.current),
+            number(Some(wants))
+        ),
+        None => format!(
+            "{} {}/{}{stale}",
+            state.target,
+            number(state.ready),
+            number(state.desired)
+        ),
+    };
+    if !state.managed_by.is_empty() {
+        text.push_str(" · ");
+        text.push_str(&state.managed_by);
+    }
+    text
 }
 
 /// A value for humans: whole numbers without decimals, `?` when unknown.
@@ -124,6 +140,24 @@ mod tests {
         );
         // Without bounds there is no fader position to show, and without a label nothing at all.
         assert!(messages(&fader(None), None, &state(Some(3.0), None)).is_empty());
+    }
+
+    #[test]
+    fn labels_say_who_else_manages_the_value_and_an_hpa_bound_its_replicas() {
+        let mut s = state(Some(10.0), Some(7.0));
+        s.managed_by = "HorizontalPodAutoscaler web-hpa (2..10)".into();
+        assert_eq!(
+            label_text(&s),
+            "web 7/10 · HorizontalPodAutoscaler web-hpa (2..10)"
+        );
+        let floor = TargetState {
+            target: "floor".into(),
+            desired: Some(2.0),
+            current: Some(3.0),
+            autoscaler_desired: Some(4.0),
+            ..Default::default()
+        };
+        assert_eq!(label_text(&floor), "floor 2 (HPA at 3, wants 4)");
     }
 
     #[test]

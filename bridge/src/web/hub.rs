@@ -220,6 +220,8 @@ pub fn kind_name(kind: i32) -> &'static str {
         Ok(TargetKind::DeploymentRestart) => "deployment-restart",
         Ok(TargetKind::CronjobSuspended) => "cronjob-suspended",
         Ok(TargetKind::NodeCordoned) => "node-cordoned",
+        Ok(TargetKind::HpaMinReplicas) => "hpa-min-replicas",
+        Ok(TargetKind::HpaMaxReplicas) => "hpa-max-replicas",
         Ok(TargetKind::Unspecified) | Err(_) => "unknown",
     }
 }
@@ -231,6 +233,8 @@ fn state_json(s: &TargetState) -> Value {
         "current": s.current,
         "ready": s.ready,
         "changed_by": s.changed_by,
+        "managed_by": s.managed_by,
+        "autoscaler_desired": s.autoscaler_desired,
         "error": s.error,
     })
 }
@@ -291,6 +295,7 @@ mod tests {
             target: "web".into(),
             desired: Some(7.0),
             changed_by: "kubectl".into(),
+            managed_by: "Flux Kustomization apps/web".into(),
             ..Default::default()
         }]));
         hub.observe(&Event::Disconnected("gone".into()));
@@ -298,6 +303,10 @@ mod tests {
         assert_eq!(snap["targets"][0]["kind"], "deployment-replicas");
         assert_eq!(snap["targets"][0]["state"]["desired"], 7.0);
         assert_eq!(snap["targets"][0]["state"]["changed_by"], "kubectl");
+        assert_eq!(
+            snap["targets"][0]["state"]["managed_by"],
+            "Flux Kustomization apps/web"
+        );
         assert_eq!(snap["stale"], "gone");
         let kinds: Vec<String> = std::iter::from_fn(|| changes.try_recv().ok())
             .map(|m| serde_json::from_str::<Value>(&m).expect("json")["type"].to_string())

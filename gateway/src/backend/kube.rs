@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::header;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
@@ -26,9 +27,13 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::Error;
+
+mod autoscalers;
 use crate::catalog::{TargetKind, TargetSpec};
 use crate::coalesce::{Actor, WriteError};
+use crate::ownership::gitops_of;
 use crate::state::{FIELD_MANAGER, Observed, StateHub};
+use autoscalers::{hpa_max, hpa_min};
 
 /// Clients impersonating an operator, by operator name and groups.
 type ImpersonatingClients = HashMap<(String, Vec<String>), Client>;
@@ -228,6 +233,16 @@ impl KubeBackend {
                     Patch::Merge(serde_json::json!({ "spec": { "unschedulable": value == 1 } }));
                 self.patch_object(api, target, patch).await
             }
+            TargetKind::HpaMinReplicas | TargetKind::HpaMaxReplicas => {
+                let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client, &target.namespace);
+                let field = if target.kind == TargetKind::HpaMinReplicas {
+                    "minReplicas"
+                } else {
+                    "maxReplicas"
+                };
+                let patch = Patch::Merge(serde_json::json!({ "spec": { field: value } }));
+                self.patch_object(api, target, patch).await
+            }
         }
     }
 
@@ -309,6 +324,14 @@ impl KubeBackend {
                 }
                 TargetKind::NodeCordoned => {
                     watch_kind(Api::<Node>::all(client), &target, &hub, cordoned).await
+                }
+                TargetKind::HpaMinReplicas => {
+                    let api = Api::<HorizontalPodAutoscaler>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, hpa_min).await
+                }
+                TargetKind::HpaMaxReplicas => {
+                    let api = Api::<HorizontalPodAutoscaler>::namespaced(client, ns);
+                    watch_kind(api, &target, &hub, hpa_max).await
                 }
             }
         };
@@ -398,6 +421,8 @@ impl Replicated for Deployment {
             current: status.map(|s| s.replicas.unwrap_or(0)),
             ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
             manager: owner(self.metadata.managed_fields.as_deref(), REPLICAS),
+            gitops: gitops_of(&self.metadata),
+            hpa: None,
         }
     }
 }
@@ -410,6 +435,8 @@ impl Replicated for StatefulSet {
             current: status.map(|s| s.replicas),
             ready: status.map(|s| s.ready_replicas.unwrap_or(0)),
             manager: owner(self.metadata.managed_fields.as_deref(), REPLICAS),
+            gitops: gitops_of(&self.metadata),
+            hpa: None,
         }
     }
 }
@@ -425,6 +452,8 @@ fn paused(d: &Deployment) -> Observed {
             d.metadata.managed_fields.as_deref(),
             &["f:spec", "f:paused"],
         ),
+        gitops: gitops_of(&d.metadata),
+        hpa: None,
     }
 }
 
@@ -435,7 +464,7 @@ fn suspended(c: &CronJob) -> Observed {
         c.metadata.managed_fields.as_deref(),
         &["f:spec", "f:suspend"],
     );
-    toggled(suspended, manager)
+    toggled(suspended, manager, gitops_of(&c.metadata))
 }
 
 /// What a watch observes of a Node's cordon toggle: 1 unschedulable, 0 schedulable.
@@ -449,15 +478,17 @@ fn cordoned(n: &Node) -> Observed {
         n.metadata.managed_fields.as_deref(),
         &["f:spec", "f:unschedulable"],
     );
-    toggled(cordoned, manager)
+    toggled(cordoned, manager, gitops_of(&n.metadata))
 }
 
-fn toggled(on: bool, manager: Option<String>) -> Observed {
+fn toggled(on: bool, manager: Option<String>, gitops: Option<String>) -> Observed {
     Observed {
         desired: i32::from(on),
         current: None,
         ready: None,
         manager,
+        gitops,
+        hpa: None,
     }
 }
 
@@ -468,6 +499,8 @@ fn restarted(d: &Deployment) -> Observed {
         current: None,
         ready: None,
         manager: owner(d.metadata.managed_fields.as_deref(), RESTARTED_AT),
+        gitops: gitops_of(&d.metadata),
+        hpa: None,
     }
 }
 

@@ -7,6 +7,7 @@
 mod kube;
 mod sandbox;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -93,17 +94,45 @@ impl Backend {
                 hub,
                 shutdown,
             ))],
-            Backend::Kube(kube) => catalog
-                .iter()
-                .map(|target| {
-                    tokio::spawn(
-                        kube.clone()
-                            .watch(target.clone(), hub.clone(), shutdown.clone()),
-                    )
-                })
-                .collect(),
+            Backend::Kube(kube) => {
+                let mut tasks: Vec<JoinHandle<()>> = catalog
+                    .iter()
+                    .map(|target| {
+                        tokio::spawn(kube.clone().watch(
+                            target.clone(),
+                            hub.clone(),
+                            shutdown.clone(),
+                        ))
+                    })
+                    .collect();
+                // One watch of the HPAs per namespace with replica targets (who autoscales them).
+                let mut scaled: BTreeMap<String, Vec<Arc<TargetSpec>>> = BTreeMap::new();
+                for target in catalog.iter().filter(|t| t.kind.is_autoscalable()) {
+                    let namespace = target.namespace.clone();
+                    scaled.entry(namespace).or_default().push(target.clone());
+                }
+                for (namespace, targets) in scaled {
+                    // Not ready until it knows who autoscales the targets (before any probe).
+                    hub.waiting_for(
+                        &autoscalers_of(&namespace),
+                        Some("not listed yet".to_owned()),
+                    );
+                    tasks.push(tokio::spawn(kube.clone().watch_autoscalers(
+                        namespace,
+                        targets,
+                        hub.clone(),
+                        shutdown.clone(),
+                    )));
+                }
+                tasks
+            }
         }
     }
+}
+
+/// What the gateway waits for before it is ready, per namespace with replica targets.
+pub(crate) fn autoscalers_of(namespace: &str) -> String {
+    format!("HorizontalPodAutoscalers of {namespace}")
 }
 
 impl Writer for Backend {

@@ -11,8 +11,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{Catalog, TargetSpec};
+use crate::catalog::{Catalog, TargetKind, TargetSpec};
 use crate::coalesce::WriteError;
+use crate::ownership::HpaSeen;
 use crate::state::{FIELD_MANAGER, Observed, StateHub};
 
 /// How often a sandbox "pod" becomes ready (or goes away) while replicas converge.
@@ -41,7 +42,7 @@ impl Sandbox {
             .map(|t| {
                 let n = t.sandbox_initial;
                 (
-                    t.describe(),
+                    key(t),
                     Replicas {
                         desired: n,
                         ready: n,
@@ -59,12 +60,10 @@ impl Sandbox {
     /// Sets the desired replicas of `target`'s object.
     pub fn write(&self, target: &TargetSpec, value: i32) -> Result<(), WriteError> {
         let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
-        let object = objects
-            .get_mut(&target.describe())
-            .ok_or_else(|| WriteError {
-                retryable: false,
-                message: format!("{} not found in the sandbox", target.describe()),
-            })?;
+        let object = objects.get_mut(&key(target)).ok_or_else(|| WriteError {
+            retryable: false,
+            message: format!("{} not found in the sandbox", target.describe()),
+        })?;
         if target.dry_run {
             // Like the API server's dry run: checked, not persisted.
             return Ok(());
@@ -76,8 +75,8 @@ impl Sandbox {
             return Ok(());
         }
         object.desired = value;
-        if target.kind.is_toggle() {
-            // A toggle has no pods to wait for: it is in effect at once.
+        if !target.kind.is_autoscalable() {
+            // A toggle or an HPA bound has no pods to wait for: it is in effect at once.
             object.ready = value;
         }
         self.changed.notify_one();
@@ -117,12 +116,16 @@ impl Sandbox {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for target in catalog.iter() {
-            if let Some(r) = objects.get(&target.describe()) {
+            if let Some(r) = objects.get(&key(target)) {
+                // An HPA bound has no pods of its own; the sandbox autoscales nothing.
+                let pods = !target.kind.is_hpa_bound();
                 let seen = Observed {
                     desired: r.desired,
-                    current: Some(r.desired.max(r.ready)),
-                    ready: Some(r.ready),
+                    current: pods.then_some(r.desired.max(r.ready)),
+                    ready: pods.then_some(r.ready),
                     manager: r.written.then(|| FIELD_MANAGER.to_owned()),
+                    gitops: None,
+                    hpa: target.kind.is_hpa_bound().then(|| hpa(&objects, target)),
                 };
                 hub.observe(&target.name, seen);
             }
@@ -130,10 +133,30 @@ impl Sandbox {
     }
 }
 
+/// Where the sandbox keeps `target`'s value: per kind and object, so an HPA's min and max (or a
+/// Deployment's replicas and its pause) are two values, as in a cluster.
+fn key(target: &TargetSpec) -> String {
+    format!("{} {}", target.kind.config_name(), target.describe())
+}
+
+/// The sandbox's HPA of an HPA-bound target: the bounds its min and max targets hold (1 and the
+/// target's own max when one of them is not catalogued); no autoscaling happens in the sandbox.
+fn hpa(objects: &HashMap<String, Replicas>, target: &TargetSpec) -> HpaSeen {
+    let bound = |kind: TargetKind| {
+        let key = format!("{} {}", kind.config_name(), target.describe());
+        objects.get(&key).map(|r| r.desired)
+    };
+    HpaSeen {
+        min: bound(TargetKind::HpaMinReplicas).unwrap_or(1),
+        max: bound(TargetKind::HpaMaxReplicas).unwrap_or(target.max),
+        current: None,
+        desired: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::TargetKind;
 
     /// A sandbox holding `catalog`, running and reporting to a fresh hub until the token is cancelled.
     fn running(catalog: &Catalog) -> (Arc<Sandbox>, Arc<StateHub>, CancellationToken) {
@@ -191,6 +214,41 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             assert_eq!(hub.snapshot()[name].desired, Some(0.0), "{name} off");
         }
+        shutdown.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_hpas_min_and_max_are_two_values_and_each_target_knows_both() {
+        let mut catalog = Catalog::default();
+        for (name, kind, initial) in [
+            ("floor", TargetKind::HpaMinReplicas, 2),
+            ("ceiling", TargetKind::HpaMaxReplicas, 10),
+        ] {
+            catalog.insert(TargetSpec {
+                object: "web-hpa".into(),
+                sandbox_initial: initial,
+                ..TargetSpec::for_test(name, kind, "shop", 20)
+            });
+        }
+        let (sandbox, hub, shutdown) = running(&catalog);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(hub.snapshot()["floor"].desired, Some(2.0));
+        assert_eq!(hub.snapshot()["ceiling"].desired, Some(10.0));
+        assert_eq!(hub.hpa_bounds("floor"), Some((2, 10)));
+        let ceiling = catalog.get("ceiling").expect("catalogued").clone();
+        sandbox.write(&ceiling, 12).expect("held by the sandbox");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            hub.snapshot()["floor"].desired,
+            Some(2.0),
+            "a separate value"
+        );
+        assert_eq!(hub.hpa_bounds("floor"), Some((2, 12)));
+        assert_eq!(
+            hub.snapshot()["ceiling"].ready,
+            None,
+            "an HPA bound has no pods"
+        );
         shutdown.cancel();
     }
 }

@@ -54,6 +54,9 @@ impl<W: Writer> TargetWriter<W> {
         if kind == OutcomeKind::Applied && self.target.dry_run {
             message = "dry run: the cluster accepted it, nothing was changed".to_owned();
         }
+        if let (OutcomeKind::Applied, Some(warning)) = (kind, &s.warning) {
+            message = format!("{message}; {warning}");
+        }
         if let (Some(audit), OutcomeKind::Applied | OutcomeKind::Rejected) = (&self.audit, kind) {
             audit.record(&Record {
                 time: Record::now(),

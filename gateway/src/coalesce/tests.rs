@@ -19,6 +19,7 @@ fn observed(desired: i32) -> crate::state::Observed {
         current: None,
         ready: None,
         manager: None,
+        ..Default::default()
     }
 }
 
@@ -111,6 +112,7 @@ impl Harness {
             groups: vec!["ops".to_owned()].into(),
             reply: self.reply.clone(),
             received: tokio::time::Instant::now(),
+            warning: None,
         });
     }
 

@@ -17,6 +17,7 @@ use super::server::{
 };
 use super::{BackendConfig, Config, Result, Source, TlsIdentity};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
+use crate::ownership::{Rules, WhenAutoscaled, WhenGitops};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -59,6 +60,8 @@ struct RawCluster {
     kubeconfig: Option<String>,
     context: Option<String>,
     leader_election: Option<Spanned<super::leader::RawLeaderElection>>,
+    when_autoscaled: Option<Spanned<String>>,
+    when_gitops: Option<Spanned<String>>,
 }
 
 /// One `[targets.NAME]` table.
@@ -80,6 +83,8 @@ struct RawTarget {
     cooldown_ms: Option<Spanned<i64>>,
     #[serde(default)]
     requires_arm: bool,
+    when_autoscaled: Option<Spanned<String>>,
+    when_gitops: Option<Spanned<String>>,
 }
 
 fn default_min() -> Spanned<i64> {
@@ -125,10 +130,38 @@ impl RawConfig {
             }
             None => (None, operators.clone()),
         };
+        let defaults = validate_rules(
+            Rules::default(),
+            self.cluster.when_autoscaled.as_ref(),
+            self.cluster.when_gitops.as_ref(),
+            "cluster",
+            src,
+        )?;
         let mut catalog = Catalog::default();
         for (name, target) in &self.targets {
             let mut spec = validate_target(name, target, src)?;
             spec.dry_run |= self.cluster.dry_run;
+            let t = target.as_ref();
+            if let Some(set) = t
+                .when_autoscaled
+                .as_ref()
+                .filter(|_| !spec.kind.is_autoscalable())
+            {
+                let message = format!(
+                    "only deployment-replicas and statefulset-replicas targets can be autoscaled; remove it from this {} target",
+                    spec.kind.config_name()
+                );
+                let field = format!("targets.{name}.when_autoscaled");
+                return Err(src.invalid(set.span().start, field, message));
+            }
+            let field = format!("targets.{name}");
+            spec.ownership = validate_rules(
+                defaults,
+                t.when_autoscaled.as_ref(),
+                t.when_gitops.as_ref(),
+                &field,
+                src,
+            )?;
             catalog.insert(spec);
         }
         if self.auth.token_review_any_identity && !self.auth.token_review {
@@ -223,6 +256,37 @@ fn validate_cluster(cluster: &RawCluster, src: &Source<'_>) -> Result<BackendCon
     }
 }
 
+/// `when_autoscaled`/`when_gitops` under `table` (`cluster`, `targets.NAME`), over `defaults`.
+fn validate_rules(
+    defaults: Rules,
+    when_autoscaled: Option<&Spanned<String>>,
+    when_gitops: Option<&Spanned<String>>,
+    table: &str,
+    src: &Source<'_>,
+) -> Result<Rules> {
+    let mut rules = defaults;
+    if let Some(value) = when_autoscaled {
+        rules.when_autoscaled = WhenAutoscaled::parse(value.as_ref()).ok_or_else(|| {
+            let message = format!("{:?}: expected \"refuse\" or \"allow\"", value.as_ref());
+            src.invalid(
+                value.span().start,
+                format!("{table}.when_autoscaled"),
+                message,
+            )
+        })?;
+    }
+    if let Some(value) = when_gitops {
+        rules.when_gitops = WhenGitops::parse(value.as_ref()).ok_or_else(|| {
+            let message = format!(
+                "{:?}: expected \"warn\", \"refuse\" or \"allow\"",
+                value.as_ref()
+            );
+            src.invalid(value.span().start, format!("{table}.when_gitops"), message)
+        })?;
+    }
+    Ok(rules)
+}
+
 fn validate_target(name: &str, raw: &Spanned<RawTarget>, src: &Source<'_>) -> Result<TargetSpec> {
     let at = |s: std::ops::Range<usize>| {
         if s.start == 0 && s.end == 0 {
@@ -247,11 +311,13 @@ fn validate_target(name: &str, raw: &Spanned<RawTarget>, src: &Source<'_>) -> Re
         "deployment-restart" => TargetKind::DeploymentRestart,
         "cronjob-suspended" => TargetKind::CronJobSuspended,
         "node-cordoned" => TargetKind::NodeCordoned,
+        "hpa-min-replicas" => TargetKind::HpaMinReplicas,
+        "hpa-max-replicas" => TargetKind::HpaMaxReplicas,
         other => {
             return Err(src.invalid(
                 t.kind.span().start,
                 field("kind"),
-                format!("unknown kind {other:?}: expected \"deployment-replicas\", \"statefulset-replicas\", \"deployment-paused\", \"deployment-restart\", \"cronjob-suspended\" or \"node-cordoned\""),
+                format!("unknown kind {other:?}: expected \"deployment-replicas\", \"statefulset-replicas\", \"deployment-paused\", \"deployment-restart\", \"cronjob-suspended\", \"node-cordoned\", \"hpa-min-replicas\" or \"hpa-max-replicas\""),
             ));
         }
     };
@@ -291,6 +357,16 @@ fn validate_target(name: &str, raw: &Spanned<RawTarget>, src: &Source<'_>) -> Re
             return Err(src.invalid(raw.span().start, field("max"), message));
         }
     };
+    // An HPA keeps at least one replica (minReplicas 0 needs the HPAScaleToZero feature gate).
+    let min = if kind.is_hpa_bound() && t.min.span() == (0..0) {
+        1
+    } else {
+        min
+    };
+    if kind.is_hpa_bound() && min < 1 {
+        let message = format!("{min}: an HPA's minReplicas and maxReplicas are at least 1");
+        return Err(src.invalid(at(t.min.span()), field("min"), message));
+    }
     if !(0..=MAX_REPLICAS).contains(&min) {
         return Err(src.invalid(
             at(t.min.span()),
@@ -357,6 +433,7 @@ fn validate_target(name: &str, raw: &Spanned<RawTarget>, src: &Source<'_>) -> Re
         dry_run: t.dry_run,
         cooldown,
         requires_arm: t.requires_arm,
+        ownership: Rules::default(),
     })
 }
 

@@ -299,3 +299,59 @@ fn leader_election_has_defaults_and_needs_a_real_cluster() {
         "{err}"
     );
 }
+
+#[test]
+fn ownership_rules_default_per_gateway_and_per_target() {
+    use crate::ownership::{WhenAutoscaled, WhenGitops};
+    let config = parse(GOOD).expect("valid");
+    let web = config.catalog.get("web").expect("web");
+    assert_eq!(web.ownership.when_autoscaled, WhenAutoscaled::Refuse);
+    assert_eq!(web.ownership.when_gitops, WhenGitops::Warn);
+    let text = GOOD.replace(
+        "backend = \"sandbox\"",
+        "backend = \"sandbox\"\nwhen_gitops = \"refuse\"",
+    ) + "when_autoscaled = \"allow\"\n[targets.floor]\nkind = \"hpa-min-replicas\"\nname = \"web-hpa\"\nmax = 10\nwhen_gitops = \"allow\"\n";
+    let config = parse(&text).expect("valid");
+    let web = config.catalog.get("web").expect("web");
+    assert_eq!(web.ownership.when_autoscaled, WhenAutoscaled::Allow);
+    assert_eq!(
+        web.ownership.when_gitops,
+        WhenGitops::Refuse,
+        "the gateway default"
+    );
+    let floor = config.catalog.get("floor").expect("floor");
+    assert_eq!(floor.ownership.when_gitops, WhenGitops::Allow);
+    assert_eq!(
+        (floor.min, floor.max),
+        (1, 10),
+        "an HPA bound is at least 1"
+    );
+}
+
+#[test]
+fn bad_ownership_rules_name_their_field_and_line() {
+    let err = error_of(&(GOOD.to_owned() + "when_autoscaled = \"fight\"\n"));
+    assert!(
+        err.contains(":19: targets.web.when_autoscaled") && err.contains("\"refuse\" or \"allow\""),
+        "{err}"
+    );
+    let err = error_of(&GOOD.replace(
+        "backend = \"sandbox\"",
+        "backend = \"sandbox\"\nwhen_gitops = \"ignore\"",
+    ));
+    assert!(err.contains("cluster.when_gitops"), "{err}");
+    let toggle = GOOD.to_owned()
+        + "[targets.nightly]\nkind = \"cronjob-suspended\"\nname = \"nightly\"\nwhen_autoscaled = \"allow\"\n";
+    let err = error_of(&toggle);
+    assert!(
+        err.contains("targets.nightly.when_autoscaled") && err.contains("can be autoscaled"),
+        "{err}"
+    );
+    let zero = GOOD.to_owned()
+        + "[targets.floor]\nkind = \"hpa-min-replicas\"\nname = \"h\"\nmin = 0\nmax = 5\n";
+    assert!(
+        error_of(&zero).contains("targets.floor.min"),
+        "{}",
+        error_of(&zero)
+    );
+}

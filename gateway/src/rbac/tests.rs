@@ -111,8 +111,9 @@ fn no_rule_without_resource_names_where_the_api_allows_them() {
     let rules = all_rules(&everything());
     assert!(rules.len() >= 10, "{rules:#?}");
     for (ns, rule) in &rules {
-        let unnamable =
-            verbs(rule) == ["create"] && matches!(rule.resource, "leases" | "tokenreviews");
+        let unnamable = (verbs(rule) == ["create"]
+            && matches!(rule.resource, "leases" | "tokenreviews"))
+            || (verbs(rule) == ["list", "watch"] && rule.resource == "horizontalpodautoscalers");
         if unnamable {
             assert!(rule.resource_names.is_empty(), "{ns}: {rule:?}");
             assert!(
@@ -293,14 +294,58 @@ fn rules_are_merged_per_namespace_and_resource() {
     let rules = required_rules(&catalog);
     assert_eq!(rules.keys().collect::<Vec<_>>(), ["data", "shop"]);
     let shop = &rules["shop"];
-    assert_eq!(shop.len(), 2, "two deployments share one rule per resource");
+    assert_eq!(
+        shop.len(),
+        3,
+        "two deployments share one rule per resource, and one HPA watch"
+    );
     assert_eq!(shop[0].resource, "deployments");
     assert_eq!(verbs(&shop[0]), ["list", "watch"]);
     assert_eq!(names(&shop[0]), ["api", "web"]);
     assert_eq!(shop[1].resource, "deployments/scale");
     assert_eq!(verbs(&shop[1]), ["patch"]);
+    assert_eq!(shop[2].resource, "horizontalpodautoscalers");
     assert_eq!(rules["data"][0].resource, "statefulsets");
     assert_eq!(names(&rules["data"][0]), ["db"]);
+}
+
+#[test]
+fn hpas_are_watched_namespace_wide_only_where_replica_targets_are_and_moved_by_name() {
+    let mut catalog = Catalog::default();
+    catalog.insert(spec("web", TargetKind::DeploymentReplicas, "shop"));
+    catalog.insert(spec("floor", TargetKind::HpaMinReplicas, "edge"));
+    catalog.insert(spec("ceiling", TargetKind::HpaMaxReplicas, "edge"));
+    catalog.insert(spec("nightly", TargetKind::CronJobSuspended, "batch"));
+    let rules = required_rules(&catalog);
+    let hpa_rules = |ns: &str| -> Vec<Rule> {
+        rules[ns]
+            .iter()
+            .filter(|r| r.resource == "horizontalpodautoscalers")
+            .cloned()
+            .collect()
+    };
+    let shop = hpa_rules("shop");
+    assert_eq!(shop.len(), 1, "{shop:?}");
+    assert_eq!(verbs(&shop[0]), ["list", "watch"]);
+    assert!(shop[0].resource_names.is_empty());
+    assert_eq!(shop[0].api_group, "autoscaling");
+    assert_eq!(shop[0].note, Some(WATCH_HPAS));
+    assert!(
+        hpa_rules("batch").is_empty(),
+        "no replica target, no HPA watch"
+    );
+    let edge = hpa_rules("edge");
+    assert_eq!(edge.len(), 1, "{edge:?}");
+    assert_eq!(verbs(&edge[0]), ["list", "patch", "watch"]);
+    assert_eq!(names(&edge[0]), ["ceiling", "floor"], "the HPAs by name");
+    let config = plain_config("");
+    let yaml = manifests(&config, "gw", "kk").expect("manifests");
+    assert!(
+        yaml.contains(&format!(
+            "  # {WATCH_HPAS}\n  - apiGroups: [\"autoscaling\"]\n    resources: [\"horizontalpodautoscalers\"]\n    verbs: [\"list\", \"watch\"]\n"
+        )),
+        "{yaml}"
+    );
 }
 
 #[test]

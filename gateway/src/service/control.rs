@@ -1,8 +1,9 @@
 //! Control events of a session: the operator's event rate first (an over-rate move is parked,
 //! see [`super::parked`]), then admission in one place — visibility, policy, arm, hold, bounds,
-//! cooldown — and the hand-off to the target's coalescer. Every event gets one outcome; one that
-//! leaves the cluster as it was is answered with the target's real state too, so the control
-//! that sent it shows the truth again.
+//! other owners (autoscaler, GitOps, an HPA's min/max: [`crate::ownership`]), cooldown — and
+//! the hand-off to the target's coalescer. Every event gets one outcome; one that leaves the
+//! cluster as it was is answered with the target's real state too, so the control that sent it
+//! shows the truth again.
 
 use kubeknobs_proto::v1::{self, OutcomeKind, RejectReason};
 use tokio::time::Instant;
@@ -11,6 +12,7 @@ use super::Session;
 use super::parked::{Parked, Waiting};
 use crate::audit::{self, Record};
 use crate::coalesce::Submission;
+use crate::ownership::{self, Verdict};
 
 impl Session {
     /// A control event from the bridge.
@@ -99,6 +101,19 @@ impl Session {
             Ok(value) => value,
             Err(refusal) => return self.reject(&event, refusal.reason, refusal.message),
         };
+        // Other owners: an autoscaler or GitOps tool the target's rules say not to fight, and
+        // an HPA's min that would pass its max.
+        let hub = &self.shared.hub;
+        let warning = match ownership::decide(target, &hub.owners(&target.name)) {
+            Verdict::Admit => None,
+            Verdict::Warn(warning) => Some(warning),
+            Verdict::Refuse(message) => return self.reject(&event, RejectReason::Managed, message),
+        };
+        if let Err(refusal) =
+            ownership::check_hpa_bounds(target, value, hub.hpa_bounds(&target.name))
+        {
+            return self.reject(&event, refusal.reason, refusal.message);
+        }
         if target.kind.is_one_shot() {
             if value == 0 {
                 return self.released(&event);
@@ -126,6 +141,7 @@ impl Session {
                 groups: self.identity.groups.clone(),
                 reply: self.reply.clone(),
                 received,
+                warning,
             });
         }
     }

@@ -1,6 +1,7 @@
 //! The kinds the fake serves and their names on the wire.
 
-/// The kinds the fake serves: apps/v1 workloads, batch/v1 CronJobs and core/v1 Nodes.
+/// The kinds the fake serves: apps/v1 workloads, batch/v1 CronJobs, core/v1 Nodes and
+/// autoscaling/v2 HorizontalPodAutoscalers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// `apps/v1` Deployment (`deployments`).
@@ -11,6 +12,8 @@ pub enum Kind {
     CronJob,
     /// `v1` Node (`nodes`), cluster-scoped: stored with an empty namespace.
     Node,
+    /// `autoscaling/v2` HorizontalPodAutoscaler (`horizontalpodautoscalers`), namespaced.
+    HorizontalPodAutoscaler,
 }
 
 impl Kind {
@@ -21,6 +24,7 @@ impl Kind {
             Kind::StatefulSet => "statefulsets",
             Kind::CronJob => "cronjobs",
             Kind::Node => "nodes",
+            Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
         }
     }
 
@@ -31,6 +35,7 @@ impl Kind {
             Kind::StatefulSet => "StatefulSet",
             Kind::CronJob => "CronJob",
             Kind::Node => "Node",
+            Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
         }
     }
 
@@ -40,6 +45,7 @@ impl Kind {
             Kind::Deployment | Kind::StatefulSet => "apps",
             Kind::CronJob => "batch",
             Kind::Node => "",
+            Kind::HorizontalPodAutoscaler => "autoscaling",
         }
     }
 
@@ -49,6 +55,7 @@ impl Kind {
             Kind::Deployment | Kind::StatefulSet => "apps/v1",
             Kind::CronJob => "batch/v1",
             Kind::Node => "v1",
+            Kind::HorizontalPodAutoscaler => "autoscaling/v2",
         }
     }
 
@@ -72,6 +79,7 @@ impl Kind {
             "statefulsets" => Some(Kind::StatefulSet),
             "cronjobs" => Some(Kind::CronJob),
             "nodes" => Some(Kind::Node),
+            "horizontalpodautoscalers" => Some(Kind::HorizontalPodAutoscaler),
             _ => None,
         }
     }

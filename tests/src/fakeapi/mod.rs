@@ -1,15 +1,17 @@
 //! A fake Kubernetes API server that speaks real HTTP to the real kube client.
 //!
-//! It serves apps/v1 Deployments and StatefulSets, batch/v1 CronJobs and v1 Nodes
-//! (cluster-scoped) from memory: GET and merge PATCH of objects, list and watch of collections,
+//! It serves apps/v1 Deployments and StatefulSets, batch/v1 CronJobs, v1 Nodes
+//! (cluster-scoped) and autoscaling/v2 HorizontalPodAutoscalers from memory, each with labels
+//! and annotations: GET and merge PATCH of objects, list and watch of collections,
 //! and GET/PATCH/PUT of the workloads' `scale` subresource, with resourceVersions,
 //! managedFields, `dryRun=All`, field selectors and Kubernetes `Status` errors, on
 //! `http://127.0.0.1:PORT`, and answers TokenReviews for tokens registered with `add_token`
 //! (honouring `spec.audiences` as the real one does: see the `tokenreview` module).
 //! Tests drive it from the side (`add`, `add_cronjob`, `add_node`, `add_token`,
-//! `scale_externally`, `suspend_externally`, `cordon_externally`, `set_ready`, `inject`,
-//! `stop`/`restart`) and read back what happened (`replicas`, `paused`, `suspended`,
-//! `unschedulable`, `requests`, `write_count`).
+//! `scale_externally`, `suspend_externally`, `cordon_externally`, `set_ready`, `add_hpa`,
+//! `set_hpa_status`, `label`, `annotate`, `clear_labels`, `remove`, `inject`, `stop`/`restart`)
+//! and read back what happened (`replicas`, `paused`, `suspended`, `unschedulable`,
+//! `hpa_bounds`, `requests`, `write_count`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kube::Error> {
@@ -28,14 +30,21 @@
 //! persists nothing; managedFields with server-side field ownership (a writer becomes a field's
 //! only owner) and, as on a real v1.28 server, no `time` on entries written through the `scale`
 //! subresource; watches with bookmarks, timeouts and `410 Gone` for expired versions; Kubernetes
-//! `Status` errors. Not modelled: admission webhooks, controllers (pods never become ready
-//! unless a test says so with `set_ready`), server-side apply merge semantics beyond ownership,
+//! `Status` errors; HPAs (autoscaling/v2) with `scaleTargetRef`, `minReplicas`/`maxReplicas`
+//! validated as the real server validates them (`minReplicas` ≥ 1, `maxReplicas` ≥
+//! `minReplicas`, else 422 Invalid), merge patches of those bounds, and `status.currentReplicas`/
+//! `desiredReplicas` only as a test sets them; labels and annotations (Argo CD's and Flux's
+//! tracking metadata) that show in every GET, list and watch event, a change of them being a
+//! MODIFIED event. Not modelled: admission webhooks, controllers (pods never become ready
+//! unless a test says so with `set_ready`; no HPA scales anything: a test plays the HPA
+//! controller with `scale_externally` and `set_hpa_status`), server-side apply merge semantics beyond ownership,
 //! RBAC (every request is allowed), and any resource not listed above.
 //!
 //! Note that kube's default client retries 429, 503 and 504 answers itself (up to 15 times,
 //! exponential backoff from 5 ms); use [`FakeApiServer::config`] with `default_retry = false` to
 //! see those codes as errors.
 
+mod autoscaling;
 mod client;
 mod core_batch;
 mod fault;

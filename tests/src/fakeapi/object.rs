@@ -1,5 +1,6 @@
-//! Wire forms of stored objects: the apps/v1 Deployment/StatefulSet, batch/v1 CronJob and v1
-//! Node JSON, the autoscaling/v1 `Scale` and the list envelope.
+//! Wire forms of stored objects: the apps/v1 Deployment/StatefulSet, batch/v1 CronJob, v1 Node
+//! and autoscaling/v2 HorizontalPodAutoscaler JSON (with labels and annotations), the
+//! autoscaling/v1 `Scale` and the list envelope.
 //!
 //! Field presence follows the real API's `omitempty` rules where a client could trip on them:
 //! a Deployment's `status.replicas`, and both kinds' `readyReplicas`/`availableReplicas`, are
@@ -25,8 +26,12 @@ pub(crate) fn item(w: &Workload) -> Value {
         Kind::Deployment | Kind::StatefulSet => workload(w),
         Kind::CronJob => cronjob(w),
         Kind::Node => node(w),
+        Kind::HorizontalPodAutoscaler => hpa(w),
     };
-    let labels = json!({ "app": w.name });
+    let mut labels = json!({ "app": w.name });
+    for (key, value) in &w.labels {
+        labels[key] = json!(value);
+    }
     let mut metadata = json!({
         "name": w.name,
         "namespace": w.namespace,
@@ -37,6 +42,9 @@ pub(crate) fn item(w: &Workload) -> Value {
         "labels": labels,
         "managedFields": w.managed_fields.iter().map(|f| managed_field(f, w.kind)).collect::<Vec<_>>(),
     });
+    if !w.annotations.is_empty() {
+        metadata["annotations"] = json!(w.annotations);
+    }
     if !w.kind.namespaced()
         && let Some(fields) = metadata.as_object_mut()
     {
@@ -57,6 +65,25 @@ fn cronjob(w: &Workload) -> (Value, Value) {
         "jobTemplate": { "spec": { "template": { "spec": pod } } },
     });
     (spec, json!({}))
+}
+
+/// Spec and status of an autoscaling/v2 HPA: its target, bounds, one CPU metric, and the
+/// replicas it sees and wants.
+fn hpa(w: &Workload) -> (Value, Value) {
+    let Some(h) = &w.hpa else {
+        return (json!({}), json!({}));
+    };
+    let spec = json!({
+        "scaleTargetRef": { "apiVersion": "apps/v1", "kind": h.target_kind, "name": h.target_name },
+        "minReplicas": h.min,
+        "maxReplicas": h.max,
+        "metrics": [{
+            "type": "Resource",
+            "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": 80 } },
+        }],
+    });
+    let status = json!({ "currentReplicas": h.current, "desiredReplicas": h.desired });
+    (spec, status)
 }
 
 /// Spec and status of a Node: `unschedulable` is left out when false, as `omitempty` does.
@@ -169,6 +196,12 @@ fn managed_field(f: &ManagedField, kind: Kind) -> Value {
             Kind::Deployment | Kind::StatefulSet => &["f:selector", "f:template"],
             Kind::CronJob => &["f:jobTemplate", "f:schedule", "f:suspend"],
             Kind::Node => &["f:unschedulable"],
+            Kind::HorizontalPodAutoscaler => &[
+                "f:maxReplicas",
+                "f:metrics",
+                "f:minReplicas",
+                "f:scaleTargetRef",
+            ],
         };
         for field in owned {
             spec.insert((*field).into(), json!({}));

@@ -10,6 +10,8 @@
 //! GET|PATCH      /apis/batch/v1/namespaces/{ns}/cronjobs/{name}               the object (PATCH: suspend)
 //! GET            /api/v1/nodes                                                list / watch
 //! GET|PATCH      /api/v1/nodes/{name}                                         the object (PATCH: unschedulable)
+//! GET            /apis/autoscaling/v2[/namespaces/{ns}]/horizontalpodautoscalers list / watch
+//! GET|PATCH      /apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{name} (PATCH: min/maxReplicas)
 //! POST           /apis/authentication.k8s.io/v1/tokenreviews                  TokenReview
 //! GET|POST|PUT   /apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}] Leases (see `lease`)
 //! ```
@@ -61,6 +63,7 @@ pub(crate) fn router(app: AppState) -> Router {
             scale,
         )
         .merge(super::core_batch::routes())
+        .merge(super::autoscaling::routes())
         .merge(super::lease::routes())
         .fallback(|| async {
             ApiError::new(404, "the server could not find the requested resource")

@@ -7,6 +7,10 @@
 //! | `spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]` | Deployment |
 //! | `spec.suspend`                                                 | CronJob    |
 //! | `spec.unschedulable`                                           | Node       |
+//! | `spec.minReplicas`, `spec.maxReplicas`                         | HorizontalPodAutoscaler |
+//!
+//! An HPA's bounds are validated as the real API server does: `minReplicas` at least 1,
+//! `maxReplicas` at least 1 and at least `minReplicas`, else 422 Invalid naming the field.
 
 use serde_json::Value;
 
@@ -21,6 +25,8 @@ pub(crate) struct SpecPatch {
     pub(crate) restarted_at: Option<String>,
     pub(crate) suspend: Option<bool>,
     pub(crate) unschedulable: Option<bool>,
+    pub(crate) min_replicas: Option<i32>,
+    pub(crate) max_replicas: Option<i32>,
 }
 
 impl SpecPatch {
@@ -37,10 +43,12 @@ impl SpecPatch {
                 .map(str::to_owned),
             suspend: flag("/spec/suspend"),
             unschedulable: flag("/spec/unschedulable"),
+            min_replicas: int32(&patch, "/spec/minReplicas")?,
+            max_replicas: int32(&patch, "/spec/maxReplicas")?,
         };
         if decoded == SpecPatch::default() {
             let message = "the fake only patches spec.paused, the restartedAt template annotation, \
-                           spec.suspend and spec.unschedulable";
+                           spec.suspend, spec.unschedulable and an HPA's spec.minReplicas/maxReplicas";
             return Err(ApiError::new(422, message));
         }
         Ok(decoded)
@@ -52,7 +60,9 @@ impl SpecPatch {
         let deployment = self.paused.is_some() || self.restarted_at.is_some();
         let misplaced = (deployment && kind != Kind::Deployment)
             || (self.suspend.is_some() && kind != Kind::CronJob)
-            || (self.unschedulable.is_some() && kind != Kind::Node);
+            || (self.unschedulable.is_some() && kind != Kind::Node)
+            || ((self.min_replicas.is_some() || self.max_replicas.is_some())
+                && kind != Kind::HorizontalPodAutoscaler);
         if misplaced {
             let message = format!(
                 "spec: Forbidden: a {} has none of the patched fields",
@@ -65,14 +75,58 @@ impl SpecPatch {
         next.restarted_at = self.restarted_at.or_else(|| current.restarted_at.clone());
         next.suspend = self.suspend.unwrap_or(current.suspend);
         next.unschedulable = self.unschedulable.unwrap_or(current.unschedulable);
+        if let Some(hpa) = next.hpa.as_mut() {
+            hpa.min = self.min_replicas.unwrap_or(hpa.min);
+            hpa.max = self.max_replicas.unwrap_or(hpa.max);
+            let invalid = |field: &str, value: i32, why: &str| {
+                let message = format!("spec.{field}: Invalid value: {value}: {why}");
+                Err(ApiError::invalid_kind(kind, &current.name, message))
+            };
+            if hpa.min < 1 {
+                return invalid("minReplicas", hpa.min, "must be greater than or equal to 1");
+            }
+            if hpa.max < 1 {
+                return invalid("maxReplicas", hpa.max, "must be greater than 0");
+            }
+            if hpa.max < hpa.min {
+                return invalid(
+                    "maxReplicas",
+                    hpa.max,
+                    "must be greater than or equal to `minReplicas`",
+                );
+            }
+        }
         Ok(next)
     }
 }
 
 /// True when `a` and `b` have the same patchable spec fields (a patch of `a` into `b` is a no-op).
 pub(crate) fn same_spec(a: &Workload, b: &Workload) -> bool {
-    (a.paused, &a.restarted_at, a.suspend, a.unschedulable)
-        == (b.paused, &b.restarted_at, b.suspend, b.unschedulable)
+    (
+        a.paused,
+        &a.restarted_at,
+        a.suspend,
+        a.unschedulable,
+        &a.hpa,
+    ) == (
+        b.paused,
+        &b.restarted_at,
+        b.suspend,
+        b.unschedulable,
+        &b.hpa,
+    )
+}
+
+/// An int32 at `pointer` of a patch, if there; 400 if it is not one.
+fn int32(patch: &Value, pointer: &str) -> Result<Option<i32>, ApiError> {
+    match patch.pointer(pointer) {
+        None | Some(Value::Null) => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("{pointer}: cannot decode {n} as int32"))),
+    }
 }
 
 #[cfg(test)]

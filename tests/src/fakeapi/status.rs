@@ -61,6 +61,21 @@ impl ApiError {
         Self::new(422, message)
     }
 
+    /// 422 for an object of `kind` itself (not its Scale): `HorizontalPodAutoscaler.autoscaling
+    /// "web" is invalid: spec.maxReplicas: …`.
+    pub(crate) fn invalid_kind(kind: Kind, name: &str, field_error: impl Into<String>) -> Self {
+        let group = match kind.group() {
+            "" => String::new(),
+            group => format!(".{group}"),
+        };
+        let message = format!(
+            "{}{group} \"{name}\" is invalid: {}",
+            kind.kind(),
+            field_error.into()
+        );
+        Self::new(422, message).with_details(kind, name)
+    }
+
     fn with_details(mut self, kind: Kind, name: &str) -> Self {
         self.details =
             Some(json!({ "name": name, "group": kind.group(), "kind": kind.resource() }));

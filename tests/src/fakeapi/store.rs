@@ -44,9 +44,32 @@ pub(crate) struct Workload {
     pub(crate) suspend: bool,
     /// `spec.unschedulable` (Nodes).
     pub(crate) unschedulable: bool,
+    /// Spec and status of an HPA (HorizontalPodAutoscalers).
+    pub(crate) hpa: Option<Hpa>,
+    /// Labels besides `app: NAME`, which every object has.
+    pub(crate) labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub(crate) annotations: BTreeMap<String, String>,
     pub(crate) status_replicas: i32,
     pub(crate) ready_replicas: i32,
     pub(crate) managed_fields: Vec<ManagedField>,
+}
+
+/// What the fake keeps of an autoscaling/v2 HorizontalPodAutoscaler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Hpa {
+    /// `spec.scaleTargetRef.kind` (`Deployment`, `StatefulSet`).
+    pub(crate) target_kind: String,
+    /// `spec.scaleTargetRef.name`.
+    pub(crate) target_name: String,
+    /// `spec.minReplicas`.
+    pub(crate) min: i32,
+    /// `spec.maxReplicas`.
+    pub(crate) max: i32,
+    /// `status.currentReplicas`.
+    pub(crate) current: i32,
+    /// `status.desiredReplicas`.
+    pub(crate) desired: i32,
 }
 
 /// The type of a watch event.
@@ -134,6 +157,12 @@ impl Store {
     /// Creates the object (or, if it exists, resets its replicas), as `kubectl create` and a
     /// controller that has already made every pod ready.
     pub(crate) fn add(&mut self, key: Key, replicas: i32) {
+        self.add_with(key, replicas, |_| {});
+    }
+
+    /// Like `add`, with `shape` filling in what else the new object has (an HPA's spec, labels).
+    /// An existing object only gets its replicas reset.
+    pub(crate) fn add_with(&mut self, key: Key, replicas: i32, shape: impl FnOnce(&mut Workload)) {
         let time = now();
         if let Some(existing) = self.objects.get(&key).cloned() {
             let mut next = existing;
@@ -156,7 +185,7 @@ impl Store {
             status,
             rest,
         };
-        let workload = Workload {
+        let mut workload = Workload {
             kind,
             namespace,
             name,
@@ -170,6 +199,9 @@ impl Store {
             restarted_at: None,
             suspend: false,
             unschedulable: false,
+            hpa: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
             status_replicas: replicas,
             ready_replicas: replicas,
             managed_fields: vec![
@@ -183,6 +215,7 @@ impl Store {
                 ),
             ],
         };
+        shape(&mut workload);
         self.commit(EventType::Added, workload);
     }
 
@@ -254,6 +287,22 @@ impl Store {
         };
         take_ownership(&mut next.managed_fields, &writer, |f| &mut f.status);
         self.commit(EventType::Modified, next);
+        true
+    }
+
+    /// Changes the object's metadata (labels, annotations) or HPA status as `change` says, as
+    /// someone outside the gateway would; MODIFIED on watches unless nothing changed.
+    pub(crate) fn touch(&mut self, key: &Key, change: impl FnOnce(&mut Workload)) -> bool {
+        let Some(current) = self.objects.get(key) else {
+            return false;
+        };
+        let mut next = current.clone();
+        change(&mut next);
+        let same = (&next.labels, &next.annotations, &next.hpa)
+            == (&current.labels, &current.annotations, &current.hpa);
+        if !same {
+            self.commit(EventType::Modified, next);
+        }
         true
     }
 

@@ -8,7 +8,7 @@
 const HOLD_MS = 800;          // a restart button must be held this long: the hold confirms
 const FLASH_MS = 2500;        // how long a rejection stays on its control
 const RECONNECT_MS = 1000;
-const REPLICA_KINDS = ['deployment-replicas', 'statefulset-replicas'];
+const REPLICA_KINDS = ['deployment-replicas', 'statefulset-replicas', 'hpa-min-replicas', 'hpa-max-replicas'];
 const TOGGLE_WORDS = {
   'deployment-paused': ['RUNNING', 'PAUSED'],
   'cronjob-suspended': ['ACTIVE', 'SUSPENDED'],
@@ -87,15 +87,20 @@ class Control {
   renderInfo() {
     if (Date.now() < this.flashUntil) return;
     const s = this.state;
-    this.info.className = 'info';
-    this.info.textContent = s.changed_by ? 'changed by ' + s.changed_by : '';
+    // Someone else managing the value (an HPA, Argo CD, Flux) matters more than who moved it last.
+    this.info.className = 'info' + (s.managed_by ? ' managed' : '');
+    this.info.textContent = s.managed_by ? 'managed by ' + s.managed_by
+      : s.changed_by ? 'changed by ' + s.changed_by : '';
   }
 
   isStale() { return Boolean(staleReason) || Boolean(this.state.error); }
 
   labelText() {
     const s = this.state;
-    return `${this.name} ${fmt(s.ready)}/${fmt(s.desired)}` + (this.isStale() ? ' (stale)' : '');
+    const numbers = s.autoscaler_desired != null
+      ? `${fmt(s.desired)} (HPA at ${fmt(s.current)}, wants ${fmt(s.autoscaler_desired)})`
+      : `${fmt(s.ready)}/${fmt(s.desired)}`;
+    return `${this.name} ${numbers}` + (this.isStale() ? ' (stale)' : '');
   }
 
   render() {
