@@ -4,6 +4,10 @@
 //! A bridge names a target, never an API call; whatever it sends is checked here against the
 //! target's bounds, so a buggy or hostile bridge cannot scale past `max`.
 
+mod rules;
+
+pub use rules::{Rules, WhenAutoscaled, WhenGitops};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -152,7 +156,7 @@ pub struct TargetSpec {
     pub requires_arm: bool,
     /// What moves do when an autoscaler or GitOps tool manages the value too
     /// (`when_autoscaled`, `when_gitops`).
-    pub ownership: crate::ownership::Rules,
+    pub ownership: Rules,
 }
 
 /// A value refused before it reached the cluster.
@@ -328,7 +332,7 @@ impl TargetSpec {
             dry_run: false,
             cooldown: std::time::Duration::ZERO,
             requires_arm: false,
-            ownership: crate::ownership::Rules::default(),
+            ownership: Rules::default(),
         }
     }
 }

@@ -1,0 +1,83 @@
+//! A target's rules about other owners of its value (`when_autoscaled`, `when_gitops`): part of
+//! the catalog, so the catalog needs nothing from [`crate::ownership`], which applies them.
+
+use super::TargetKind;
+
+/// What a move of an autoscaled replica target does (`when_autoscaled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenAutoscaled {
+    /// Refused as `MANAGED`, with the HPA's bounds as the knob to move instead (the default).
+    #[default]
+    Refuse,
+    /// Written anyway; the autoscaler will likely put its own value back.
+    Allow,
+}
+
+/// What a move of a GitOps-managed target does (`when_gitops`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenGitops {
+    /// Written, and the outcome says the GitOps tool may revert it (the default).
+    #[default]
+    Warn,
+    /// Refused as `MANAGED`: change it in Git instead.
+    Refuse,
+    /// Written without a word.
+    Allow,
+}
+
+impl WhenAutoscaled {
+    /// Parses the config spelling.
+    pub fn parse(s: &str) -> Option<WhenAutoscaled> {
+        match s {
+            "refuse" => Some(WhenAutoscaled::Refuse),
+            "allow" => Some(WhenAutoscaled::Allow),
+            _ => None,
+        }
+    }
+}
+
+impl WhenGitops {
+    /// Parses the config spelling.
+    pub fn parse(s: &str) -> Option<WhenGitops> {
+        match s {
+            "warn" => Some(WhenGitops::Warn),
+            "refuse" => Some(WhenGitops::Refuse),
+            "allow" => Some(WhenGitops::Allow),
+            _ => None,
+        }
+    }
+}
+
+/// A target's rules about other owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rules {
+    /// For replica kinds: when an HPA scales the object.
+    pub when_autoscaled: WhenAutoscaled,
+    /// When a GitOps tool manages the object.
+    pub when_gitops: WhenGitops,
+}
+
+impl Rules {
+    /// What a target of `kind` does under these rules, for `check`.
+    pub fn explain(&self, kind: TargetKind) -> String {
+        let gitops = match self.when_gitops {
+            WhenGitops::Warn => {
+                "when GitOps-managed: applies moves and warns that Argo CD/Flux may revert them"
+            }
+            WhenGitops::Refuse => "when GitOps-managed: refuses moves (change it in Git instead)",
+            WhenGitops::Allow => "when GitOps-managed: applies moves without a warning",
+        };
+        if !kind.is_autoscalable() {
+            return gitops.to_owned();
+        }
+        let autoscaled = match self.when_autoscaled {
+            WhenAutoscaled::Refuse => {
+                "when autoscaled: refuses moves (move the HPA's bounds instead)"
+            }
+            WhenAutoscaled::Allow => {
+                "when autoscaled: applies moves (the autoscaler will likely undo them)"
+            }
+        };
+        format!("{autoscaled}; {gitops}")
+    }
+}
