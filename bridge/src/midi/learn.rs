@@ -94,7 +94,7 @@ pub async fn run(
         _serial.push(super::serial::spawn(s.clone(), config.rescan, tx.clone()));
     }
     let mut learner = Learner::default();
-    let mut buf = vec![0u8; rosc::decoder::MTU];
+    let mut buf = vec![0u8; crate::osc::MAX_DATAGRAM];
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -102,7 +102,9 @@ pub async fn run(
             Some(event) = rx.recv() => {
                 if let super::Event::Input(input) = event {
                     for line in learner.lines(&input.source, &input.bytes) {
-                        println!("{line}");
+                        if !say(&line)? {
+                            return Ok(());
+                        }
                     }
                 }
             }
@@ -110,7 +112,9 @@ pub async fn run(
                 Ok((len, from)) => match crate::osc::decode(&buf[..len]) {
                     Ok(messages) => {
                         for m in messages {
-                            println!("{}", osc_line(&m.addr, &m.args, from));
+                            if !say(&osc_line(&m.addr, &m.args, from))? {
+                                return Ok(());
+                            }
                         }
                     }
                     Err(e) => eprintln!("learn: malformed OSC from {from}: {e}"),
@@ -118,6 +122,17 @@ pub async fn run(
                 Err(e) => eprintln!("learn: receiving OSC failed: {e}"),
             },
         }
+    }
+}
+
+/// Prints one line; false when the reader went away (`learn | head`), which ends learning
+/// quietly. Any other failure (a full disk) is an error.
+fn say(line: &str) -> Result<bool, crate::osc::Error> {
+    use std::io::Write as _;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(crate::osc::Error::Stdout(e)),
     }
 }
 

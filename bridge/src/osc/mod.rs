@@ -1,11 +1,16 @@
 //! OSC in: datagrams on the UDP socket (`osc.listen`), and packets from TCP connections
 //! (`osc.tcp_listen`, see [`stream`]), the device I/O at the rim of the bridge.
 //!
-//! One tokio `UdpSocket` receives into a `rosc::decoder::MTU` buffer; each packet, from either
+//! One tokio `UdpSocket` receives into a buffer as large as a UDP datagram can be
+//! ([`MAX_DATAGRAM`]: rosc's `decoder::MTU` is only 1,536 bytes, and a bigger datagram received
+//! into it is silently cut short); each packet, from either
 //! transport, is decoded and its bundles flattened. A mapped address becomes a move handed to the
 //! uplink; an unknown address is logged at info; `<mapped address>/z` (TouchOSC's touch/release)
 //! becomes a touch; `osc.arm_address` arms; a malformed packet is logged with its sender and
-//! skipped. Nothing a client sends can stop the loop. Every sender is recorded in the [`Clients`]
+//! skipped. Nothing a client sends can stop the loop, nor fill the log: what clients can repeat
+//! at will (malformed packets, unknown addresses, unusable values, new clients) is logged for
+//! the first of each kind per sender in a [`LOG_SUMMARY_EVERY`] window, then counted into one
+//! summary line, and the addresses they chose are clipped. Every sender is recorded in the [`Clients`]
 //! registry, and a new one is announced to feedback so its controls jump to the cluster's state
 //! at once. The same UDP socket sends feedback to UDP clients (see `feedback`), so there is one
 //! OSC port to open; TCP clients get theirs on their connection.
@@ -15,7 +20,7 @@ pub mod framing;
 pub mod stream;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rosc::{OscMessage, OscPacket};
@@ -27,6 +32,7 @@ pub use clients::{Clients, Peer, Unsent};
 
 use crate::feedback;
 use crate::mapping::{self, Mappings};
+use crate::telemetry::{Sample, Sampler, clip};
 use crate::uplink::Link;
 
 /// What can stop the OSC side.
@@ -50,6 +56,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `learn` could not print what it saw (a full disk; a closed pipe just ends it).
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
     /// The bound socket cannot tell its own address.
     #[error("cannot read the OSC socket's address")]
     LocalAddr(#[source] std::io::Error),
@@ -57,6 +66,29 @@ pub enum Error {
 
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The largest UDP payload (65,535 bytes less the IPv4 and UDP headers), rounded up: no datagram
+/// is ever cut short.
+pub const MAX_DATAGRAM: usize = 64 * 1024;
+
+/// How often repeated log events from OSC clients are summarised.
+pub const LOG_SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// Repeated log events from OSC clients, by kind and sender.
+static NOTED: LazyLock<Sampler> = LazyLock::new(|| Sampler::new(LOG_SUMMARY_EVERY));
+
+/// Counts an event of `kind` from `from`; true when it is the first of its kind from that
+/// sender in this window, so the caller logs it in full. Logs the previous window's summary.
+fn first(kind: &str, from: std::net::IpAddr) -> bool {
+    let (sample, summary) = NOTED.note(&format!("{kind} from {from}"), Instant::now());
+    if let Some(summary) = summary {
+        warn!(
+            "in the last {LOG_SUMMARY_EVERY:?}, also: {}",
+            Sampler::describe(&summary)
+        );
+    }
+    sample == Sample::First
+}
 
 /// The registry shared by the receive loop (which records senders) and feedback (which reads it).
 pub type SharedClients = Arc<Mutex<Clients>>;
@@ -117,7 +149,7 @@ impl Receiver {
     pub async fn run(self) {
         // Held while this pipeline runs; a reload's next pipeline takes it after this one drops.
         let mut streams = self.streams.clone().lock_owned().await;
-        let mut buf = vec![0u8; rosc::decoder::MTU];
+        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
@@ -141,7 +173,9 @@ impl Receiver {
         let messages = match decode(bytes) {
             Ok(m) => m,
             Err(e) => {
-                warn!(%from, error = %e, "malformed OSC packet");
+                if first("malformed OSC packet", from.ip()) {
+                    warn!(%from, error = %e, "malformed OSC packet (more from this sender are counted)");
+                }
                 self.metrics.packet("malformed");
                 return;
             }
@@ -149,7 +183,9 @@ impl Receiver {
         self.metrics.packet("ok");
         let is_new = lock(&self.clients).touch(peer, Instant::now());
         if is_new {
-            info!(client = %peer, "new OSC client");
+            if first("new OSC client", from.ip()) {
+                info!(client = %peer, "new OSC client");
+            }
             if self
                 .feedback
                 .send(feedback::Event::NewClient(peer))
@@ -168,7 +204,10 @@ impl Receiver {
         if self.arm_address.as_deref() == Some(message.addr.as_str()) {
             match message.args.first().and_then(touch_state) {
                 Some(armed) => self.link.send_arm(armed).await,
-                None => warn!(address = %message.addr, %from, "unusable arm value; nothing sent"),
+                None if first("unusable arm value", from.ip()) => {
+                    warn!(address = %clip(&message.addr), %from, "unusable arm value; nothing sent")
+                }
+                None => {}
             }
             return;
         }
@@ -176,12 +215,17 @@ impl Receiver {
             // TouchOSC sends `<address>/z 1` on touch and `0` on release.
             match message.args.first().and_then(touch_state) {
                 Some(touched) => self.link.send_touch(mapping, touched).await,
-                None => warn!(address = %message.addr, %from, "unusable touch value; nothing sent"),
+                None if first("unusable touch value", from.ip()) => {
+                    warn!(address = %clip(&message.addr), %from, "unusable touch value; nothing sent")
+                }
+                None => {}
             }
             return;
         }
         let Some(mapping) = self.mappings.by_address(&message.addr) else {
-            info!(address = %message.addr, %from, "unknown OSC address");
+            if first("unknown OSC address", from.ip()) {
+                info!(address = %clip(&message.addr), %from, "unknown OSC address (more from this sender are counted)");
+            }
             self.metrics.moved("unknown_address");
             return;
         };
@@ -191,10 +235,12 @@ impl Receiver {
                 self.link.send_move(mapping, value).await;
             }
             Err(e) => {
-                warn!(
-                    address = %mapping.address, %from, error = %e,
-                    "unusable OSC value; nothing sent"
-                );
+                if first("unusable OSC value", from.ip()) {
+                    warn!(
+                        address = %mapping.address, %from, error = %e,
+                        "unusable OSC value; nothing sent"
+                    );
+                }
                 self.metrics.moved("invalid");
             }
         }
