@@ -123,11 +123,11 @@ async fn dispatch(command: Command) -> ExitCode {
     match command {
         Command::Check(arg) => match load(&arg.config) {
             Ok(config) => match kubeknobs_bridge::check(&config) {
-                Ok(()) => {
-                    println!("{}: OK", arg.config.display());
-                    print!("{}", config.summary());
-                    ExitCode::SUCCESS
-                }
+                Ok(()) => emit(&format!(
+                    "{}: OK\n{}",
+                    arg.config.display(),
+                    config.summary()
+                )),
                 Err(e) => config_error(&e),
             },
             Err(code) => code,
@@ -150,15 +150,16 @@ async fn dispatch(command: Command) -> ExitCode {
 fn ports() -> ExitCode {
     match kubeknobs_bridge::midi::ports::list() {
         Ok((inputs, outputs)) => {
-            println!("MIDI inputs ({}):", kubeknobs_bridge::midi::BACKEND);
+            let backend = kubeknobs_bridge::midi::BACKEND;
+            let mut out = format!("MIDI inputs ({backend}):\n");
             for name in inputs {
-                println!("  {name}");
+                out.push_str(&format!("  {name}\n"));
             }
-            println!("MIDI outputs ({}):", kubeknobs_bridge::midi::BACKEND);
+            out.push_str(&format!("MIDI outputs ({backend}):\n"));
             for name in outputs {
-                println!("  {name}");
+                out.push_str(&format!("  {name}\n"));
             }
-            ExitCode::SUCCESS
+            emit(&out)
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -179,6 +180,22 @@ async fn learn(args: LearnArgs) -> ExitCode {
     let listen = args.osc_listen.unwrap_or(listen);
     let result = kubeknobs_bridge::midi::learn::run(midi, listen, shutdown::signal()).await;
     finish(result.context("learn failed"))
+}
+
+/// Writes `text` to stdout. A reader that went away (`check … | head -1`) ends the output
+/// quietly, as it does for other command-line tools; any other failure (`> /dev/full`) is an
+/// error that says so (exit 1), never a panic.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Loads the config, or prints why not and gives the exit code for it.
