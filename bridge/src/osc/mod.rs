@@ -108,9 +108,19 @@ pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
 /// Packets from every TCP connection, for whichever pipeline is running (one at a time).
 pub type SharedInbound = Arc<tokio::sync::Mutex<mpsc::Receiver<stream::Inbound>>>;
 
+/// Deepest nesting of bundles accepted. rosc decodes bundles recursively, and a 64 KiB datagram
+/// can nest about 3,000 of them, enough to overflow a task's stack; no app nests more than a few.
+pub const MAX_BUNDLE_DEPTH: usize = 16;
+
 /// Decodes one OSC packet (a UDP datagram, or one unframed from a TCP stream) into its messages,
-/// bundles flattened in order.
+/// bundles flattened in order. Bundles nested deeper than [`MAX_BUNDLE_DEPTH`] are refused
+/// before rosc sees them.
 pub fn decode(datagram: &[u8]) -> Result<Vec<OscMessage>, rosc::OscError> {
+    if bundle_depth(datagram) > MAX_BUNDLE_DEPTH {
+        return Err(rosc::OscError::BadBundle(format!(
+            "bundles nested more than {MAX_BUNDLE_DEPTH} deep"
+        )));
+    }
     let (_rest, packet) = rosc::decoder::decode_udp(datagram)?;
     let mut messages = Vec::new();
     // An explicit stack rather than recursion: nesting depth is up to the sender.
@@ -122,6 +132,41 @@ pub fn decode(datagram: &[u8]) -> Result<Vec<OscMessage>, rosc::OscError> {
         }
     }
     Ok(messages)
+}
+
+/// How deeply bundles nest in `packet`, found without recursion; stops counting past
+/// [`MAX_BUNDLE_DEPTH`]. Malformed sizes end the walk: the decoder refuses them itself.
+fn bundle_depth(packet: &[u8]) -> usize {
+    const BUNDLE: &[u8] = b"#bundle\0";
+    /// The tag and time tag before a bundle's first element.
+    const HEADER: usize = 16;
+    if !packet.starts_with(BUNDLE) {
+        return 0;
+    }
+    // (next element's offset, end) of each bundle being walked, outermost first.
+    let mut open = vec![(HEADER, packet.len())];
+    let mut deepest = 1;
+    while let Some(&(at, end)) = open.last() {
+        let Some(size) = packet.get(at..at + 4).filter(|_| at + 4 <= end) else {
+            open.pop();
+            continue;
+        };
+        let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        let start = at + 4;
+        let stop = start.saturating_add(size).min(end);
+        if let Some(top) = open.last_mut() {
+            // Always forward: at least past the size.
+            top.0 = stop;
+        }
+        if packet[start..stop].starts_with(BUNDLE) {
+            open.push((start + HEADER, stop));
+            deepest = deepest.max(open.len());
+            if deepest > MAX_BUNDLE_DEPTH {
+                break;
+            }
+        }
+    }
+    deepest
 }
 
 /// The receive loop and what it needs.
@@ -311,6 +356,34 @@ mod tests {
         assert_eq!(touch_state(&OscType::Bool(true)), Some(true));
         assert_eq!(touch_state(&OscType::Float(f32::NAN)), None);
         assert_eq!(touch_state(&OscType::String("1".into())), None);
+    }
+
+    #[test]
+    fn deeply_nested_bundles_are_refused_not_a_stack_overflow() {
+        let time = [0, 0, 0, 0, 0, 0, 0, 1];
+        let nest = |inner: Vec<u8>| {
+            let mut bundle = b"#bundle\0".to_vec();
+            bundle.extend(time);
+            bundle.extend(u32::try_from(inner.len()).unwrap().to_be_bytes());
+            bundle.extend(inner);
+            bundle
+        };
+        let mut packet = rosc::encoder::encode(&msg("/a", 1.0)).expect("encode");
+        for _ in 0..MAX_BUNDLE_DEPTH {
+            packet = nest(packet);
+        }
+        assert_eq!(decode(&packet).expect("16 deep is fine").len(), 1);
+        while packet.len() + 20 <= MAX_DATAGRAM {
+            packet = nest(packet);
+        }
+        // A tokio worker's stack is 2 MiB; rosc alone overflowed it here (the process aborted).
+        let decoded = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || decode(&packet).map(|m| m.len()))
+            .expect("thread")
+            .join()
+            .expect("no panic");
+        assert!(decoded.is_err(), "{decoded:?}");
     }
 
     #[test]
