@@ -108,9 +108,7 @@ fn output_to_a_closed_pipe_or_a_full_disk_is_not_a_panic() {
     let bridge = dir.path().join("bridge.toml");
     std::fs::write(
         &bridge,
-        format!(
-            "bridge_id = \"b\"\n[gateway]\nurl = \"https://localhost:1\"\nca = \"certs/ca.pem\"\ntoken_file = \"token.txt\"\n[[osc.mappings]]\naddress = \"/1/fader1\"\ntarget = \"web\"\n"
-        ),
+        "bridge_id = \"b\"\n[gateway]\nurl = \"https://localhost:1\"\nca = \"certs/ca.pem\"\ntoken_file = \"token.txt\"\n[[osc.mappings]]\naddress = \"/1/fader1\"\ntarget = \"web\"\n",
     )
     .unwrap();
     let runs: Vec<(&str, Vec<std::ffi::OsString>)> = vec![
