@@ -15,7 +15,8 @@
 //! spoken may stay quiet as long as it likes (a phone showing feedback between gestures), but
 //! when every slot is taken a new connection takes the slot of the one silent the longest: one
 //! that never spoke, else one silent for at least [`GIVE_WAY_AFTER`]. If there is none, the new
-//! connection is closed at once. Refusals are logged once per window per peer.
+//! connection is closed at once. Connections, disconnections (by reason) and refusals are logged
+//! once per peer and window, then summarised.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -76,7 +77,9 @@ pub async fn serve(listener: TcpListener, inbound: mpsc::Sender<Inbound>, client
                         drop(stream);
                         continue;
                     }
-                    info!(client = %from, "OSC TCP client connected");
+                    if super::first("OSC TCP client connected", from.ip()) {
+                        info!(client = %from, "OSC TCP client connected");
+                    }
                     let _ = stream.set_nodelay(true);
                     let spoke = Arc::new(Mutex::new(None));
                     let task = connection(stream, from, inbound.clone(), clients.clone(), spoke.clone());
@@ -158,6 +161,14 @@ async fn connection(
         _ = &mut dropped => Err("it did not read its feedback fast enough".to_owned()),
         end = exchange(stream, from, &inbound, &mut rx, &spoke) => end,
     };
+    // Once per peer, reason and window: a client can connect and go as often as it likes.
+    let why: &str = match &end {
+        Ok(why) => why,
+        Err(why) => why,
+    };
+    if !super::first(&format!("OSC TCP client disconnected: {why}"), from.ip()) {
+        return;
+    }
     match end {
         Ok(why) => info!(client = %from, "OSC TCP client disconnected: {why}"),
         Err(why) => warn!(client = %from, "OSC TCP client disconnected: {why}"),
