@@ -149,11 +149,11 @@ async fn dispatch(command: Command) -> ExitCode {
     match command {
         Command::Check(arg) => match load(&arg.config) {
             Ok(config) => match kubeknobs_bridge::check(&config) {
-                Ok(()) => {
-                    println!("{}: OK", arg.config.display());
-                    print!("{}", config.summary());
-                    ExitCode::SUCCESS
-                }
+                Ok(()) => emit(&format!(
+                    "{}: OK\n{}",
+                    arg.config.display(),
+                    config.summary()
+                )),
                 Err(e) => config_error(&e),
             },
             Err(code) => code,
@@ -177,15 +177,16 @@ async fn dispatch(command: Command) -> ExitCode {
 fn ports() -> ExitCode {
     match kubeknobs_bridge::midi::ports::list() {
         Ok((inputs, outputs)) => {
-            println!("MIDI inputs ({}):", kubeknobs_bridge::midi::BACKEND);
+            let backend = kubeknobs_bridge::midi::BACKEND;
+            let mut out = format!("MIDI inputs ({backend}):\n");
             for name in inputs {
-                println!("  {name}");
+                out.push_str(&format!("  {name}\n"));
             }
-            println!("MIDI outputs ({}):", kubeknobs_bridge::midi::BACKEND);
+            out.push_str(&format!("MIDI outputs ({backend}):\n"));
             for name in outputs {
-                println!("  {name}");
+                out.push_str(&format!("  {name}\n"));
             }
-            ExitCode::SUCCESS
+            emit(&out)
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -227,9 +228,22 @@ fn layout(args: LayoutArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        None => {
-            println!("{text}");
-            ExitCode::SUCCESS
+        None => emit(&(text + "\n")),
+    }
+}
+
+/// Writes `text` to stdout. A reader that went away (`check … | head -1`) ends the output
+/// quietly, as it does for other command-line tools; any other failure (`> /dev/full`) is an
+/// error that says so (exit 1), never a panic.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::FAILURE
         }
     }
 }

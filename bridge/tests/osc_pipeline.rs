@@ -280,3 +280,58 @@ async fn a_held_move_older_than_resend_within_is_never_replayed() {
     );
     rig.stop().await;
 }
+
+/// OSC over UDP allows any datagram size: a bundle bigger than rosc's 1,536-byte `MTU` reaches
+/// the bridge whole, so its last move is sent, and a big single message is not "malformed".
+#[tokio::test]
+async fn datagrams_bigger_than_1536_bytes_are_received_whole() {
+    use rosc::{OscBundle, OscTime};
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let gateway = listener.local_addr().expect("gateway addr");
+    let (mut sessions, _stop_gateway) = start_gateway(listener);
+    let rig = start_bridge(gateway).await;
+    let mut session = next_session(&mut sessions).await;
+    rig.send("/1/push9", OscType::Float(1.0)).await;
+    rig.expect_state(0.15, "web 3/3").await;
+
+    // A message of 1,924 bytes: the fader at 0.25 with a long second argument.
+    let big = OscPacket::Message(OscMessage {
+        addr: "/1/fader1".into(),
+        args: vec![OscType::Float(0.25), OscType::String("x".repeat(1900))],
+    });
+    let bytes = rosc::encoder::encode(&big).expect("encode");
+    assert!(bytes.len() > 1536, "{} bytes", bytes.len());
+    rig.phone.send_to(&bytes, rig.bridge).await.expect("send");
+    let event = next_control(&mut session).await;
+    assert_eq!(event.value, 5.0, "the big message is a move, not malformed");
+
+    // A bundle of 100 moves (2,400 bytes): the last one, 1.0 → 20, is there.
+    let content = (0..100)
+        .map(|i| {
+            OscPacket::Message(OscMessage {
+                addr: "/1/fader1".into(),
+                args: vec![OscType::Float(if i == 99 { 1.0 } else { 0.5 })],
+            })
+        })
+        .collect();
+    let bundle = OscPacket::Bundle(OscBundle {
+        timetag: OscTime {
+            seconds: 0,
+            fractional: 1,
+        },
+        content,
+    });
+    let bytes = rosc::encoder::encode(&bundle).expect("encode");
+    assert!(bytes.len() > 2000, "{} bytes", bytes.len());
+    rig.phone.send_to(&bytes, rig.bridge).await.expect("send");
+    loop {
+        let event = next_control(&mut session).await;
+        if event.value == 20.0 {
+            break;
+        }
+        assert_eq!(event.value, 10.0, "only the bundle's moves arrive");
+    }
+    rig.stop().await;
+}

@@ -5,6 +5,7 @@
 //! through a [`backend`] (kube-rs or the in-memory sandbox), and streams the observed state of
 //! every target to every session ([`state`], [`service`]). [`server::serve`] ties it together.
 
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod backend;

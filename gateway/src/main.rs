@@ -111,9 +111,22 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Each cause once: some errors repeat their source in their own message.
+            eprintln!("error: {}", telemetry::chain(err.as_ref()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// Writes `text` to stdout. A reader that went away (`check … | head -1`) ends the output
+/// quietly, as it does for other command-line tools; any other failure (`> /dev/full`) is an
+/// error that says so, never a panic.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write to stdout"),
     }
 }
 
@@ -148,9 +161,12 @@ async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyho
 }
 
 fn check(path: PathBuf) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
     let config = Config::load(&path)?;
-    println!("{}: OK", path.display());
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: OK", path.display());
+    let _ = writeln!(
+        out,
         "  listen {} ({})",
         config.listen,
         if config.tls.is_some() {
@@ -159,18 +175,20 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
             "no TLS configured"
         }
     );
-    println!("  cluster {:?}", config.backend);
+    let _ = writeln!(out, "  cluster {:?}", config.backend);
     if let Some(lease) = &config.leader_election {
-        println!(
+        let _ = writeln!(
+            out,
             "  leader election on the lease {}/{} ({} s)",
             lease.namespace,
             lease.name,
             lease.duration.as_secs()
         );
     }
-    println!("  {} operator(s)", config.operators.len());
+    let _ = writeln!(out, "  {} operator(s)", config.operators.len());
     if config.token_review {
-        println!(
+        let _ = writeln!(
+            out,
             "  TokenReview for tokens minted for {:?}",
             config.token_review_audiences
         );
@@ -181,24 +199,26 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
             .iter()
             .flat_map(|(ns, names)| names.iter().map(move |n| format!("{ns}/{n}")))
             .collect();
-        println!(
+        let _ = writeln!(
+            out,
             "  impersonates only users {:?}, groups {:?}, ServiceAccounts {:?}",
             bound.users, bound.groups, accounts
         );
     }
     for target in config.catalog.iter() {
-        println!(
+        let _ = writeln!(
+            out,
             "  target {}: {}, {}",
             target.name,
             target.describe(),
             target.settings()
         );
-        println!("    {}", target.ownership.explain(target.kind));
+        let _ = writeln!(out, "    {}", target.ownership.explain(target.kind));
     }
     for warning in config.warnings() {
         eprintln!("warning: {}: {warning}", path.display());
     }
-    Ok(())
+    emit(&out)
 }
 
 fn hash_token(token_file: Option<PathBuf>) -> anyhow::Result<()> {
@@ -213,9 +233,8 @@ fn hash_token(token_file: Option<PathBuf>) -> anyhow::Result<()> {
             token
         }
     };
-    anyhow::ensure!(!token.trim().is_empty(), "the token is empty");
-    println!("{}", auth::hash_token(&token));
-    Ok(())
+    auth::check_token_length(&token).map_err(anyhow::Error::msg)?;
+    emit(&format!("{}\n", auth::hash_token(&token)))
 }
 
 fn rbac(path: PathBuf, service_account: &str, namespace: &str) -> anyhow::Result<()> {
@@ -223,20 +242,19 @@ fn rbac(path: PathBuf, service_account: &str, namespace: &str) -> anyhow::Result
         .with_context(|| format!("cannot read {}", path.display()))?;
     // Only the catalog matters here; the TLS files usually exist only inside the cluster.
     let config = Config::parse_with_tls(&text, &path, TlsIdentity::default())?;
-    print!(
-        "{}",
-        kubeknobs_gateway::rbac::manifests(&config, service_account, namespace)?
-    );
-    Ok(())
+    emit(&kubeknobs_gateway::rbac::manifests(
+        &config,
+        service_account,
+        namespace,
+    )?)
 }
 
 fn gen_certs(out: PathBuf, names: &[String]) -> anyhow::Result<()> {
     let bundle = tls::CertBundle::generate(names)?;
     bundle.write(&out)?;
-    println!(
-        "wrote {0}/ca.pem, {0}/server.pem, {0}/server.key for {1}",
+    emit(&format!(
+        "wrote {0}/ca.pem, {0}/server.pem, {0}/server.key for {1}\n",
         out.display(),
         names.join(", ")
-    );
-    Ok(())
+    ))
 }

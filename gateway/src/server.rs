@@ -13,17 +13,17 @@ use kubeknobs_proto::v1::knobs_server::KnobsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
+use crate::admission::{self, Admission};
 use crate::audit::Audit;
 use crate::auth::{Authenticator, TokenReviewer};
 use crate::backend::{self, Backend};
 use crate::coalesce::{Coalescer, Writer, WriterShared};
-use crate::config::{ClientAuth, Config, TlsIdentity};
+use crate::config::Config;
 use crate::leader::{self, Role};
 use crate::metrics::Metrics;
 use crate::observe;
@@ -44,6 +44,11 @@ pub enum Error {
         "TLS is required: set server.tls_cert and server.tls_key, or pass --insecure on a loopback address"
     )]
     NoTls,
+    /// `--insecure` together with TLS files: one of them is a mistake, so neither is guessed.
+    #[error(
+        "--insecure is refused while server.tls_cert and server.tls_key are set: remove them from the config to serve plaintext, or drop --insecure to serve TLS"
+    )]
+    InsecureWithTls,
     /// `--insecure` on an address other machines can reach.
     #[error(
         "--insecure is refused on {0}: plaintext gRPC is only allowed on a loopback address (127.0.0.1, ::1)"
@@ -81,7 +86,10 @@ pub enum Error {
     /// This gateway held the Lease and could not keep it.
     #[error("lost the leader-election lease: {0}")]
     LostLease(String),
-    /// The gRPC server failed (bad TLS material, accept errors).
+    /// The TLS files cannot be served.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::Error),
+    /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -147,16 +155,21 @@ pub async fn serve_with(
         );
         tasks.push(tokio::spawn(reloader.run(file, stop.clone())));
     }
+    let admission = Admission::new(config.admission.clone());
     let knobs = InterceptedService::new(
         KnobsServer::new(KnobsService::new(shared))
             .max_decoding_message_size(config.session.max_message_bytes),
-        operators.interceptor(),
+        operators.interceptor(admission.clone()),
     );
 
-    let mut server = Server::builder();
-    if let Some(tls) = &config.tls {
-        server = server.tls_config(tls_config(tls, config.client_auth.as_ref()))?;
-    }
+    // TLS is built here, not by tonic: the listener bounds and times handshakes (see admission).
+    let acceptor = match &config.tls {
+        Some(tls) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+            tls,
+            config.client_auth.as_ref(),
+        )?)),
+        None => None,
+    };
     let scheme = if config.tls.is_some() {
         "TLS"
     } else {
@@ -173,10 +186,22 @@ pub async fn serve_with(
         }
         stopping.cancel();
     };
-    let served = server
+    let router = Server::builder()
+        .max_concurrent_streams(Some(admission.limits().max_streams))
         .add_service(health_service)
-        .add_service(knobs)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .add_service(knobs);
+    let served = async {
+        match acceptor {
+            Some(acceptor) => {
+                let incoming = admission.incoming(listener, admission::tls(acceptor));
+                router.serve_with_incoming_shutdown(incoming, signal).await
+            }
+            None => {
+                let incoming = admission.incoming(listener, admission::plaintext);
+                router.serve_with_incoming_shutdown(incoming, signal).await
+            }
+        }
+    };
     let result = served.await;
     stop.cancel();
     let drained =
@@ -333,19 +358,9 @@ async fn start_ops<H: Health>(
     Ok(())
 }
 
-/// The server's TLS: its identity, and the client CA when operators may present certificates.
-fn tls_config(tls: &TlsIdentity, client: Option<&ClientAuth>) -> ServerTlsConfig {
-    let config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
-    match client {
-        Some(client) => config
-            .client_ca_root(Certificate::from_pem(&client.ca_pem))
-            .client_auth_optional(!client.required),
-        None => config,
-    }
-}
-
 fn check_security(config: &Config, addr: std::net::SocketAddr) -> Result<(), Error> {
     match (&config.tls, config.insecure) {
+        (Some(_), true) => return Err(Error::InsecureWithTls),
         (_, true) if !addr.ip().is_loopback() => return Err(Error::InsecureNotLoopback(addr)),
         (None, false) => return Err(Error::NoTls),
         (None, true) if config.client_auth.is_some() => return Err(Error::ClientAuthNeedsTls),

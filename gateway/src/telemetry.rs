@@ -5,8 +5,23 @@
 //! format is plain text for people or JSON lines for log collectors (by default: JSON when stderr
 //! is not a terminal, as in a pod or under journald). [`chain`] renders an error with its causes
 //! for a log line.
+//!
+//! Log lines cannot be forged or blown up by what clients send: in plain lines every field
+//! value has its control characters escaped (`\n`, `\u{1b}`) and is cut at [`MAX_FIELD`]
+//! characters ([`EscapedFields`]); JSON escapes control characters by itself. Names a client
+//! chose are logged through [`clip`]; events a client can repeat at will go through a
+//! [`Sampler`], which logs the first of each kind per window and counts the rest.
 
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -55,11 +70,178 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), Error> {
         .with_writer(std::io::stderr)
         .with_ansi(terminal);
     match format {
-        LogFormat::Plain => builder.try_init(),
-        LogFormat::Auto if terminal => builder.try_init(),
+        LogFormat::Plain => builder.fmt_fields(EscapedFields).try_init(),
+        LogFormat::Auto if terminal => builder.fmt_fields(EscapedFields).try_init(),
         LogFormat::Json | LogFormat::Auto => builder.json().try_init(),
     }
     .map_err(Error::Install)
+}
+
+/// The most characters of one field value in a plain log line.
+pub const MAX_FIELD: usize = 1024;
+
+/// Plain-text fields as the default formatter writes them (`message key=value …`), with control
+/// characters escaped and each value cut at [`MAX_FIELD`] characters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EscapedFields;
+
+impl<'w> FormatFields<'w> for EscapedFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = Escaper {
+            writer: &mut writer,
+            result: Ok(()),
+            first: true,
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct Escaper<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    result: fmt::Result,
+    first: bool,
+}
+
+impl Visit for Escaper<'_, '_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        let text = escape(&format!("{value:?}"), MAX_FIELD);
+        let sep = if std::mem::take(&mut self.first) {
+            ""
+        } else {
+            " "
+        };
+        self.result = match field.name() {
+            "message" => write!(self.writer, "{sep}{text}"),
+            name => write!(self.writer, "{sep}{name}={text}"),
+        };
+    }
+}
+
+/// `text` with control characters escaped, cut after `max` characters (saying how long it was).
+pub fn escape(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 32));
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            let _ = write!(out, "…({} bytes)", text.len());
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The most characters of a client-chosen name in a log line.
+pub const MAX_NAME: usize = 64;
+
+/// A name a client chose (a target, a bridge id, an OSC address), fit for a log line in any
+/// format: control characters escaped, cut at [`MAX_NAME`] characters.
+pub fn clip(name: &str) -> String {
+    escape(name, MAX_NAME)
+}
+
+/// Logs events a client can repeat at will as a bounded summary: the first of each key per
+/// window is logged in full by the caller, the rest are counted, and the counts are handed back
+/// once the window is over (on the next event, or by [`Sampler::drain`]). At most
+/// [`Sampler::MAX_KEYS`] keys are counted apart; the rest share one count.
+#[derive(Debug)]
+pub struct Sampler {
+    window: Duration,
+    state: Mutex<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    counts: HashMap<String, u64>,
+    others: u64,
+}
+
+/// What to do with one event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sample {
+    /// The first of its key this window: log it in full.
+    First,
+    /// Counted; log nothing.
+    Counted,
+}
+
+impl Sampler {
+    /// Most keys counted apart in one window.
+    pub const MAX_KEYS: usize = 64;
+
+    /// A sampler with windows of `window`.
+    pub fn new(window: Duration) -> Sampler {
+        Sampler {
+            window,
+            state: Mutex::new(Window {
+                started: Instant::now(),
+                counts: HashMap::new(),
+                others: 0,
+            }),
+        }
+    }
+
+    /// Records an event of `key` at `now`. Returns what to do with it, and the summary of the
+    /// previous window (`(key, events beyond the first)`, plus a count under `"other"`) if that
+    /// window just ended.
+    pub fn note(&self, key: &str, now: Instant) -> (Sample, Option<Vec<(String, u64)>>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let ended = (now.saturating_duration_since(state.started) >= self.window)
+            .then(|| Self::take(&mut state, now));
+        let full = state.counts.len() >= Self::MAX_KEYS;
+        let sample = match state.counts.get_mut(key) {
+            Some(n) => {
+                *n += 1;
+                Sample::Counted
+            }
+            None if !full => {
+                state.counts.insert(key.to_owned(), 0);
+                Sample::First
+            }
+            None => {
+                state.others += 1;
+                Sample::Counted
+            }
+        };
+        (sample, ended.filter(|summary| !summary.is_empty()))
+    }
+
+    /// Ends the window now; returns its summary (empty if nothing was repeated).
+    pub fn drain(&self, now: Instant) -> Vec<(String, u64)> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::take(&mut state, now)
+    }
+
+    fn take(state: &mut Window, now: Instant) -> Vec<(String, u64)> {
+        state.started = now;
+        let mut summary: Vec<(String, u64)> = std::mem::take(&mut state.counts)
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        summary.sort();
+        let others = std::mem::take(&mut state.others);
+        if others > 0 {
+            summary.push(("other".to_owned(), others));
+        }
+        summary
+    }
+
+    /// The summary as one line's text: `key: n, key: n`.
+    pub fn describe(summary: &[(String, u64)]) -> String {
+        summary
+            .iter()
+            .map(|(key, n)| format!("{}: {n}", clip(key)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// An error and its causes as one line, `outer: cause: root cause`. A cause whose text the line
@@ -94,6 +276,61 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("middle: {0}")]
     struct Repeats(#[source] Plain);
+
+    #[test]
+    fn plain_lines_escape_control_characters_and_cut_long_values() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .fmt_fields(EscapedFields)
+            .finish();
+        let forged = "web\n2026-01-01T00:00:00Z  INFO forged: all good \u{1b}[2J";
+        let long = "x".repeat(5000);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target_name = %forged, other = %long, "rejected {forged}");
+        });
+        let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(!out.contains('\u{1b}'), "{out}");
+        assert!(out.contains("web\\n2026"), "{out}");
+        assert!(out.contains("…(5000 bytes)"), "{out}");
+        assert!(out.len() < 2 * MAX_FIELD + 500, "{} bytes", out.len());
+    }
+
+    #[test]
+    fn a_sampler_logs_the_first_per_key_and_counts_the_rest() {
+        let sampler = Sampler::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(sampler.note("a", t0), (Sample::First, None));
+        assert_eq!(sampler.note("a", t0), (Sample::Counted, None));
+        assert_eq!(sampler.note("a", t0), (Sample::Counted, None));
+        assert_eq!(sampler.note("b", t0), (Sample::First, None));
+        let (sample, summary) = sampler.note("a", t0 + Duration::from_secs(11));
+        assert_eq!(sample, Sample::First, "a new window");
+        assert_eq!(summary, Some(vec![("a".to_owned(), 2)]));
+        for i in 0..Sampler::MAX_KEYS + 10 {
+            sampler.note(&format!("k{i}"), t0 + Duration::from_secs(11));
+        }
+        let summary = sampler.drain(t0 + Duration::from_secs(12));
+        assert_eq!(summary, vec![("other".to_owned(), 11)]);
+        assert_eq!(
+            clip(&"y".repeat(100)).chars().count(),
+            MAX_NAME + "…(100 bytes)".chars().count()
+        );
+    }
 
     #[test]
     fn chains_causes_once() {

@@ -124,6 +124,9 @@ fn read_ca(src: &Source<'_>, ca: &Spanned<String>) -> Result<Vec<u8>> {
     }
 }
 
+/// The fewest characters a token may have (the gateway's `auth::MIN_TOKEN_LEN`).
+const MIN_TOKEN_LEN: usize = 8;
+
 fn read_token(src: &Source<'_>, file: &Spanned<String>) -> Result<String> {
     let field = "gateway.token_file";
     let (path, bytes) = read_file(src, file, field)?;
@@ -133,6 +136,14 @@ fn read_token(src: &Source<'_>, file: &Spanned<String>) -> Result<String> {
     let token = text.trim();
     if token.is_empty() {
         return Err(src.at(file, field, format!("{} is empty", path.display())));
+    }
+    if token.chars().count() < MIN_TOKEN_LEN {
+        let message = format!(
+            "the token in {} has {} characters; the gateway refuses tokens under {MIN_TOKEN_LEN}",
+            path.display(),
+            token.chars().count()
+        );
+        return Err(src.at(file, field, message));
     }
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(src.at(

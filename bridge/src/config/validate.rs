@@ -196,6 +196,15 @@ fn osc(src: &Source<'_>, raw: &RawOsc) -> Result<OscConfig> {
                 format!("duplicate address {address}, already mapped by osc.mappings[{first}]"),
             ));
         }
+        if let Some(arm) = raw.arm_address.as_ref().filter(|a| a.get_ref() == address) {
+            return Err(src.at(
+                arm,
+                "osc.arm_address",
+                format!(
+                    "{address} is also mapped by osc.mappings[{i}]; the arm control needs its own address"
+                ),
+            ));
+        }
         list.push(mapping);
     }
     Ok(OscConfig {

@@ -234,20 +234,24 @@ pub async fn run(
         _serial.push(super::serial::spawn(s.clone(), config.rescan, tx.clone()));
     }
     let mut learner = Learner::default();
-    let mut buf = vec![0u8; rosc::decoder::MTU];
+    let mut buf = vec![0u8; crate::osc::MAX_DATAGRAM];
     let mut tick = tokio::time::interval(QUIET / 3);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => {
                 for block in learner.flush(Instant::now(), true) {
-                    println!("{block}");
+                    if !say(&block)? {
+                        break;
+                    }
                 }
                 return Ok(());
             }
             _ = tick.tick() => {
                 for block in learner.flush(Instant::now(), false) {
-                    println!("{block}");
+                    if !say(&block)? {
+                        return Ok(());
+                    }
                 }
             }
             Some(event) = rx.recv() => {
@@ -259,8 +263,10 @@ pub async fn run(
                 Ok((len, from)) => match crate::osc::decode(&buf[..len]) {
                     Ok(messages) => {
                         for m in messages {
-                            if let Some(block) = learner.osc(&m.addr, &m.args, from) {
-                                println!("{block}");
+                            if let Some(block) = learner.osc(&m.addr, &m.args, from)
+                                && !say(&block)?
+                            {
+                                return Ok(());
                             }
                         }
                     }
@@ -269,6 +275,17 @@ pub async fn run(
                 Err(e) => eprintln!("learn: receiving OSC failed: {e}"),
             },
         }
+    }
+}
+
+/// Prints one line; false when the reader went away (`learn | head`), which ends learning
+/// quietly. Any other failure (a full disk) is an error.
+fn say(line: &str) -> Result<bool, crate::osc::Error> {
+    use std::io::Write as _;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(crate::osc::Error::Stdout(e)),
     }
 }
 

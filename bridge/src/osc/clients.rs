@@ -6,6 +6,10 @@
 //!   connected; it gets feedback on that connection once it has sent a packet (so its framing is
 //!   known), and for as long as it stays connected.
 //!
+//! At most [`MAX_UDP_CLIENTS`] UDP clients are remembered: a new one beyond that takes the place
+//! of the one silent the longest, so a flood from many (spoofed) addresses cannot grow the
+//! registry, nor turn each state change into a datagram to each of them.
+//!
 //! A client that appears (for the first time, or again after it was forgotten) is reported as
 //! new, so it can be sent the whole state. Time is passed in, so the rules are tested without
 //! sleeping.
@@ -15,6 +19,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
+
+/// Most UDP clients remembered at once.
+pub const MAX_UDP_CLIENTS: usize = 64;
 
 /// Who sent OSC, and so where its feedback goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -137,10 +144,23 @@ impl Clients {
     /// never seen or silent for longer than the timeout, or a TCP client's first packet.
     pub fn touch(&mut self, peer: Peer, now: Instant) -> bool {
         let new = match peer {
-            Peer::Udp(ip) => match self.seen.insert(ip, now) {
-                None => true,
-                Some(last) => now.saturating_duration_since(last) > self.timeout,
-            },
+            Peer::Udp(ip) => {
+                if self.seen.len() >= MAX_UDP_CLIENTS && !self.seen.contains_key(&ip) {
+                    let oldest = self
+                        .seen
+                        .iter()
+                        .min_by_key(|(_, last)| **last)
+                        .map(|(ip, _)| *ip);
+                    if let Some(oldest) = oldest {
+                        self.seen.remove(&oldest);
+                        self.shown.retain(|(p, _), _| *p != Peer::Udp(oldest));
+                    }
+                }
+                match self.seen.insert(ip, now) {
+                    None => true,
+                    Some(last) => now.saturating_duration_since(last) > self.timeout,
+                }
+            }
             Peer::Tcp(addr) => self
                 .streams
                 .get_mut(&addr)
@@ -239,6 +259,21 @@ mod tests {
         assert!(clients.touch(Peer::Udp(phone), t0 + Duration::from_secs(312)));
         // Silent longer than the timeout but not yet pruned: also new again.
         assert!(clients.touch(Peer::Udp(tablet), t0 + Duration::from_secs(401)));
+    }
+
+    #[test]
+    fn udp_clients_are_bounded_and_the_longest_silent_gives_way() {
+        let t0 = Instant::now();
+        let mut clients = Clients::new(Duration::from_secs(300));
+        let phone: IpAddr = [192, 168, 1, 20].into();
+        assert!(clients.touch(Peer::Udp(phone), t0 + Duration::from_secs(5)));
+        for i in 0..10_000u32 {
+            let spoofed = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+            clients.touch(Peer::Udp(spoofed), t0);
+        }
+        let active = clients.active(t0 + Duration::from_secs(6));
+        assert_eq!(active.len(), MAX_UDP_CLIENTS);
+        assert!(active.contains(&Peer::Udp(phone)), "the phone spoke last");
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! OSC in: datagrams on the UDP socket (`osc.listen`), and packets from TCP connections
 //! (`osc.tcp_listen`, see [`stream`]), the device I/O at the rim of the bridge.
 //!
-//! One tokio `UdpSocket` receives into a `rosc::decoder::MTU` buffer; each packet, from either
+//! One tokio `UdpSocket` receives into a buffer as large as a UDP datagram can be
+//! ([`MAX_DATAGRAM`]: rosc's `decoder::MTU` is only 1,536 bytes, and a bigger datagram received
+//! into it is silently cut short); each packet, from either
 //! transport, is decoded and its bundles flattened. A mapped address becomes a move handed to the
 //! uplink; an unknown address is logged at info; `<mapped address>/z` (TouchOSC's touch/release)
 //! becomes a touch; `osc.arm_address` arms; a malformed packet is logged with its sender and
-//! skipped. Nothing a client sends can stop the loop. Every sender is recorded in the [`Clients`]
+//! skipped. Nothing a client sends can stop the loop, nor fill the log: what clients can repeat
+//! at will (malformed packets, unknown addresses, unusable values, new clients) is logged for
+//! the first of each kind per sender in a [`LOG_SUMMARY_EVERY`] window, then counted into one
+//! summary line, and the addresses they chose are clipped. Every sender is recorded in the [`Clients`]
 //! registry, and a new one is announced to feedback so its controls jump to the cluster's state
 //! at once. The same UDP socket sends feedback to UDP clients (see `feedback`), so there is one
 //! OSC port to open; TCP clients get theirs on their connection.
@@ -15,7 +20,7 @@ pub mod framing;
 pub mod stream;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rosc::{OscMessage, OscPacket};
@@ -27,6 +32,7 @@ pub use clients::{Clients, Peer, Unsent};
 
 use crate::feedback;
 use crate::mapping::{self, Mappings};
+use crate::telemetry::{Sample, Sampler, clip};
 use crate::uplink::Link;
 
 /// What can stop the OSC side.
@@ -50,6 +56,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `learn` could not print what it saw (a full disk; a closed pipe just ends it).
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
     /// The bound socket cannot tell its own address.
     #[error("cannot read the OSC socket's address")]
     LocalAddr(#[source] std::io::Error),
@@ -57,6 +66,29 @@ pub enum Error {
 
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The largest UDP payload (65,535 bytes less the IPv4 and UDP headers), rounded up: no datagram
+/// is ever cut short.
+pub const MAX_DATAGRAM: usize = 64 * 1024;
+
+/// How often repeated log events from OSC clients are summarised.
+pub const LOG_SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// Repeated log events from OSC clients, by kind and sender.
+static NOTED: LazyLock<Sampler> = LazyLock::new(|| Sampler::new(LOG_SUMMARY_EVERY));
+
+/// Counts an event of `kind` from `from`; true when it is the first of its kind from that
+/// sender in this window, so the caller logs it in full. Logs the previous window's summary.
+fn first(kind: &str, from: std::net::IpAddr) -> bool {
+    let (sample, summary) = NOTED.note(&format!("{kind} from {from}"), Instant::now());
+    if let Some(summary) = summary {
+        warn!(
+            "in the last {LOG_SUMMARY_EVERY:?}, also: {}",
+            Sampler::describe(&summary)
+        );
+    }
+    sample == Sample::First
+}
 
 /// The registry shared by the receive loop (which records senders) and feedback (which reads it).
 pub type SharedClients = Arc<Mutex<Clients>>;
@@ -76,9 +108,19 @@ pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
 /// Packets from every TCP connection, for whichever pipeline is running (one at a time).
 pub type SharedInbound = Arc<tokio::sync::Mutex<mpsc::Receiver<stream::Inbound>>>;
 
+/// Deepest nesting of bundles accepted. rosc decodes bundles recursively, and a 64 KiB datagram
+/// can nest about 3,000 of them, enough to overflow a task's stack; no app nests more than a few.
+pub const MAX_BUNDLE_DEPTH: usize = 16;
+
 /// Decodes one OSC packet (a UDP datagram, or one unframed from a TCP stream) into its messages,
-/// bundles flattened in order.
+/// bundles flattened in order. Bundles nested deeper than [`MAX_BUNDLE_DEPTH`] are refused
+/// before rosc sees them.
 pub fn decode(datagram: &[u8]) -> Result<Vec<OscMessage>, rosc::OscError> {
+    if bundle_depth(datagram) > MAX_BUNDLE_DEPTH {
+        return Err(rosc::OscError::BadBundle(format!(
+            "bundles nested more than {MAX_BUNDLE_DEPTH} deep"
+        )));
+    }
     let (_rest, packet) = rosc::decoder::decode_udp(datagram)?;
     let mut messages = Vec::new();
     // An explicit stack rather than recursion: nesting depth is up to the sender.
@@ -90,6 +132,41 @@ pub fn decode(datagram: &[u8]) -> Result<Vec<OscMessage>, rosc::OscError> {
         }
     }
     Ok(messages)
+}
+
+/// How deeply bundles nest in `packet`, found without recursion; stops counting past
+/// [`MAX_BUNDLE_DEPTH`]. Malformed sizes end the walk: the decoder refuses them itself.
+fn bundle_depth(packet: &[u8]) -> usize {
+    const BUNDLE: &[u8] = b"#bundle\0";
+    /// The tag and time tag before a bundle's first element.
+    const HEADER: usize = 16;
+    if !packet.starts_with(BUNDLE) {
+        return 0;
+    }
+    // (next element's offset, end) of each bundle being walked, outermost first.
+    let mut open = vec![(HEADER, packet.len())];
+    let mut deepest = 1;
+    while let Some(&(at, end)) = open.last() {
+        let Some(size) = packet.get(at..at + 4).filter(|_| at + 4 <= end) else {
+            open.pop();
+            continue;
+        };
+        let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        let start = at + 4;
+        let stop = start.saturating_add(size).min(end);
+        if let Some(top) = open.last_mut() {
+            // Always forward: at least past the size.
+            top.0 = stop;
+        }
+        if packet[start..stop].starts_with(BUNDLE) {
+            open.push((start + HEADER, stop));
+            deepest = deepest.max(open.len());
+            if deepest > MAX_BUNDLE_DEPTH {
+                break;
+            }
+        }
+    }
+    deepest
 }
 
 /// The receive loop and what it needs.
@@ -117,7 +194,7 @@ impl Receiver {
     pub async fn run(self) {
         // Held while this pipeline runs; a reload's next pipeline takes it after this one drops.
         let mut streams = self.streams.clone().lock_owned().await;
-        let mut buf = vec![0u8; rosc::decoder::MTU];
+        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
@@ -141,7 +218,9 @@ impl Receiver {
         let messages = match decode(bytes) {
             Ok(m) => m,
             Err(e) => {
-                warn!(%from, error = %e, "malformed OSC packet");
+                if first("malformed OSC packet", from.ip()) {
+                    warn!(%from, error = %e, "malformed OSC packet (more from this sender are counted)");
+                }
                 self.metrics.packet("malformed");
                 return;
             }
@@ -149,7 +228,9 @@ impl Receiver {
         self.metrics.packet("ok");
         let is_new = lock(&self.clients).touch(peer, Instant::now());
         if is_new {
-            info!(client = %peer, "new OSC client");
+            if first("new OSC client", from.ip()) {
+                info!(client = %peer, "new OSC client");
+            }
             if self
                 .feedback
                 .send(feedback::Event::NewClient(peer))
@@ -168,7 +249,10 @@ impl Receiver {
         if self.arm_address.as_deref() == Some(message.addr.as_str()) {
             match message.args.first().and_then(touch_state) {
                 Some(armed) => self.link.send_arm(armed).await,
-                None => warn!(address = %message.addr, %from, "unusable arm value; nothing sent"),
+                None if first("unusable arm value", from.ip()) => {
+                    warn!(address = %clip(&message.addr), %from, "unusable arm value; nothing sent")
+                }
+                None => {}
             }
             return;
         }
@@ -176,12 +260,17 @@ impl Receiver {
             // TouchOSC sends `<address>/z 1` on touch and `0` on release.
             match message.args.first().and_then(touch_state) {
                 Some(touched) => self.link.send_touch(mapping, touched).await,
-                None => warn!(address = %message.addr, %from, "unusable touch value; nothing sent"),
+                None if first("unusable touch value", from.ip()) => {
+                    warn!(address = %clip(&message.addr), %from, "unusable touch value; nothing sent")
+                }
+                None => {}
             }
             return;
         }
         let Some(mapping) = self.mappings.by_address(&message.addr) else {
-            info!(address = %message.addr, %from, "unknown OSC address");
+            if first("unknown OSC address", from.ip()) {
+                info!(address = %clip(&message.addr), %from, "unknown OSC address (more from this sender are counted)");
+            }
             self.metrics.moved("unknown_address");
             return;
         };
@@ -192,10 +281,12 @@ impl Receiver {
                 self.link.send_move(mapping, value).await;
             }
             Err(e) => {
-                warn!(
-                    address = %mapping.address, %from, error = %e,
-                    "unusable OSC value; nothing sent"
-                );
+                if first("unusable OSC value", from.ip()) {
+                    warn!(
+                        address = %mapping.address, %from, error = %e,
+                        "unusable OSC value; nothing sent"
+                    );
+                }
                 self.metrics.moved("invalid");
             }
         }
@@ -266,6 +357,34 @@ mod tests {
         assert_eq!(touch_state(&OscType::Bool(true)), Some(true));
         assert_eq!(touch_state(&OscType::Float(f32::NAN)), None);
         assert_eq!(touch_state(&OscType::String("1".into())), None);
+    }
+
+    #[test]
+    fn deeply_nested_bundles_are_refused_not_a_stack_overflow() {
+        let time = [0, 0, 0, 0, 0, 0, 0, 1];
+        let nest = |inner: Vec<u8>| {
+            let mut bundle = b"#bundle\0".to_vec();
+            bundle.extend(time);
+            bundle.extend(u32::try_from(inner.len()).unwrap().to_be_bytes());
+            bundle.extend(inner);
+            bundle
+        };
+        let mut packet = rosc::encoder::encode(&msg("/a", 1.0)).expect("encode");
+        for _ in 0..MAX_BUNDLE_DEPTH {
+            packet = nest(packet);
+        }
+        assert_eq!(decode(&packet).expect("16 deep is fine").len(), 1);
+        while packet.len() + 20 <= MAX_DATAGRAM {
+            packet = nest(packet);
+        }
+        // A tokio worker's stack is 2 MiB; rosc alone overflowed it here (the process aborted).
+        let decoded = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || decode(&packet).map(|m| m.len()))
+            .expect("thread")
+            .join()
+            .expect("no panic");
+        assert!(decoded.is_err(), "{decoded:?}");
     }
 
     #[test]

@@ -6,17 +6,27 @@
 //! datagrams do (same mappings, touch, arm, logs and metrics), and its feedback comes back on the
 //! connection, in its framing, from its first packet for as long as it stays connected.
 //! Connections outlive a config reload, as the UDP socket does. Everything is bounded: at most
-//! [`MAX_CONNECTIONS`] at once (more are closed at once, with a warning); a packet over
-//! [`MAX_PACKET`] bytes or broken framing closes that connection; and a client that does not read
-//! its feedback (its queue full, or a write blocked for [`WRITE_TIMEOUT`]) is disconnected.
+//! [`MAX_CONNECTIONS`] at once; a packet over [`MAX_PACKET`] bytes or broken framing closes that
+//! connection; and a client that does not read its feedback (its queue full, or a write blocked
+//! for [`WRITE_TIMEOUT`]) is disconnected.
+//!
+//! Idle connections cannot hold the slots: one that has not sent a whole packet within
+//! [`FIRST_PACKET_TIMEOUT`] of connecting (idle or half-open) is closed. A client that has
+//! spoken may stay quiet as long as it likes (a phone showing feedback between gestures), but
+//! when every slot is taken a new connection takes the slot of the one silent the longest: one
+//! that never spoke, else one silent for at least [`GIVE_WAY_AFTER`]. If there is none, the new
+//! connection is closed at once. Connections, disconnections (by reason) and refusals are logged
+//! once per peer and window, then summarised.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::{info, warn};
 
 use super::framing::{self, Deframer, Framing};
@@ -28,6 +38,10 @@ pub const MAX_CONNECTIONS: usize = 32;
 pub const MAX_PACKET: usize = 64 * 1024;
 /// Longest a write of feedback to a TCP client may take.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection has to send its first whole packet.
+pub const FIRST_PACKET_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client must have been silent before a new connection may take its slot.
+pub const GIVE_WAY_AFTER: Duration = Duration::from_secs(60);
 /// Packets queued for one client's writer, and packets from all clients waiting for the receiver.
 pub const QUEUE: usize = 256;
 
@@ -51,17 +65,26 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 /// `inbound`; each registers in `clients` for feedback while connected.
 pub async fn serve(listener: TcpListener, inbound: mpsc::Sender<Inbound>, clients: SharedClients) {
     let mut connections = JoinSet::new();
+    let mut slots: HashMap<tokio::task::Id, Slot> = HashMap::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, from)) if connections.len() >= MAX_CONNECTIONS => {
-                    warn!(client = %from, "OSC over TCP: {MAX_CONNECTIONS} clients are connected already; closing the new connection");
-                    drop(stream);
-                }
                 Ok((stream, from)) => {
-                    info!(client = %from, "OSC TCP client connected");
+                    if slots.len() >= MAX_CONNECTIONS && !give_way(&mut slots, Instant::now()) {
+                        if super::first("OSC TCP connection refused", from.ip()) {
+                            warn!(client = %from, "OSC over TCP: {MAX_CONNECTIONS} clients are connected and none is idle; closing the new connection");
+                        }
+                        drop(stream);
+                        continue;
+                    }
+                    if super::first("OSC TCP client connected", from.ip()) {
+                        info!(client = %from, "OSC TCP client connected");
+                    }
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(stream, from, inbound.clone(), clients.clone()));
+                    let spoke = Arc::new(Mutex::new(None));
+                    let task = connection(stream, from, inbound.clone(), clients.clone(), spoke.clone());
+                    let abort = connections.spawn(task);
+                    slots.insert(abort.id(), Slot { abort, spoke });
                 }
                 Err(e) => {
                     // E.g. out of file descriptors: keep going without spinning.
@@ -69,8 +92,53 @@ pub async fn serve(listener: TcpListener, inbound: mpsc::Sender<Inbound>, client
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = connections.join_next() => {}
+            Some(done) = connections.join_next_with_id() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                slots.remove(&id);
+            }
         }
+    }
+}
+
+/// A running connection: how to close it, and when it last sent a packet (`None`: never).
+struct Slot {
+    abort: AbortHandle,
+    spoke: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Closes the connection silent the longest, if one may give way (see the module docs); true
+/// if a slot was freed.
+fn give_way(slots: &mut HashMap<tokio::task::Id, Slot>, now: Instant) -> bool {
+    let last = |slot: &Slot| *slot.spoke.lock().unwrap_or_else(PoisonError::into_inner);
+    let idlest = slots
+        .iter()
+        .map(|(id, slot)| (*id, last(slot)))
+        .filter(|(_, spoke)| {
+            spoke.is_none_or(|t| now.saturating_duration_since(t) >= GIVE_WAY_AFTER)
+        })
+        .min_by_key(|(_, spoke)| *spoke);
+    let Some((id, _)) = idlest else {
+        return false;
+    };
+    if let Some(slot) = slots.remove(&id) {
+        slot.abort.abort();
+    }
+    true
+}
+
+/// Forgets a TCP client in the registry when its connection ends, however it ends (an abort
+/// included).
+struct Registered {
+    clients: SharedClients,
+    from: SocketAddr,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.clients).disconnect(self.from);
     }
 }
 
@@ -80,15 +148,27 @@ async fn connection(
     from: SocketAddr,
     inbound: mpsc::Sender<Inbound>,
     clients: SharedClients,
+    spoke: Arc<Mutex<Option<Instant>>>,
 ) {
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let mut dropped = lock(&clients).connect(from, tx);
+    let _registered = Registered {
+        clients: clients.clone(),
+        from,
+    };
     let end = tokio::select! {
         // Dropped by the registry (it cannot keep up): at once, even while a write is blocked.
         _ = &mut dropped => Err("it did not read its feedback fast enough".to_owned()),
-        end = exchange(stream, from, &inbound, &mut rx) => end,
+        end = exchange(stream, from, &inbound, &mut rx, &spoke) => end,
     };
-    lock(&clients).disconnect(from);
+    // Once per peer, reason and window: a client can connect and go as often as it likes.
+    let why: &str = match &end {
+        Ok(why) => why,
+        Err(why) => why,
+    };
+    if !super::first(&format!("OSC TCP client disconnected: {why}"), from.ip()) {
+        return;
+    }
     match end {
         Ok(why) => info!(client = %from, "OSC TCP client disconnected: {why}"),
         Err(why) => warn!(client = %from, "OSC TCP client disconnected: {why}"),
@@ -102,12 +182,19 @@ async fn exchange(
     from: SocketAddr,
     inbound: &mpsc::Sender<Inbound>,
     feedback: &mut mpsc::Receiver<Vec<u8>>,
+    spoke: &Mutex<Option<Instant>>,
 ) -> Result<&'static str, String> {
     let (mut read, mut write) = stream.into_split();
     let mut deframer = Deframer::new(MAX_PACKET);
     let mut buf = vec![0u8; 4096];
+    let first_packet = tokio::time::sleep(FIRST_PACKET_TIMEOUT);
+    tokio::pin!(first_packet);
+    let mut silent = true;
     loop {
         tokio::select! {
+            () = &mut first_packet, if silent => {
+                return Err(format!("no packet within {FIRST_PACKET_TIMEOUT:?} of connecting"));
+            }
             n = read.read(&mut buf) => {
                 let n = match n {
                     Ok(0) => return Ok(CLOSED),
@@ -117,6 +204,8 @@ async fn exchange(
                 };
                 deframer.push(&buf[..n]);
                 while let Some(packet) = deframer.next_packet().map_err(|e| e.to_string())? {
+                    silent = false;
+                    *spoke.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
                     if inbound.send(Inbound { from, packet }).await.is_err() {
                         return Ok("the bridge is stopping");
                     }
@@ -175,7 +264,8 @@ mod tests {
         let (stream, from) = listener.accept().await.expect("accept");
         let clients: SharedClients = Arc::new(Mutex::new(Clients::new(Duration::from_secs(60))));
         let (inbound, packets) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(connection(stream, from, inbound, clients.clone()));
+        let spoke = Arc::new(Mutex::new(None));
+        let task = tokio::spawn(connection(stream, from, inbound, clients.clone(), spoke));
         (client, from, clients, packets, task)
     }
 
@@ -229,5 +319,46 @@ mod tests {
             !rest.is_empty(),
             "what was written before is still delivered"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_never_sends_a_packet_is_closed() {
+        let (mut client, _from, clients, _packets, task) = connected().await;
+        // Half a packet, then nothing: still silent.
+        client.write_all(b"\xc0/1/fa").await.expect("write");
+        tokio::time::timeout(FIRST_PACKET_TIMEOUT * 2, task)
+            .await
+            .expect("closed after FIRST_PACKET_TIMEOUT")
+            .expect("no panic");
+        assert!(lock(&clients).active(Instant::now()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_takes_the_slot_of_one_that_never_spoke_or_went_quiet() {
+        let now = Instant::now();
+        let mut slots = HashMap::new();
+        let mut tasks = JoinSet::new();
+        let mut add = |spoke: Option<Instant>| {
+            let abort = tasks.spawn(std::future::pending::<()>());
+            let id = abort.id();
+            let spoke = Arc::new(Mutex::new(spoke));
+            slots.insert(id, Slot { abort, spoke });
+            id
+        };
+        let talking = add(Some(now));
+        let quiet = add(Some(now - GIVE_WAY_AFTER));
+        let mute = add(None);
+        assert!(give_way(&mut slots, now));
+        assert!(
+            !slots.contains_key(&mute),
+            "the one that never spoke goes first"
+        );
+        assert!(give_way(&mut slots, now));
+        assert!(!slots.contains_key(&quiet));
+        assert!(
+            !give_way(&mut slots, now),
+            "a client that spoke lately stays"
+        );
+        assert!(slots.contains_key(&talking));
     }
 }

@@ -88,7 +88,7 @@ mod tests {
 
     fn config(text: &str) -> Config {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("token.txt"), "t\n").expect("token");
+        std::fs::write(dir.path().join("token.txt"), "reload-test-token\n").expect("token");
         let path = dir.path().join("bridge.toml");
         let base = "[gateway]\nurl = \"http://127.0.0.1:9\"\ntoken_file = \"token.txt\"\n";
         std::fs::write(&path, format!("{text}\n{base}")).expect("config");

@@ -148,27 +148,35 @@ impl Authenticator {
     }
 
     /// A tonic interceptor that authenticates each call and stores its [`super::Identity`].
+    /// Each outcome is told to `admission`, which bounds what unauthenticated clients can do
+    /// and logs refusals as summaries.
     pub fn interceptor(
         self: Arc<Self>,
+        admission: crate::admission::Admission,
     ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
         move |mut request: Request<()>| {
+            let peer = request.remote_addr();
             let identity = match self.identify(&request) {
                 Ok(identity) => identity,
                 Err(status) => match super::bearer_token(&request) {
-                    Ok(token) if self.token_review && request.peer_certs().is_none() => {
+                    Ok(token)
+                        if self.token_review
+                            && request.peer_certs().is_none()
+                            && super::check_token_length(token).is_ok() =>
+                    {
                         let pending = super::PendingReview(token.to_owned());
                         request.extensions_mut().insert(pending);
+                        // The API server decides from here; its answer is remembered.
+                        admission.authenticated(peer);
                         return Ok(request);
                     }
                     _ => {
-                        let peer = request
-                            .remote_addr()
-                            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-                        tracing::warn!(%peer, reason = status.message(), "session refused");
+                        admission.refused(peer, status.message());
                         return Err(status);
                     }
                 },
             };
+            admission.authenticated(peer);
             request.extensions_mut().insert(identity);
             Ok(request)
         }
@@ -203,18 +211,18 @@ mod tests {
     fn a_changed_file_rotates_tokens_and_a_broken_one_keeps_the_old() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.toml");
-        std::fs::write(&path, tokens(&[("bob", "bob-1")])).unwrap();
+        std::fs::write(&path, tokens(&[("bob", "bob-token-1")])).unwrap();
         let auth = Authenticator::load(fixed(), Some(path.clone())).expect("loads");
         assert!(auth.operators().authenticate("alice-token").is_some());
-        assert!(auth.operators().authenticate("bob-1").is_some());
+        assert!(auth.operators().authenticate("bob-token-1").is_some());
 
-        std::fs::write(&path, tokens(&[("bob", "bob-2")])).unwrap();
+        std::fs::write(&path, tokens(&[("bob", "bob-token-2")])).unwrap();
         auth.reload();
         assert!(
-            auth.operators().authenticate("bob-1").is_none(),
+            auth.operators().authenticate("bob-token-1").is_none(),
             "old token revoked"
         );
-        assert!(auth.operators().authenticate("bob-2").is_some());
+        assert!(auth.operators().authenticate("bob-token-2").is_some());
 
         std::fs::write(
             &path,
@@ -222,11 +230,14 @@ mod tests {
         )
         .unwrap();
         auth.reload();
-        assert!(auth.operators().authenticate("bob-2").is_some(), "kept");
-        std::fs::write(&path, tokens(&[("alice", "other")])).unwrap();
+        assert!(
+            auth.operators().authenticate("bob-token-2").is_some(),
+            "kept"
+        );
+        std::fs::write(&path, tokens(&[("alice", "other-token")])).unwrap();
         auth.reload();
         assert!(
-            auth.operators().authenticate("other").is_none(),
+            auth.operators().authenticate("other-token").is_none(),
             "a clash is refused"
         );
     }

@@ -50,6 +50,8 @@ pub struct Config {
     pub limits: Limits,
     /// Limits on the session protocol itself (`[server]`).
     pub session: SessionLimits,
+    /// Bounds on clients that have not authenticated yet (`[server]`, see `crate::admission`).
+    pub admission: crate::admission::Limits,
     /// A file that gets every audit line too (`audit.file`, relative to the config file).
     pub audit_file: Option<PathBuf>,
     /// More operators, re-read whenever the file changes (`auth.tokens_file`).

@@ -65,6 +65,15 @@ pub(super) fn validate_operators(
                 "must not be empty",
             ));
         }
+        if name.chars().any(char::is_control) {
+            return Err(src.invalid(
+                op.as_ref().name.span().start,
+                field("name"),
+                format!(
+                    "{name:?} holds a control character; operator names are logged and audited"
+                ),
+            ));
+        }
         let hash_field = &op.as_ref().token_sha256;
         let hash = Operator::parse_hash(hash_field.as_ref())
             .map_err(|msg| src.invalid(hash_field.span().start, field("token_sha256"), msg))?;

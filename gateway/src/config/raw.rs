@@ -13,7 +13,8 @@ use super::limits::RawLimits;
 use super::operators::{RawOperator, validate_operators};
 use super::policy::RawRule;
 use super::server::{
-    RawAuth, RawServer, validate_audiences, validate_client_auth, validate_session, validate_tls,
+    RawAuth, RawServer, validate_admission, validate_audiences, validate_client_auth,
+    validate_session, validate_tls,
 };
 use super::{BackendConfig, Config, Result, Source, TlsIdentity};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
@@ -46,7 +47,7 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
-    file: Option<String>,
+    file: Option<Spanned<String>>,
 }
 
 /// `[cluster]`
@@ -211,7 +212,8 @@ impl RawConfig {
             policy,
             limits,
             session,
-            audit_file: self.audit.file.as_deref().map(|f| src.resolve(f)),
+            admission: validate_admission(&self.server, src)?,
+            audit_file: validate_audit(&self.audit, src)?,
             tokens_file,
             impersonate,
             impersonation,
@@ -222,6 +224,22 @@ impl RawConfig {
             client_auth,
         })
     }
+}
+
+/// `audit.file`, resolved; a directory there is refused now rather than when the gateway starts.
+fn validate_audit(audit: &RawAudit, src: &Source<'_>) -> Result<Option<std::path::PathBuf>> {
+    let Some(file) = &audit.file else {
+        return Ok(None);
+    };
+    let path = src.resolve(file.as_ref());
+    if path.is_dir() {
+        let message = format!(
+            "{} is a directory; name a file to append to",
+            path.display()
+        );
+        return Err(src.invalid(file.span().start, "audit.file", message));
+    }
+    Ok(Some(path))
 }
 
 fn socket_addr(value: &Spanned<String>, field: &str, src: &Source<'_>) -> Result<SocketAddr> {
@@ -336,7 +354,13 @@ fn validate_target(name: &str, raw: &Spanned<RawTarget>, src: &Source<'_>) -> Re
             let message = "must not be empty (leave it out for \"default\")";
             return Err(src.invalid(ns.span().start, field("namespace"), message));
         }
-        Some(ns) => ns.as_ref().clone(),
+        Some(ns) => {
+            if let Err(why) = dns_label(ns.as_ref()) {
+                let message = format!("{:?} is not a Kubernetes namespace: {why}", ns.as_ref());
+                return Err(src.invalid(ns.span().start, field("namespace"), message));
+            }
+            ns.as_ref().clone()
+        }
         None => "default".to_owned(),
     };
     if t.name.as_ref().trim().is_empty() {
@@ -345,6 +369,13 @@ fn validate_target(name: &str, raw: &Spanned<RawTarget>, src: &Source<'_>) -> Re
             field("name"),
             "the Kubernetes object name must not be empty",
         ));
+    }
+    if let Err(why) = dns_subdomain(t.name.as_ref()) {
+        let message = format!(
+            "{:?} is not a Kubernetes object name: {why}",
+            t.name.as_ref()
+        );
+        return Err(src.invalid(t.name.span().start, field("name"), message));
     }
     let max_at = t.max.as_ref().map_or(raw.span().start, |m| m.span().start);
     let (min, max) = match (&t.max, kind.is_toggle()) {
@@ -442,4 +473,29 @@ fn valid_target_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A namespace: an RFC 1123 label, as the API server checks it (at most 63 characters of
+/// lowercase letters, digits and '-', starting and ending with a letter or digit).
+fn dns_label(name: &str) -> std::result::Result<(), String> {
+    if name.len() <= 63 && label(name) {
+        return Ok(());
+    }
+    Err("use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit".into())
+}
+
+/// An object name (Deployment, StatefulSet, CronJob, Node): an RFC 1123 subdomain, as the API
+/// server checks it (at most 253 characters; dot-separated parts of lowercase letters, digits
+/// and '-', each starting and ending with a letter or digit).
+fn dns_subdomain(name: &str) -> std::result::Result<(), String> {
+    if name.len() <= 253 && name.split('.').all(label) {
+        return Ok(());
+    }
+    Err("use at most 253 lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit".into())
+}
+
+/// Lowercase letters, digits and '-', starting and ending with a letter or digit.
+fn label(part: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    part.starts_with(alnum) && part.ends_with(alnum) && part.chars().all(|c| alnum(c) || c == '-')
 }

@@ -55,6 +55,10 @@ pub(super) struct RawServer {
     hello_timeout_ms: Option<Spanned<i64>>,
     max_message_bytes: Option<Spanned<i64>>,
     pub(super) ops_listen: Option<Spanned<String>>,
+    max_pending_connections: Option<Spanned<i64>>,
+    max_pending_per_peer: Option<Spanned<i64>>,
+    auth_timeout_ms: Option<Spanned<i64>>,
+    max_streams_per_connection: Option<Spanned<i64>>,
 }
 
 impl Default for RawServer {
@@ -66,6 +70,10 @@ impl Default for RawServer {
             hello_timeout_ms: None,
             max_message_bytes: None,
             ops_listen: None,
+            max_pending_connections: None,
+            max_pending_per_peer: None,
+            auth_timeout_ms: None,
+            max_streams_per_connection: None,
         }
     }
 }
@@ -118,6 +126,39 @@ pub(super) fn validate_session(server: &RawServer, src: &Source<'_>) -> Result<S
     Ok(session)
 }
 
+/// The bounds on unauthenticated clients (`server.max_pending_connections`, …).
+pub(super) fn validate_admission(
+    server: &RawServer,
+    src: &Source<'_>,
+) -> Result<crate::admission::Limits> {
+    let mut limits = crate::admission::Limits::default();
+    let within = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| {
+        let n = *v.as_ref();
+        if (lo..=hi).contains(&n) {
+            Ok(n as u64)
+        } else {
+            Err(src.invalid(
+                v.span().start,
+                format!("server.{field}"),
+                format!("{n} must be within {lo}..={hi}"),
+            ))
+        }
+    };
+    if let Some(v) = &server.max_pending_connections {
+        limits.max_pending = within(v, "max_pending_connections", 1, 100_000)? as usize;
+    }
+    if let Some(v) = &server.max_pending_per_peer {
+        limits.max_pending_per_peer = within(v, "max_pending_per_peer", 1, 100_000)? as usize;
+    }
+    if let Some(v) = &server.auth_timeout_ms {
+        limits.auth_timeout = Duration::from_millis(within(v, "auth_timeout_ms", 100, 600_000)?);
+    }
+    if let Some(v) = &server.max_streams_per_connection {
+        limits.max_streams = within(v, "max_streams_per_connection", 1, 10_000)? as u32;
+    }
+    Ok(limits)
+}
+
 pub(super) fn validate_tls(server: &RawServer, src: &Source<'_>) -> Result<Option<TlsIdentity>> {
     let read = |field: &str, path: &Spanned<String>| {
         src.read_file(path.as_ref())
@@ -133,10 +174,23 @@ pub(super) fn validate_tls(server: &RawServer, src: &Source<'_>) -> Result<Optio
     };
     match (&server.tls_cert, &server.tls_key) {
         (None, None) => Ok(None),
-        (Some(cert), Some(key)) => Ok(Some(TlsIdentity {
-            cert_pem: read("tls_cert", cert)?,
-            key_pem: read("tls_key", key)?,
-        })),
+        (Some(cert), Some(key)) => {
+            let identity = TlsIdentity {
+                cert_pem: read("tls_cert", cert)?,
+                key_pem: read("tls_key", key)?,
+            };
+            // Serve-ready now, or say which file is wrong.
+            if let Err(err) = crate::tls::server_config(&identity, None) {
+                let (field, path) = match err {
+                    crate::tls::Error::Cert(_) => ("tls_cert", cert),
+                    _ => ("tls_key", key),
+                };
+                let shown = src.resolve(path.as_ref());
+                let message = format!("{}: {err}", shown.display());
+                return Err(src.invalid(path.span().start, format!("server.{field}"), message));
+            }
+            Ok(Some(identity))
+        }
         (Some(cert), None) => Err(src.invalid(
             cert.span().start,
             "server.tls_key",

@@ -10,7 +10,7 @@ backend = "sandbox"
 
 [[operators]]
 name = "alice"
-token_sha256 = "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"
+token_sha256 = "9c220f200955d76c0a38d308225e0ef10c5f971acaf2f8d1d8f732affa5bd1dc"
 
 [targets.web]
 kind = "deployment-replicas"
@@ -35,7 +35,7 @@ fn a_good_config_is_validated_into_its_parts() {
     assert_eq!(config.listen, "127.0.0.1:50051".parse().unwrap());
     assert_eq!(config.backend, BackendConfig::Sandbox);
     assert_eq!(config.operators.len(), 1);
-    assert!(config.operators.authenticate("alice").is_some());
+    assert!(config.operators.authenticate("alice-token").is_some());
     let web = config.catalog.get("web").expect("web catalogued");
     assert_eq!(
         (
@@ -93,7 +93,7 @@ fn errors_name_the_file_line_and_field() {
         "{err}"
     );
 
-    let err = error_of(&GOOD.replace("2bd806c9", "zz"));
+    let err = error_of(&GOOD.replace("9c220f20", "zz"));
     assert!(
         err.contains(":10: operators[0].token_sha256: not a hex SHA-256"),
         "{err}"
@@ -111,7 +111,8 @@ fn syntax_and_unknown_fields_are_located() {
 #[test]
 fn tls_files_are_read_relative_to_the_config_and_missing_ones_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("server.pem"), "CERT").unwrap();
+    let certs = crate::tls::CertBundle::generate(&["localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("server.pem"), &certs.cert_pem).unwrap();
     let text = GOOD.replace(
         "[cluster]",
         "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\n\n[cluster]",
@@ -125,14 +126,14 @@ fn tls_files_are_read_relative_to_the_config_and_missing_ones_named() {
         "{err}"
     );
 
-    std::fs::write(dir.path().join("server.key"), "KEY").unwrap();
+    std::fs::write(dir.path().join("server.key"), &certs.key_pem).unwrap();
     let tls = Config::parse(&text, &origin)
         .expect("valid")
         .tls
         .expect("tls set");
     assert_eq!(
         (tls.cert_pem.as_slice(), tls.key_pem.as_slice()),
-        (b"CERT".as_slice(), b"KEY".as_slice())
+        (certs.cert_pem.as_bytes(), certs.key_pem.as_bytes())
     );
 }
 

@@ -165,6 +165,10 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             old.session.max_message_bytes != new.session.max_message_bytes,
         ),
         (
+            "server.max_pending_connections/max_pending_per_peer/auth_timeout_ms/max_streams_per_connection",
+            old.admission != new.admission,
+        ),
+        (
             "cluster.backend/kubeconfig/context",
             old.backend != new.backend,
         ),

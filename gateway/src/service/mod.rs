@@ -149,7 +149,7 @@ impl Knobs for KnobsService {
         let mut inbound = request.into_inner();
         let view = self.shared.view();
         let hello = await_hello(&mut inbound, view.session.hello_timeout).await?;
-        tracing::info!(operator = %identity.name, bridge = %hello.bridge_id, "session opened");
+        tracing::info!(operator = %identity.name, bridge = %crate::telemetry::clip(&hello.bridge_id), "session opened");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let snapshot = self.shared.hub.snapshot();
@@ -272,18 +272,14 @@ impl Session {
         }
         self.log_summary();
         self.shared.holds.release_session(self.member.id);
-        tracing::info!(operator = %self.operator, bridge = %self.bridge, reason = %end, "session closed");
+        tracing::info!(operator = %self.operator, bridge = %crate::telemetry::clip(&self.bridge), reason = %end, "session closed");
     }
 
     fn handle(&self, message: ClientMessage, parked: &mut Parked) {
         match message.msg {
             Some(client_message::Msg::Control(event)) => self.control(event, parked),
             Some(client_message::Msg::Touch(touch)) => self.touch(touch),
-            Some(client_message::Msg::Arm(arm)) => {
-                tracing::debug!(operator = %self.operator, armed = arm.armed, "arm");
-                self.armed
-                    .store(arm.armed, std::sync::atomic::Ordering::Relaxed);
-            }
+            Some(client_message::Msg::Arm(arm)) => self.arm(arm),
             Some(client_message::Msg::Hello(_)) => {
                 tracing::warn!(operator = %self.operator, "second Hello ignored");
             }
