@@ -176,7 +176,7 @@ pub async fn serve_with(
     let served = server
         .add_service(health_service)
         .add_service(knobs)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(no_delay(listener), signal);
     let result = served.await;
     stop.cancel();
     let drained =
@@ -331,6 +331,22 @@ async fn start_ops<H: Health>(
         }
     });
     Ok(())
+}
+
+/// The accepted connections with Nagle's algorithm off. tonic's `Server::tcp_nodelay` only
+/// applies to listeners tonic binds itself, not to an incoming stream like this one; without it
+/// a small reply (an `Outcome`) can wait ~40 ms for the client's delayed ACK.
+fn no_delay(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::warn!(cause = %err, "cannot set TCP_NODELAY on a connection");
+            }
+        })
+    })
 }
 
 /// The server's TLS: its identity, and the client CA when operators may present certificates.
