@@ -13,7 +13,6 @@ use kubeknobs_proto::v1::knobs_server::KnobsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -176,7 +175,7 @@ pub async fn serve_with(
     let served = server
         .add_service(health_service)
         .add_service(knobs)
-        .serve_with_incoming_shutdown(no_delay(listener), signal);
+        .serve_with_incoming_shutdown(crate::listener::no_delay(listener), signal);
     let result = served.await;
     stop.cancel();
     let drained =
@@ -331,22 +330,6 @@ async fn start_ops<H: Health>(
         }
     });
     Ok(())
-}
-
-/// The accepted connections with Nagle's algorithm off. tonic's `Server::tcp_nodelay` only
-/// applies to listeners tonic binds itself, not to an incoming stream like this one; without it
-/// a small reply (an `Outcome`) can wait ~40 ms for the client's delayed ACK.
-fn no_delay(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::warn!(cause = %err, "cannot set TCP_NODELAY on a connection");
-            }
-        })
-    })
 }
 
 /// The server's TLS: its identity, and the client CA when operators may present certificates.
