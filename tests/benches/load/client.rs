@@ -109,7 +109,10 @@ impl Probe {
     /// Waits until `audience` sessions have seen `value`, or `deadline`; returns how many did.
     pub async fn wait(&self, value: i64, audience: usize, deadline: Instant) -> usize {
         loop {
+            // Registered before counting, so an arrival in between is not missed.
             let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
             let count = self.seen.lock().unwrap().get(&value).map_or(0, Vec::len);
             if count >= audience || Instant::now() >= deadline {
                 return count;
@@ -142,14 +145,17 @@ pub struct Tally {
     pub superseded: u64,
     pub rejected: u64,
     pub rejection: Option<String>,
-    /// `StateUpdate`s received while events flowed.
+    /// `StateUpdate`s received while events flowed (until the run's planned end).
     pub updates: u64,
 }
 
 /// A session's reading side: outcomes, state updates and the probe.
 pub struct Reader {
     rx: Streaming<ServerMessage>,
-    probe: Arc<Probe>,
+    /// The probe, for sessions whose arrivals are timed (not the prober's, not the checker's).
+    probe: Option<Arc<Probe>>,
+    /// Updates are counted until then.
+    count_until: Instant,
     pending: HashMap<u64, Instant>,
     probe_desired: Option<f64>,
     /// Every target's desired value as this session last heard it.
@@ -159,7 +165,12 @@ pub struct Reader {
 
 impl Reader {
     /// A reader of `open`'s stream, starting from its `Welcome`.
-    pub fn new(rx: Streaming<ServerMessage>, welcome: &v1::Welcome, probe: Arc<Probe>) -> Reader {
+    pub fn new(
+        rx: Streaming<ServerMessage>,
+        welcome: &v1::Welcome,
+        probe: Option<Arc<Probe>>,
+        count_until: Instant,
+    ) -> Reader {
         let desired = welcome
             .targets
             .iter()
@@ -171,6 +182,7 @@ impl Reader {
         Reader {
             rx,
             probe,
+            count_until,
             pending: HashMap::new(),
             probe_desired: None,
             desired,
@@ -200,7 +212,9 @@ impl Reader {
         match message.msg {
             Some(Msg::Outcome(outcome)) => self.outcome(&outcome),
             Some(Msg::State(update)) => {
-                self.tally.updates += 1;
+                if Instant::now() < self.count_until {
+                    self.tally.updates += 1;
+                }
                 for state in update.states {
                     self.state(&state);
                 }
@@ -231,7 +245,9 @@ impl Reader {
         self.desired.insert(state.target.clone(), desired);
         if state.target == PROBE && self.probe_desired != Some(desired) {
             self.probe_desired = Some(desired);
-            self.probe.saw(desired as i64);
+            if let Some(probe) = &self.probe {
+                probe.saw(desired as i64);
+            }
         }
     }
 }

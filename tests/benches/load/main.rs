@@ -158,13 +158,14 @@ async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
         .map(|(i, open)| {
             let plan = plan.clone();
             let (probe, barrier) = (probe.clone(), barrier.clone());
-            tokio::spawn(send(plan, i, open, probe, barrier, start, stop))
+            let end = stop_listening.clone();
+            tokio::spawn(send(plan, i, open, probe, barrier, (start, stop), end))
         })
         .collect();
     let listener_tasks: Vec<_> = listeners
         .into_iter()
         .map(|open| {
-            let mut reader = Reader::new(open.rx, &open.welcome, probe.clone());
+            let mut reader = Reader::new(open.rx, &open.welcome, Some(probe.clone()), stop);
             let stop = stop_listening.clone();
             tokio::spawn(async move {
                 let _keep = open.tx;
@@ -177,7 +178,7 @@ async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
             })
         })
         .collect();
-    let checking = tokio::spawn(watch_finals(checker, probe.clone(), stop_listening.clone()));
+    let checking = tokio::spawn(watch_finals(checker, stop_listening.clone()));
     let probing = tokio::spawn(run_probes(
         prober,
         plan.clone(),
@@ -195,15 +196,15 @@ async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
     let gateway_after = Sample::of(pid);
     let own_after = Sample::of(std::process::id());
     let probes_missed = probing.await.expect("prober");
-    let mut tallies = Vec::new();
-    for task in sender_tasks {
-        tallies.push(task.await.expect("sender"));
-    }
     let finals: std::collections::HashMap<String, f64> = (0..plan.targets.min(plan.sessions))
         .map(|t| (format!("t{t}"), final_value(t)))
         .collect();
     let finals = checking.await.expect("checker")(finals).await;
     stop_listening.cancel();
+    let mut tallies = Vec::new();
+    for task in sender_tasks {
+        tallies.push(task.await.expect("sender"));
+    }
     let listener_updates = join_all(listener_tasks)
         .await
         .into_iter()
@@ -232,19 +233,20 @@ fn final_value(t: usize) -> f64 {
     ((t * 7 + 3) % (MAX_REPLICAS as usize + 1)) as f64
 }
 
-/// One sender: events at the plan's rate until `stop`, then every answer, then (the first
-/// session of each target) the target's final value.
+/// One sender: events at the plan's rate from `start` until `stop`, then every answer, then
+/// (the first session of each target) the target's final value; it reads (and sees probes)
+/// until `end`.
 async fn send(
     plan: Plan,
     i: usize,
     open: Open,
     probe: Arc<Probe>,
     barrier: Arc<Barrier>,
-    start: Instant,
-    stop: Instant,
+    (start, stop): (Instant, Instant),
+    end: tokio_util::sync::CancellationToken,
 ) -> Tally {
     let target = plan.target_of(i);
-    let mut reader = Reader::new(open.rx, &open.welcome, probe);
+    let mut reader = Reader::new(open.rx, &open.welcome, Some(probe), stop);
     let period = Duration::from_secs_f64(1.0 / plan.rate);
     // Sessions start spread over one period, as independent bridges would.
     let offset = period.mul_f64(i as f64 / plan.sessions.max(1) as f64);
@@ -272,7 +274,14 @@ async fn send(
             Err(_) => failed(format!("{} events unanswered", reader.unanswered())),
         }
     }
-    barrier.wait().await;
+    let everyone = barrier.wait();
+    tokio::pin!(everyone);
+    loop {
+        tokio::select! {
+            _ = &mut everyone => break,
+            read = reader.read() => read.unwrap_or_else(|e| failed(e)),
+        }
+    }
     let first_of_target = i < plan.targets;
     if first_of_target {
         seq += 1;
@@ -288,7 +297,12 @@ async fn send(
         reader.tally.sent -= 1;
         reader.tally.latencies.pop();
     }
-    reader.tally
+    loop {
+        tokio::select! {
+            () = end.cancelled() => return reader.tally,
+            read = reader.read() => read.unwrap_or_else(|e| failed(e)),
+        }
+    }
 }
 
 /// The prober: changes the probe target `plan.probes` times during the run and waits each time
@@ -300,7 +314,7 @@ async fn run_probes(
     audience: usize,
     start: Instant,
 ) -> usize {
-    let mut reader = Reader::new(open.rx, &open.welcome, probe.clone());
+    let mut reader = Reader::new(open.rx, &open.welcome, None, start);
     let spacing = (plan.duration / plan.probes.max(1) as u32).max(Duration::from_millis(300));
     let mut missed = 0;
     for n in 0..plan.probes {
@@ -338,16 +352,12 @@ type FinalCheck = Box<
 
 /// The checker: a session that follows every target from the start; at the end it waits until
 /// what it was told matches the last value sent to each target.
-async fn watch_finals(
-    open: Open,
-    probe: Arc<Probe>,
-    stop: tokio_util::sync::CancellationToken,
-) -> FinalCheck {
+async fn watch_finals(open: Open, stop: tokio_util::sync::CancellationToken) -> FinalCheck {
     // Read in the background until the finals are known, so the session never lags.
     let (tx, mut rx) = tokio::sync::watch::channel(std::collections::HashMap::new());
     let reading = tokio::spawn(async move {
         let _keep = open.tx;
-        let mut reader = Reader::new(open.rx, &open.welcome, probe);
+        let mut reader = Reader::new(open.rx, &open.welcome, None, Instant::now());
         loop {
             tx.send_replace(reader.desired.clone());
             tokio::select! {
