@@ -46,7 +46,10 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     gen_certs(dir.path());
     std::fs::write(dir.path().join("gateway.toml"), gateway_config(&plan)).expect("config");
-    let mut command = std::process::Command::new(binary("kubeknobs-gateway"));
+    // The gateway next to this executable (release for `cargo bench`), or the one named.
+    let program = std::env::var_os("KUBEKNOBS_LOAD_GATEWAY")
+        .map_or_else(|| binary("kubeknobs-gateway"), std::path::PathBuf::from);
+    let mut command = std::process::Command::new(program);
     command
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(dir.path().join("gateway.toml"))

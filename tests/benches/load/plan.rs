@@ -1,5 +1,8 @@
 //! What one run of the load generator does, from `KUBEKNOBS_LOAD_*` variables; each is bounded,
 //! so a typo cannot start an unbounded flood.
+//!
+//! `KUBEKNOBS_LOAD_GATEWAY` names the gateway binary to run instead of the one next to the
+//! generator (e.g. the release gateway under a debug-built generator).
 
 use std::time::Duration;
 
