@@ -254,7 +254,7 @@ impl Admission {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => match self.admit(peer) {
                         Ok(pending) => {
-                            let _ = stream.set_nodelay(true);
+                            crate::listener::no_delay(&stream);
                             let io = Guarded::new(stream, peer, pending, self.clone());
                             let shaking = handshake(io);
                             handshakes.spawn(async move { (peer, shaking.await) });

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod coalesce;
 pub mod config;
 pub mod leader;
+pub mod listener;
 pub mod metrics;
 pub mod observe;
 pub mod ownership;

@@ -76,10 +76,13 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        command.env(
-            "RUST_LOG",
-            std::env::var("KUBEKNOBS_TEST_LOG").unwrap_or_else(|_| "info".into()),
-        );
+        // A command that sets its own filter (the load benchmark's quiet one) keeps it.
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env(
+                "RUST_LOG",
+                std::env::var("KUBEKNOBS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        }
         command.env("NO_COLOR", "1");
         // Assertions read plain log lines; without this a piped program would log JSON.
         command.env("KUBEKNOBS_LOG_FORMAT", "plain");

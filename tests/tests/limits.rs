@@ -19,6 +19,8 @@ const CONFIG: &str = r#"
 [server]
 hello_timeout_ms = 300
 max_message_bytes = 1024
+# Sessions are told every step of a walk (50 writes/s), not the latest at 30 frames/s.
+state_updates_per_second = 1000
 
 [limits]
 events_per_second = 20

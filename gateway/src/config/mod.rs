@@ -82,13 +82,17 @@ pub struct ClientAuth {
     pub required: bool,
 }
 
-/// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`).
+/// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`,
+/// `server.state_updates_per_second`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionLimits {
     /// How long a new session may take to say `Hello`.
     pub hello_timeout: Duration,
     /// The largest gRPC message the gateway decodes; larger ones fail the session.
     pub max_message_bytes: usize,
+    /// The most `StateUpdate`s a session is sent per second (its frame rate); the latest state
+    /// wins and the end of a burst is sent at the next frame.
+    pub updates_per_second: u32,
 }
 
 impl Default for SessionLimits {
@@ -96,6 +100,7 @@ impl Default for SessionLimits {
         SessionLimits {
             hello_timeout: Duration::from_secs(10),
             max_message_bytes: 64 * 1024,
+            updates_per_second: 30,
         }
     }
 }

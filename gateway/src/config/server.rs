@@ -54,6 +54,7 @@ pub(super) struct RawServer {
     tls_key: Option<Spanned<String>>,
     hello_timeout_ms: Option<Spanned<i64>>,
     max_message_bytes: Option<Spanned<i64>>,
+    state_updates_per_second: Option<Spanned<i64>>,
     pub(super) ops_listen: Option<Spanned<String>>,
     max_pending_connections: Option<Spanned<i64>>,
     max_pending_per_peer: Option<Spanned<i64>>,
@@ -69,6 +70,7 @@ impl Default for RawServer {
             tls_key: None,
             hello_timeout_ms: None,
             max_message_bytes: None,
+            state_updates_per_second: None,
             ops_listen: None,
             max_pending_connections: None,
             max_pending_per_peer: None,
@@ -122,6 +124,9 @@ pub(super) fn validate_session(server: &RawServer, src: &Source<'_>) -> Result<S
     }
     if let Some(v) = &server.max_message_bytes {
         session.max_message_bytes = within(v, "max_message_bytes", 256, 16 << 20)? as usize;
+    }
+    if let Some(v) = &server.state_updates_per_second {
+        session.updates_per_second = within(v, "state_updates_per_second", 1, 1000)? as u32;
     }
     Ok(session)
 }

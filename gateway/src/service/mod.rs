@@ -5,6 +5,10 @@
 //! catalog with live state), then the session task forwards every state change to the bridge
 //! and checks each control event before handing it to its target's coalescer. Every event gets
 //! exactly one `Outcome`, here (unknown target, bad value) or from the coalescer.
+//!
+//! State updates and presence lists are paced per session (see [`pace`]): at most
+//! `server.state_updates_per_second` updates and one presence list a second, latest state wins,
+//! and the end of a burst is sent at the next frame.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -216,9 +220,12 @@ impl Session {
         let mut presence = self.shared.roster.subscribe();
         let mut views = self.shared.view.subscribe();
         let mut parked = Parked::default();
+        let mut state_pace = Pace::per_second(self.shared.view().session.updates_per_second);
+        let mut presence_pace = Pace::new(PRESENCE_INTERVAL);
         let end = loop {
             let wake = parked.wake();
             let summary_due = self.noise_due();
+            let (state_due, presence_due) = (state_pace.due(), presence_pace.due());
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => self.handle(message, &mut parked),
@@ -232,22 +239,29 @@ impl Session {
                 },
                 () = sleep_until_some(wake), if wake.is_some() => self.unpark(&mut parked),
                 () = sleep_until_some(summary_due), if summary_due.is_some() => self.log_summary(),
-                changed = states.changed() => {
+                // While a change waits for its frame, further changes are not listened for:
+                // the frame sends the latest state, whatever came in between.
+                changed = states.changed(), if state_due.is_none() => {
                     if changed.is_err() { break "state hub closed".to_owned() }
-                    let now = states.borrow_and_update().clone();
-                    let mut updates = state::changes(&last_sent, &now);
-                    let policy = &self.shared.view().policy;
-                    updates.retain(|s| policy.can_see(&self.identity, &s.target));
-                    last_sent = now;
-                    if !updates.is_empty() && self.tx.send(Ok(state_update(updates))).await.is_err() {
+                    if state_pace.changed() && !self.send_states(&mut states, &mut last_sent).await {
                         break "bridge went away".to_owned();
                     }
                 }
-                changed = presence.changed() => {
+                () = sleep_until_some(state_due), if state_due.is_some() => {
+                    state_pace.sent();
+                    if !self.send_states(&mut states, &mut last_sent).await {
+                        break "bridge went away".to_owned();
+                    }
+                }
+                changed = presence.changed(), if presence_due.is_none() => {
                     if changed.is_err() { break "roster closed".to_owned() }
-                    let now = (**presence.borrow_and_update()).clone();
-                    let message = ServerMessage { msg: Some(Msg::Presence(now)) };
-                    if self.tx.send(Ok(message)).await.is_err() {
+                    if presence_pace.changed() && !self.send_presence(&mut presence).await {
+                        break "bridge went away".to_owned();
+                    }
+                }
+                () = sleep_until_some(presence_due), if presence_due.is_some() => {
+                    presence_pace.sent();
+                    if !self.send_presence(&mut presence).await {
                         break "bridge went away".to_owned();
                     }
                 }
@@ -275,6 +289,30 @@ impl Session {
         tracing::info!(operator = %self.operator, bridge = %crate::telemetry::clip(&self.bridge), reason = %end, "session closed");
     }
 
+    /// Sends the states that changed since `last_sent` and this operator may see; false when
+    /// the bridge is gone.
+    async fn send_states(
+        &self,
+        states: &mut watch::Receiver<state::Snapshot>,
+        last_sent: &mut state::Snapshot,
+    ) -> bool {
+        let now = states.borrow_and_update().clone();
+        let mut updates = state::changes(last_sent, &now);
+        let policy = &self.shared.view().policy;
+        updates.retain(|s| policy.can_see(&self.identity, &s.target));
+        *last_sent = now;
+        updates.is_empty() || self.tx.send(Ok(state_update(updates))).await.is_ok()
+    }
+
+    /// Sends the list of who is connected now; false when the bridge is gone.
+    async fn send_presence(&self, presence: &mut watch::Receiver<Arc<v1::Presence>>) -> bool {
+        let now = (**presence.borrow_and_update()).clone();
+        let message = ServerMessage {
+            msg: Some(Msg::Presence(now)),
+        };
+        self.tx.send(Ok(message)).await.is_ok()
+    }
+
     fn handle(&self, message: ClientMessage, parked: &mut Parked) {
         match message.msg {
             Some(client_message::Msg::Control(event)) => self.control(event, parked),
@@ -290,11 +328,17 @@ impl Session {
 
 mod control;
 mod hello;
+mod pace;
 mod parked;
 mod touch;
 
 use hello::await_hello;
+use pace::Pace;
 use parked::Parked;
+
+/// At most one presence list a second per session: it is read by people, and a storm of N
+/// connecting sessions then costs O(N) lists, not one list per session per connect.
+const PRESENCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Sleeps until `at` (the caller only polls this when `at` is set).
 async fn sleep_until_some(at: Option<tokio::time::Instant>) {
