@@ -1,5 +1,7 @@
 //! The audit trail: one JSON line for every change that was applied or rejected, with who,
-//! what, from which value to which, the outcome and how long it took.
+//! what, from which value to which, the outcome and how long it took. Refusals a client can
+//! repeat at will are bounded like the log: the first of each reason per operator session and
+//! second is audited in full, the rest as one summary line with a `count`.
 //!
 //! Lines go to stdout (one `write` per line under the stdout lock, so they never interleave with
 //! each other) and, with `audit.file`, are appended to that file too. Superseded events are not
@@ -39,8 +41,9 @@ pub struct Record<'a> {
     pub target: &'a str,
     /// The target's desired value before the change, when known.
     pub old: Option<f64>,
-    /// The value asked for.
-    pub new: f64,
+    /// The value asked for; absent on a summary line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<f64>,
     /// `"applied"` or `"rejected"`.
     pub outcome: &'static str,
     /// The reject reason (`"forbidden"`, `"rate limited"`, …), absent when applied.
@@ -53,6 +56,10 @@ pub struct Record<'a> {
     pub latency_ms: f64,
     /// True when the write was a server-side dry run (nothing persisted).
     pub dry_run: bool,
+    /// On a summary line, how many refusals of this kind from this operator it stands for
+    /// (beyond the first, audited in full); absent on the line of one change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl Record<'_> {
@@ -152,12 +159,13 @@ mod tests {
                 operator: "alice",
                 target: "web",
                 old: Some(2.0),
-                new: 5.0,
+                new: Some(5.0),
                 outcome,
                 reason: (outcome == "rejected").then_some("forbidden"),
                 message: "",
                 latency_ms: Record::latency_since(received),
                 dry_run: false,
+                count: None,
             });
         }
         let text = std::fs::read_to_string(&path).expect("read");

@@ -143,3 +143,59 @@ async fn a_move_that_leaves_the_cluster_unchanged_is_answered_with_the_real_stat
     assert!(dry.message.contains("dry run"), "{dry:?}");
     state_until(&mut rx, |s| s.target == "dry" && s.desired == Some(3.0)).await;
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_moves_leaves_a_bounded_audit_that_still_counts_them_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let gw = Gateway::start(&format!(
+        "[audit]\nfile = {:?}\n{DEFAULTS}",
+        path.display().to_string()
+    ))
+    .await;
+    let (alice, mut rx, _) = gw.welcome("alice-token").await;
+    const FLOOD: u64 = 2000;
+    for seq in 1..=FLOOD {
+        alice.send(control(seq, "web", 99.0)).await.expect("send");
+    }
+    let answers = outcomes(&mut rx, 1..=FLOOD).await;
+    // Over the event rate, moves wait their turn and newer ones supersede them; each that is
+    // looked at is refused.
+    let refused = answers
+        .values()
+        .filter(|o| o.reason == RejectReason::OutOfRange as i32)
+        .count() as u64;
+    assert!(
+        answers
+            .values()
+            .all(|o| o.kind != OutcomeKind::Applied as i32),
+        "nothing out of range is applied"
+    );
+    assert!(refused >= 100, "{refused} refused");
+    // The summary of the second comes when it is over.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let lines = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each audit line is JSON"))
+            .collect();
+        let counted: u64 = lines.iter().map(|l| l["count"].as_u64().unwrap_or(1)).sum();
+        if counted >= refused {
+            assert_eq!(counted, refused, "each refusal is counted once: {lines:?}");
+            break lines;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{counted} of {refused} refusals audited: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        lines.len() <= 10,
+        "{refused} refusals in a few seconds are a few audit lines, not {}",
+        lines.len()
+    );
+    assert_eq!(lines[0]["reason"], "out of range");
+    assert_eq!(lines[0]["new"], 99.0);
+}

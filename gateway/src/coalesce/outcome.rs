@@ -63,7 +63,7 @@ impl<W: Writer> TargetWriter<W> {
                 operator: &s.operator,
                 target: &self.target.name,
                 old,
-                new: f64::from(s.value),
+                new: Some(f64::from(s.value)),
                 outcome: if kind == OutcomeKind::Applied {
                     "applied"
                 } else {
@@ -73,6 +73,7 @@ impl<W: Writer> TargetWriter<W> {
                 message: &message,
                 latency_ms: Record::latency_since(s.received),
                 dry_run: self.target.dry_run,
+                count: None,
             });
         }
         // A refusal or a dry run leaves the cluster as it was: show the sender the truth again.

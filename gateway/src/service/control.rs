@@ -149,23 +149,25 @@ impl Session {
     /// Refuses `event`: audited, answered with the reason (and, for a target the session may
     /// see, its real state), and logged as the first of its kind this second or counted.
     pub(super) fn reject(&self, event: &v1::ControlEvent, reason: RejectReason, message: String) {
-        if self.noise().note(reason.as_str_name()) {
-            tracing::warn!(operator = %self.operator, target_name = %event.target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
-        }
         let snapshot = self.shared.hub.snapshot();
         let truth = snapshot.get(&event.target);
-        self.shared.audit.record(&Record {
-            time: Record::now(),
-            operator: &self.operator,
-            target: &event.target,
-            old: truth.and_then(|s| s.desired),
-            new: event.value,
-            outcome: "rejected",
-            reason: Some(audit::reason_name(reason)),
-            message: &message,
-            latency_ms: 0.0,
-            dry_run: false,
-        });
+        if self.noise().note(reason.as_str_name()) {
+            let target = crate::telemetry::clip(&event.target);
+            tracing::warn!(operator = %self.operator, target_name = %target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
+            self.shared.audit.record(&Record {
+                time: Record::now(),
+                operator: &self.operator,
+                target: &target,
+                old: truth.and_then(|s| s.desired),
+                new: Some(event.value).filter(|v| v.is_finite()),
+                outcome: "rejected",
+                reason: Some(audit::reason_name(reason)),
+                message: &message,
+                latency_ms: 0.0,
+                dry_run: false,
+                count: None,
+            });
+        }
         // An unknown target may be one the policy hides: its state is not this session's to see.
         let truth = truth
             .filter(|_| reason != RejectReason::UnknownTarget)
@@ -190,18 +192,36 @@ impl Session {
         self.noise().due()
     }
 
-    /// Logs one line per kind of move that was only counted in the interval just ended.
+    /// Logs (and, for refusals, audits) one line per kind of move that was only counted in the
+    /// interval just ended.
     pub(super) fn log_summary(&self) {
         let (counted, interval) = {
             let mut noise = self.noise();
             (noise.take(), noise.interval())
         };
         for (kind, n) in counted {
-            if kind == "merged" {
+            let Some(reason) = RejectReason::from_str_name(&kind) else {
                 tracing::info!(operator = %self.operator, count = n, "{n} more moves from {} superseded under limits.events_per_second in the last {interval:?} (the latest per target is kept)", self.operator);
-            } else {
-                tracing::warn!(operator = %self.operator, reason = %kind, count = n, "{n} more moves from {} rejected ({kind}) in the last {interval:?}", self.operator);
-            }
+                continue;
+            };
+            let message = format!(
+                "{n} more moves from {} rejected ({kind}) in the last {interval:?}",
+                self.operator
+            );
+            tracing::warn!(operator = %self.operator, reason = %kind, count = n, "{message}");
+            self.shared.audit.record(&Record {
+                time: Record::now(),
+                operator: &self.operator,
+                target: "*",
+                old: None,
+                new: None,
+                outcome: "rejected",
+                reason: Some(audit::reason_name(reason)),
+                message: &message,
+                latency_ms: 0.0,
+                dry_run: false,
+                count: Some(n),
+            });
         }
     }
 }
