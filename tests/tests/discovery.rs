@@ -154,8 +154,9 @@ fn found_then_withdrawn(lan: &Lan, listen: &str, scope: &str) {
     assert_eq!(tcp["addresses"], serde_json::json!(["10.77.0.1"]), "{tcp}");
     assert_eq!(tcp["txt"]["bridge_id"], "pi-stage-left", "{tcp}");
     assert_eq!(tcp["txt"].get("feedback_port"), None, "{tcp}");
+    // The browser connected to what it resolved. (Its ping over TCP is not looked for in the
+    // log: a second unknown address from the same sender within the window is only counted.)
     bridge.wait_for(&["OSC TCP client connected", "client=10.77.0.2:"]);
-    bridge.wait_for_nth(&["unknown OSC address", "/kk/ping", "from=10.77.0.2:"], 2);
 
     // A reload that changes what the TXT records say announces them again.
     let edited = bridge_config(dir.path(), listen)

@@ -81,7 +81,8 @@ fn main() {
 fn gateway_config(plan: &Plan) -> String {
     let mut text = format!(
         "[server]\ntls_cert = \"certs/server.pem\"\ntls_key = \"certs/server.key\"\n\
-         state_updates_per_second = {}\n\n[cluster]\nbackend = \"sandbox\"\n\n\
+         state_updates_per_second = {}\n\
+         max_pending_connections = 100000\nmax_pending_per_peer = 100000\n\n[cluster]\nbackend = \"sandbox\"\n\n\
          [limits]\nevents_per_second = 100000\nsessions_per_operator = 1000\nwrites_per_second = 1000\n",
         plan.frame_rate
     );
