@@ -105,20 +105,24 @@ pub(super) fn validate_client_auth(auth: &RawAuth, src: &Source<'_>) -> Result<O
     }))
 }
 
+/// `server.FIELD`'s value `v` as a count, if it lies within `lo..=hi`; otherwise an error that
+/// names the file, line and field.
+fn within(src: &Source<'_>, v: &Spanned<i64>, field: &str, lo: i64, hi: i64) -> Result<u64> {
+    let n = *v.as_ref();
+    if (lo..=hi).contains(&n) {
+        Ok(n as u64)
+    } else {
+        Err(src.invalid(
+            v.span().start,
+            format!("server.{field}"),
+            format!("{n} must be within {lo}..={hi}"),
+        ))
+    }
+}
+
 pub(super) fn validate_session(server: &RawServer, src: &Source<'_>) -> Result<SessionLimits> {
     let mut session = SessionLimits::default();
-    let within = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| {
-        let n = *v.as_ref();
-        if (lo..=hi).contains(&n) {
-            Ok(n as u64)
-        } else {
-            Err(src.invalid(
-                v.span().start,
-                format!("server.{field}"),
-                format!("{n} must be within {lo}..={hi}"),
-            ))
-        }
-    };
+    let within = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| within(src, v, field, lo, hi);
     if let Some(v) = &server.hello_timeout_ms {
         session.hello_timeout = Duration::from_millis(within(v, "hello_timeout_ms", 1, 600_000)?);
     }
@@ -137,18 +141,7 @@ pub(super) fn validate_admission(
     src: &Source<'_>,
 ) -> Result<crate::admission::Limits> {
     let mut limits = crate::admission::Limits::default();
-    let within = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| {
-        let n = *v.as_ref();
-        if (lo..=hi).contains(&n) {
-            Ok(n as u64)
-        } else {
-            Err(src.invalid(
-                v.span().start,
-                format!("server.{field}"),
-                format!("{n} must be within {lo}..={hi}"),
-            ))
-        }
-    };
+    let within = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| within(src, v, field, lo, hi);
     if let Some(v) = &server.max_pending_connections {
         limits.max_pending = within(v, "max_pending_connections", 1, 100_000)? as usize;
     }
