@@ -29,7 +29,8 @@ pub fn binary(name: &str) -> PathBuf {
     };
     assert!(
         path.exists(),
-        "{} is missing: run `{build}` first (the README's test and bench commands do)",
+        "{} is missing: run `{build}` first (README.md's test command and the bench commands in \
+         docs/ do)",
         path.display()
     );
     path

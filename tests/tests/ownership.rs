@@ -2,7 +2,7 @@
 //! (or GitOps labels) appearing and going away while a session is open reaches it as state at
 //! once; moves are refused, warned about or allowed per `when_autoscaled`/`when_gitops`; the
 //! `hpa-min-replicas`/`hpa-max-replicas` kinds move an HPA's bounds, never min above max; and
-//! the proto and README document all of it.
+//! the proto and the gateway's config reference (docs/gateway-config.md) document all of it.
 
 use kubeknobs_gateway::ownership::gitops::{ARGO_TRACKING_ID, FLUX_KUSTOMIZE};
 use std::collections::HashMap;
@@ -368,7 +368,7 @@ async fn hpa_bound_targets_move_the_hpa_never_min_above_max() {
 }
 
 #[test]
-fn the_proto_and_readme_document_other_owners() {
+fn the_proto_and_config_reference_document_other_owners() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let read = |path: &str| std::fs::read_to_string(root.join(path)).expect(path);
     let proto = read("proto/kubeknobs/v1/session.proto");
@@ -382,9 +382,9 @@ fn the_proto_and_readme_document_other_owners() {
     ] {
         assert!(proto.contains(needle), "the proto documents {needle}");
     }
-    let readme = read("README.md");
+    let reference = read("docs/gateway-config.md");
     for needle in [
-        "docs/ownership.md",
+        "(ownership.md)",
         "`targets.NAME.when_autoscaled`",
         "`targets.NAME.when_gitops`",
         "`cluster.when_autoscaled`",
@@ -393,7 +393,10 @@ fn the_proto_and_readme_document_other_owners() {
         "\"hpa-max-replicas\"",
         "REJECT_REASON_MANAGED",
     ] {
-        assert!(readme.contains(needle), "README.md mentions {needle}");
+        assert!(
+            reference.contains(needle),
+            "docs/gateway-config.md mentions {needle}"
+        );
     }
     let page = read("docs/ownership.md");
     for needle in [
