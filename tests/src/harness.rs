@@ -262,6 +262,20 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// True once a socket on this machine is bound to UDP `port` (the kernel's tables in
+/// `/proc/net/udp` and `udp6`, whose second column is the local `ADDRESS:PORT` in hex).
+fn udp_port_bound(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| line.split_whitespace().nth(1))
+                .any(|local| local.ends_with(&suffix))
+        })
+    })
+}
+
 /// Sends one OSC message with liblo's `oscsend`, e.g. `osc_send(port, "/1/fader1", "f", "0.5")`.
 pub fn osc_send(port: u16, address: &str, types: &str, value: &str) {
     let status = Command::new("oscsend")
@@ -279,14 +293,24 @@ pub struct OscDump {
 }
 
 impl OscDump {
-    /// Starts `oscdump` on a free port.
+    /// Starts `oscdump` on a free port, and returns once it listens there.
     pub fn start() -> OscDump {
         require_tool("oscdump");
         let port = free_udp_port();
         let mut command = Command::new("oscdump");
         command.args(["-L", &port.to_string()]);
         let process = Process::spawn("oscdump", command);
-        std::thread::sleep(Duration::from_millis(100));
+        let start = Instant::now();
+        while !udp_port_bound(port) {
+            if let Some(status) = process.exit_status() {
+                panic!("oscdump exited ({status}) before listening on {port}");
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "oscdump did not listen on {port} within {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         OscDump { port, process }
     }
 
