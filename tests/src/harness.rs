@@ -368,6 +368,61 @@ impl Gateway {
         let addr = address_after(&line, "gRPC listening on");
         Gateway { process, addr }
     }
+
+    /// The audit records the gateway has printed on stdout so far, in order: one JSON object per
+    /// applied or rejected change (docs/operations.md, "Audit").
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        self.process
+            .output()
+            .iter()
+            .filter(|line| line.starts_with('{'))
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|record| record.get("outcome").is_some())
+            .collect()
+    }
+
+    /// Waits until an audit record satisfies `pred` (described by `what` if none does); returns it.
+    pub fn wait_for_audit(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            if let Some(record) = self.audit().into_iter().find(&pred) {
+                return record;
+            }
+            assert!(
+                self.process.is_running(),
+                "the gateway exited before auditing {what}"
+            );
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the gateway did not audit {what} within {DEADLINE:?}: {:#?}",
+                self.audit()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the audit shows `operator`'s change of `target` to `value` applied.
+    pub fn wait_for_applied(&self, operator: &str, target: &str, value: f64) -> serde_json::Value {
+        self.wait_for_audit(&format!("{operator}'s {target} = {value} applied"), |r| {
+            r["outcome"] == "applied"
+                && r["operator"] == operator
+                && r["target"] == target
+                && r["new"] == value
+        })
+    }
+
+    /// The values of `target` the audit shows applied so far, in order.
+    pub fn applied_values(&self, target: &str) -> Vec<f64> {
+        self.audit()
+            .iter()
+            .filter(|r| r["outcome"] == "applied" && r["target"] == target)
+            .filter_map(|r| r["new"].as_f64())
+            .collect()
+    }
 }
 
 /// A started bridge and its OSC port.
@@ -411,6 +466,33 @@ impl Bridge {
             osc_tcp,
             ops,
             web,
+        }
+    }
+
+    /// The value of one series of the bridge's `/metrics`, named exactly as exposed
+    /// (`kubeknobs_bridge_moves_total{result="sent"}`); 0 while it has not been counted yet.
+    pub fn metric(&self, series: &str) -> f64 {
+        let ops = self.ops.expect("the bridge's config has an [ops] port");
+        let (status, body) = http_get(ops, "/metrics");
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.trim().parse().expect("a number"))
+    }
+
+    /// Waits until `series` reads `want`; fails with the last value after [`DEADLINE`].
+    pub fn wait_for_metric(&self, series: &str, want: f64) {
+        let start = Instant::now();
+        loop {
+            let now = self.metric(series);
+            if now == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{series} stayed {now}, wanted {want}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

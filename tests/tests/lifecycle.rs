@@ -7,6 +7,12 @@ use kubeknobs_tests::pipeline::{Pipeline, connected, gateway_config};
 
 const SANDBOX: &str = "backend = \"sandbox\"";
 const WEB: (&str, &str) = ("default", "web");
+/// The bridge's count of moves sent into a live session.
+const SENT: &str = "kubeknobs_bridge_moves_total{result=\"sent\"}";
+/// Moves that met no live session (held for the next one, or dropped).
+const NOT_CONNECTED: &str = "kubeknobs_bridge_moves_total{result=\"not_connected\"}";
+/// Held moves dropped on reconnect as older than `gateway.resend_within_ms`.
+const STALE: &str = "kubeknobs_bridge_moves_total{result=\"stale\"}";
 
 #[test]
 fn the_gateway_shuts_down_on_sigterm_and_tells_the_bridge() {
@@ -54,30 +60,28 @@ fn a_bridge_rides_out_a_gateway_restart_mid_sweep_and_the_final_value_lands() {
     for value in ["0.1", "0.2", "0.3"] {
         osc_send(p.bridge.osc_port, "/1/fader1", "f", value);
     }
-    p.gateway.process.wait_for(&["applied", "value=6"]);
+    p.gateway.wait_for_applied("alice", "web", 6.0);
+    // 0.3 was the sweep's last move and it landed: nothing more is on its way.
+    let sent = p.bridge.metric(SENT);
 
-    // The gateway goes away mid-sweep; the bridge holds only the sweep's last move.
+    // The gateway goes away mid-sweep: both moves meet no session.
     restart_gateway(&mut p, |p| {
+        let missed = p.bridge.metric(NOT_CONNECTED);
         for value in ["0.35", "0.4"] {
             osc_send(p.bridge.osc_port, "/1/fader1", "f", value);
         }
-        p.bridge
-            .process
-            .wait_for(&["not connected", "held", "/1/fader1"]);
+        p.bridge.wait_for_metric(NOT_CONNECTED, missed + 2.0);
     });
 
-    // Back on the same port: the bridge reconnects by itself and the final value lands.
-    p.bridge
-        .process
-        .wait_for_nth(&["connected to gateway", "operator=alice"], 2);
-    p.bridge
-        .process
-        .wait_for(&["sending the last move made while disconnected", "value=0.4"]);
-    p.gateway.process.wait_for(&["applied", "value=8"]);
-    assert!(
-        !p.gateway.process.printed("value=7"),
-        "only the final value is sent, not the sweep"
+    // Back on the same port: the bridge reconnects by itself and the final value lands, sent
+    // once; the sweep's 0.35 (7 replicas) is not replayed.
+    p.gateway.wait_for_applied("alice", "web", 8.0);
+    assert_eq!(
+        p.bridge.metric(SENT),
+        sent + 1.0,
+        "only the final value is sent after the reconnect, not the sweep"
     );
+    assert_eq!(p.gateway.applied_values("web"), [8.0]);
 }
 
 #[test]
@@ -93,19 +97,18 @@ fn a_move_held_longer_than_resend_within_is_dropped_as_stale() {
         .wait_for_nth(&["connected to gateway", "operator=alice"], 2);
 
     restart_gateway(&mut p, |p| {
+        let missed = p.bridge.metric(NOT_CONNECTED);
         osc_send(p.bridge.osc_port, "/1/fader1", "f", "0.4");
-        p.bridge
-            .process
-            .wait_for(&["not connected", "held", "/1/fader1"]);
+        p.bridge.wait_for_metric(NOT_CONNECTED, missed + 1.0);
+        // Deliberately let real time pass: the held move grows older than resend_within_ms.
         std::thread::sleep(std::time::Duration::from_millis(800));
     });
-    p.bridge
-        .process
-        .wait_for(&["made while disconnected is stale; dropped", "/1/fader1"]);
+    p.bridge.wait_for_metric(STALE, 1.0);
     osc_send(p.bridge.osc_port, "/1/fader1", "f", "0.5");
-    p.gateway.process.wait_for(&["applied", "value=10"]);
-    assert!(
-        !p.gateway.process.printed("value=8"),
-        "the stale move was not sent"
+    p.gateway.wait_for_applied("alice", "web", 10.0);
+    assert_eq!(
+        p.gateway.applied_values("web"),
+        [10.0],
+        "the stale move (8 replicas) was not sent"
     );
 }

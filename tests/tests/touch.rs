@@ -53,6 +53,8 @@ async fn a_touched_target_is_held_against_other_operators_until_release_and_grac
     alice.send(touch("web", false)).await.expect("send");
     alice.send(control(2, "web", 4.0)).await.expect("send");
     outcome(&mut alice_rx, 2).await;
+    // Bob tries again every 50 ms until the release plus the 200 ms grace has passed.
+    let released = std::time::Instant::now();
     let mut seq = 2;
     let freed = loop {
         bob.send(control(seq, "web", 9.0)).await.expect("send");
@@ -60,6 +62,10 @@ async fn a_touched_target_is_held_against_other_operators_until_release_and_grac
         if o.reason != RejectReason::Held as i32 {
             break o;
         }
+        assert!(
+            released.elapsed() < grpc::DEADLINE,
+            "a released touch held the target for good: {o:?}"
+        );
         seq += 1;
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
@@ -152,9 +158,7 @@ fn two_operators() -> TwoOperators {
 fn alice_holds_the_fader(t: &TwoOperators, nth_refusal: usize) {
     osc_send(t.alice.osc_port, "/1/fader1/z", "f", "1");
     osc_send(t.alice.osc_port, "/1/fader1", "f", "0.25");
-    t.gateway
-        .process
-        .wait_for(&["applied", "value=5", "operator=alice"]);
+    t.gateway.wait_for_applied("alice", "web", 5.0);
     bob_is_held_off(t, nth_refusal);
 }
 
@@ -187,7 +191,8 @@ fn a_bridge_reload_that_keeps_the_gateway_session_keeps_the_touch() {
     t.alice
         .process
         .wait_for(&["config reloaded", "the gateway session stays"]);
-    // Longer than the touch grace: a new session would have released the touch by now.
+    // Deliberately longer than the touch grace (300 ms): a new session would have released the
+    // touch by now.
     std::thread::sleep(std::time::Duration::from_millis(600));
     bob_is_held_off(&t, 2);
 }
@@ -210,10 +215,10 @@ fn a_bridge_arm_button_unlocks_a_destructive_target_while_held() {
     );
     alice.process.wait_for(&["connected", "alice"]);
     osc_send(alice.osc_port, "/1/fader1", "f", "0.5");
-    alice
-        .process
-        .wait_for(&["control event rejected", "REJECT_REASON_NOT_ARMED"]);
+    gateway.wait_for_audit("alice's move refused as not armed", |r| {
+        r["operator"] == "alice" && r["outcome"] == "rejected" && r["reason"] == "not armed"
+    });
     osc_send(alice.osc_port, "/1/push1", "f", "1");
     osc_send(alice.osc_port, "/1/fader1", "f", "0.5");
-    gateway.process.wait_for(&["applied", "value=10"]);
+    gateway.wait_for_applied("alice", "web", 10.0);
 }
