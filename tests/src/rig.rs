@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kubeknobs_gateway::backend::{Backend, KubeBackend};
 use kubeknobs_gateway::catalog::{Catalog, TargetKind, TargetSpec};
-use kubeknobs_gateway::coalesce::{Coalescer, Reply, Submission};
+use kubeknobs_gateway::coalesce::{Coalescer, Reply, Submission, WriterShared};
 use kubeknobs_gateway::metrics::Metrics;
 use kubeknobs_gateway::state::{Snapshot, StateHub};
 use kubeknobs_proto::v1::{Outcome, ServerMessage, server_message::Msg};
@@ -45,6 +45,8 @@ pub struct Rig {
     pub api: FakeApiServer,
     /// Observed state of every target.
     pub hub: Arc<StateHub>,
+    /// What the writers count: every write attempt, by target and result.
+    pub metrics: Metrics,
     coalescers: Vec<(String, Coalescer)>,
     outcomes: mpsc::Receiver<Result<ServerMessage, tonic::Status>>,
     reply: Reply,
@@ -69,11 +71,21 @@ impl Rig {
         let hub = Arc::new(StateHub::new(&catalog));
         let shutdown = CancellationToken::new();
         backend.spawn_watchers(&catalog, hub.clone(), shutdown.clone());
+        let metrics = Metrics::new();
         let coalescers = catalog
             .iter()
             .map(|t| {
-                let (coalescer, _) =
-                    Coalescer::spawn(t.clone(), backend.clone(), hub.clone(), shutdown.clone());
+                let shared = WriterShared {
+                    metrics: metrics.clone(),
+                    ..WriterShared::default()
+                };
+                let (coalescer, _) = Coalescer::spawn_with(
+                    t.clone(),
+                    backend.clone(),
+                    hub.clone(),
+                    shutdown.clone(),
+                    shared,
+                );
                 (t.name.clone(), coalescer)
             })
             .collect();
@@ -81,9 +93,10 @@ impl Rig {
         Rig {
             api,
             hub,
+            reply: Reply::new(tx, metrics.clone()),
+            metrics,
             coalescers,
             outcomes,
-            reply: Reply::new(tx, Metrics::new()),
             shutdown,
         }
     }
@@ -136,6 +149,30 @@ impl Rig {
         })
         .await;
         found.unwrap_or_else(|_| panic!("state never showed {what}: {:?}", self.hub.snapshot()))
+    }
+
+    /// Write attempts of `target` that failed so far (`kubeknobs_gateway_writes_total`).
+    pub fn failed_writes(&self, target: &str) -> u64 {
+        let series =
+            format!("kubeknobs_gateway_writes_total{{target=\"{target}\",result=\"error\"}} ");
+        self.metrics
+            .encode()
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
+    }
+
+    /// Waits until a write attempt of `target` has failed (the writer met the outage).
+    pub async fn a_write_failed(&self, target: &str) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while self.failed_writes(target) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no write of {target} was attempted: {}",
+                self.metrics.encode()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The first PATCH the fake received.
