@@ -290,6 +290,29 @@ fn a_udp_flood_of_the_bridge_does_not_fill_its_log() {
     assert!(lines < 20, "{lines} bridge log lines for 5,000 datagrams");
 }
 
+/// Waits until one of `connections` is closed by the other end; returns its index.
+fn one_closed(connections: &[std::net::TcpStream]) -> usize {
+    use std::io::Read as _;
+    let started = Instant::now();
+    loop {
+        for (i, mut c) in connections.iter().enumerate() {
+            c.set_nonblocking(true).expect("nonblocking");
+            let read = c.read(&mut [0u8; 16]);
+            c.set_nonblocking(false).expect("blocking");
+            match read {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Ok(0) | Err(_) => return i,
+                Ok(n) => panic!("the bridge sent {n} bytes to a silent client"),
+            }
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no connection gave way to the 33rd"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// 32 idle or half-open OSC/TCP connections held every slot forever, so real TCP clients were
 /// reset. A new client now takes the slot of one that never spoke, and the silent ones are
 /// closed after the first-packet timeout.
@@ -298,10 +321,13 @@ fn idle_osc_tcp_connections_do_not_lock_out_real_clients() {
     require_tool("oscsend");
     let p = connected(SANDBOX, ("default", "web"));
     let tcp = p.bridge.osc_tcp.expect("OSC over TCP");
-    let idle: Vec<std::net::TcpStream> = (0..32)
+    // 33 silent connections: the 33rd takes the slot of one of the first 32, so once one of them
+    // is closed every slot is known to be held by a silent connection.
+    let mut idle: Vec<std::net::TcpStream> = (0..33)
         .map(|_| std::net::TcpStream::connect(tcp).expect("connect"))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    let gave_way = one_closed(&idle);
+    idle.remove(gave_way);
     let url = format!("osc.tcp://127.0.0.1:{}", tcp.port());
     let status = Command::new("oscsend")
         .args([url.as_str(), "/1/fader1", "f", "0.5"])
