@@ -1,5 +1,6 @@
-//! Logging flags on the real binaries: `--log-level` wins over `RUST_LOG` (which the harness sets
-//! to `info`), and a level that does not parse is refused before anything starts.
+//! Logging flags on the real binaries: `--log-level` wins over `RUST_LOG` both ways (it hides
+//! what `RUST_LOG` shows, and shows what `RUST_LOG` hides), and a level that does not parse is
+//! refused before anything starts.
 
 use std::process::Command;
 
@@ -35,6 +36,44 @@ fn log_level_overrides_rust_log() {
         "--log-level hides the shutdown module's info lines though RUST_LOG=info"
     );
     assert_eq!(gateway.wait_exit(), Some(0));
+}
+
+/// A bridge whose gateway is not there (so it logs a WARN line for every retry), run with
+/// `RUST_LOG=warn` and `extra` arguments.
+fn bridge_under_rust_log_warn(dir: &std::path::Path, extra: &[&str]) -> Process {
+    let path = dir.join("bridge.toml");
+    std::fs::write(dir.join("token.txt"), "a-token-for-logging\n").expect("token");
+    std::fs::write(
+        &path,
+        "[gateway]\nurl = \"https://127.0.0.1:1\"\nca = \"certs/ca.pem\"\ntoken_file = \"token.txt\"\n\
+         [osc]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .expect("bridge.toml");
+    let mut command = Command::new(binary("kubeknobs-bridge"));
+    command
+        .env("RUST_LOG", "warn")
+        .arg("run")
+        .args(extra)
+        .arg("--config")
+        .arg(&path);
+    Process::spawn("bridge", command)
+}
+
+#[test]
+fn the_bridges_log_level_shows_what_rust_log_hides() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_certs(dir.path());
+    // Without the flag, RUST_LOG=warn hides the INFO line the bridge logs before its first
+    // connection attempt fails.
+    let quiet = bridge_under_rust_log_warn(dir.path(), &[]);
+    quiet.wait_for(&["WARN", "gateway session ended; retrying"]);
+    assert!(
+        !quiet.printed("OSC listening on"),
+        "RUST_LOG=warn hides info lines"
+    );
+    // With it, the flag decides.
+    let loud = bridge_under_rust_log_warn(dir.path(), &["--log-level", "info"]);
+    loud.wait_for(&["INFO", "OSC listening on"]);
 }
 
 #[test]
