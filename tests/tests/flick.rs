@@ -255,6 +255,7 @@ async fn each_change_reaches_the_phone_once_and_a_refused_move_comes_back_as_the
         rig.api.set_ready(Kind::Deployment, "default", "t0", ready);
     }
     rig.phone.wait_for("/1/label1", "\"t0 7/7\"");
+    // Deliberately give extra feedback 300 ms to show up: the counts below must not grow.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fader(&rig.phone), 2, "{:#?}", rig.phone.messages());
     assert!(

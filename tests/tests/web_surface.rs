@@ -220,7 +220,8 @@ fn a_browser_drives_the_gateway_follows_other_operators_and_holds_what_it_touche
     browser.call(json!({"cmd": "waitValue", "target": "web", "value": 18.0}));
     osc_send(s.bob.osc_port, "/1/fader1/z", "f", "0");
 
-    // Two fingers on two faders at once both land.
+    // Two fingers on two faders at once both land (deliberately after bob's release is past the
+    // 300 ms touch grace).
     std::thread::sleep(Duration::from_millis(600));
     browser.call(json!({"cmd": "frames"}));
     let web_before = applied_lines(&s.gateway, "web", 10, "alice").len();
@@ -251,7 +252,7 @@ fn a_browser_drives_the_gateway_follows_other_operators_and_holds_what_it_touche
     s.alice
         .process
         .wait_for_nth(&["web control surface closed"], 1);
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(600)); // deliberately past the 300 ms touch grace
     let web_before = applied_lines(&s.gateway, "web", 18, "bob").len();
     osc_send(s.bob.osc_port, "/1/fader1", "f", "0.9");
     applied(&s.gateway, "web", 18, "bob", web_before);
