@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::server::danger::ClientCertVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
 use crate::config::{ClientAuth, TlsIdentity};
@@ -70,31 +71,32 @@ pub fn server_config(
     let builder = ServerConfig::builder();
     let builder = match client {
         None => builder.with_no_client_auth(),
-        Some(client) => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&client.ca_pem) {
-                let cert = cert.map_err(|e| Error::ClientCa(e.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::ClientCa(e.to_string()))?;
-            }
-            let verifier = WebPkiClientVerifier::builder(roots.into());
-            let verifier = if client.required {
-                verifier
-            } else {
-                verifier.allow_unauthenticated()
-            };
-            let verifier = verifier
-                .build()
-                .map_err(|e| Error::ClientCa(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(client) => builder.with_client_cert_verifier(client_verifier(client)?),
     };
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(Error::Mismatch)?;
     config.alpn_protocols.push(ALPN_H2.into());
     Ok(Arc::new(config))
+}
+
+/// The verifier of client certificates signed by `client`'s CA (optional unless
+/// `client.required`); also run by `check`, so a CA without a usable certificate is found early.
+pub fn client_verifier(client: &ClientAuth) -> Result<Arc<dyn ClientCertVerifier>, Error> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&client.ca_pem) {
+        let cert = cert.map_err(|e| Error::ClientCa(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| Error::ClientCa(e.to_string()))?;
+    }
+    let verifier = WebPkiClientVerifier::builder(roots.into());
+    let verifier = if client.required {
+        verifier
+    } else {
+        verifier.allow_unauthenticated()
+    };
+    verifier.build().map_err(|e| Error::ClientCa(e.to_string()))
 }
 
 /// A CA certificate and a server certificate + key signed by it, all PEM.

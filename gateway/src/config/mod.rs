@@ -12,6 +12,7 @@ mod operators;
 mod policy;
 mod raw;
 mod server;
+mod serving;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,15 +30,13 @@ pub use raw::RawConfig;
 /// A validated gateway configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where the gRPC server listens (`[server] listen`).
+    /// Where the gRPC server listens (`[server] listen`, or `--listen`).
     pub listen: SocketAddr,
     /// Where `/metrics`, `/healthz`, `/readyz` and plaintext gRPC health are served
     /// (`[server] ops_listen`); `None`: not served.
     pub ops_listen: Option<SocketAddr>,
-    /// The server certificate and key; `None` only when `insecure` is set.
+    /// The server certificate and key; `None` only with `--insecure` (see [`Flags`]).
     pub tls: Option<TlsIdentity>,
-    /// Serve plaintext gRPC; only allowed on a loopback address (`--insecure`).
-    pub insecure: bool,
     /// Which cluster the gateway drives.
     pub backend: BackendConfig,
     /// Who may connect, by bearer token.
@@ -71,6 +70,16 @@ pub struct Config {
     pub leader_election: Option<crate::leader::LeaseSettings>,
     /// Mutual TLS: client certificates from this CA name their operator (`auth.client_ca`).
     pub client_auth: Option<ClientAuth>,
+}
+
+/// What the command line says besides the file: `run` and `check` take the same flags, so
+/// `check` judges the config `run` would serve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `--listen`: listen here instead of `server.listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--insecure`: serve plaintext gRPC, only on a loopback address and only without TLS files.
+    pub insecure: bool,
 }
 
 /// Client certificates the gateway accepts (`[auth] client_ca`, `client_cert_required`).
@@ -156,6 +165,16 @@ pub enum Error {
         /// What the TOML parser said.
         message: String,
     },
+    /// A command-line flag does not fit the config (see [`Flags`]).
+    #[error("{}: {flag}: {message}", path.display())]
+    Flag {
+        /// The config file.
+        path: PathBuf,
+        /// The flag, e.g. `--listen`.
+        flag: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A field has a value the gateway cannot use.
     #[error("{}:{line}: {field}: {message}", path.display())]
     Invalid {
@@ -197,29 +216,27 @@ impl Config {
         warnings
     }
 
-    /// Reads and validates the config file at `path`.
-    pub fn load(path: &Path) -> Result<Config> {
+    /// Reads and validates the config file at `path` as `run` with `flags` would serve it: the
+    /// one judgement `check`, `run` and every reload make.
+    pub fn load(path: &Path, flags: &Flags) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, path)
+        Config::parse(&text, path, flags)
     }
 
     /// Validates config `text`; `origin` names it in errors and anchors relative paths.
-    pub fn parse(text: &str, origin: &Path) -> Result<Config> {
-        Config::parse_inner(text, origin, None)
-    }
-
-    /// Like [`Config::parse`], but serves `tls` instead of reading `server.tls_cert`/`tls_key`
-    /// (the demo, which makes its certificates in memory).
-    pub fn parse_with_tls(text: &str, origin: &Path, tls: TlsIdentity) -> Result<Config> {
-        Config::parse_inner(text, origin, Some(tls))
-    }
-
-    fn parse_inner(text: &str, origin: &Path, tls: Option<TlsIdentity>) -> Result<Config> {
+    pub fn parse(text: &str, origin: &Path, flags: &Flags) -> Result<Config> {
         let raw: RawConfig = deserialize(text, origin)?;
-        raw.validate(&Source { text, origin }, tls)
+        raw.validate(&Source { text, origin }, flags, None)
+    }
+
+    /// Like [`Config::parse`] without flags, but serves `tls` instead of reading
+    /// `server.tls_cert`/`tls_key` (the demo, which makes its certificates in memory).
+    pub fn parse_with_tls(text: &str, origin: &Path, tls: TlsIdentity) -> Result<Config> {
+        let raw: RawConfig = deserialize(text, origin)?;
+        raw.validate(&Source { text, origin }, &Flags::default(), Some(tls))
     }
 }
 
@@ -267,6 +284,15 @@ pub(crate) struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// A `Flag` error for `flag`.
+    pub fn flag(&self, flag: &'static str, message: impl Into<String>) -> Error {
+        Error::Flag {
+            path: self.origin.to_owned(),
+            flag,
+            message: message.into(),
+        }
+    }
+
     /// An `Invalid` error for `field` at byte offset `at`.
     pub fn invalid(
         &self,

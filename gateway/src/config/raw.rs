@@ -16,7 +16,8 @@ use super::server::{
     RawAuth, RawServer, validate_admission, validate_audiences, validate_client_auth,
     validate_session, validate_tls,
 };
-use super::{BackendConfig, Config, Result, Source, TlsIdentity};
+use super::serving::Serving;
+use super::{BackendConfig, Config, Error, Flags, Result, Source, TlsIdentity};
 use crate::catalog::{Catalog, TargetKind, TargetSpec};
 use crate::ownership::{Rules, WhenAutoscaled, WhenGitops};
 
@@ -104,9 +105,15 @@ const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
 const MAX_RATE: f64 = 100.0;
 
 impl RawConfig {
-    /// Checks every field and builds the validated [`Config`].
-    /// `tls`, when given, replaces the TLS files (which are then not read).
-    pub(super) fn validate(self, src: &Source<'_>, tls: Option<TlsIdentity>) -> Result<Config> {
+    /// Checks every field and every rule across them, as `run` with `flags` would serve it, and
+    /// builds the validated [`Config`]. `tls`, when given, replaces the TLS files (which are
+    /// then not read).
+    pub(super) fn validate(
+        self,
+        src: &Source<'_>,
+        flags: &Flags,
+        tls: Option<TlsIdentity>,
+    ) -> Result<Config> {
         let listen = socket_addr(&self.server.listen, "server.listen", src)?;
         let ops_listen = match &self.server.ops_listen {
             Some(addr) => Some(socket_addr(addr, "server.ops_listen", src)?),
@@ -123,7 +130,14 @@ impl RawConfig {
         let (tokens_file, everyone) = match &self.auth.tokens_file {
             Some(file) => {
                 let path = src.resolve(file.as_ref());
-                let extra = super::operators::load_tokens(&path)?;
+                let extra = super::operators::load_tokens(&path).map_err(|err| match err {
+                    Error::Read { path, source } => src.invalid(
+                        file.span().start,
+                        "auth.tokens_file",
+                        format!("cannot read {}: {source}", path.display()),
+                    ),
+                    err => err,
+                })?;
                 let everyone = operators
                     .merged(&extra)
                     .map_err(|msg| src.invalid(file.span().start, "auth.tokens_file", msg))?;
@@ -165,7 +179,7 @@ impl RawConfig {
             )?;
             catalog.insert(spec);
         }
-        if self.auth.token_review_any_identity && !self.auth.token_review {
+        if self.auth.token_review_any_identity && !self.auth.token_review() {
             let message =
                 "needs auth.token_review = true (it widens what TokenReview identities get)";
             return Err(src.invalid(0, "auth.token_review_any_identity", message));
@@ -180,7 +194,7 @@ impl RawConfig {
             .is_some_and(|b| *b.as_ref());
         let impersonation = if impersonate {
             let sources = super::impersonation::Sources {
-                token_review: self.auth.token_review,
+                token_review: self.auth.token_review(),
                 any_reviewed,
                 client_certs: client_auth.is_some(),
             };
@@ -201,11 +215,21 @@ impl RawConfig {
         };
         let limits = super::limits::validate(&self.limits, src)?;
         let session = validate_session(&self.server, src)?;
-        Ok(Config {
+        Serving {
+            server: &self.server,
+            auth: &self.auth,
+            flags,
             listen,
+            tls: tls.is_some(),
+            backend: &backend,
+            operators: operators.len(),
+            targets: catalog.len(),
+        }
+        .validate(src)?;
+        Ok(Config {
+            listen: flags.listen.unwrap_or(listen),
             ops_listen,
             tls,
-            insecure: false,
             backend,
             operators,
             catalog,
@@ -218,7 +242,7 @@ impl RawConfig {
             impersonate,
             impersonation,
             leader_election,
-            token_review: self.auth.token_review,
+            token_review: self.auth.token_review(),
             token_review_audiences: validate_audiences(&self.auth, src)?,
             token_review_any_identity: any_reviewed,
             client_auth,
