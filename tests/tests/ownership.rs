@@ -461,7 +461,7 @@ fn check_explains_other_owners_per_target_and_rbac_names_the_hpas() {
     let (ok, _, err) = gateway_cli(&["check", "--insecure", "--config"], &bad);
     assert!(!ok);
     assert!(
-        err.contains(":3: cluster.when_gitops: \"sometimes\""),
+        err.contains(":3: cluster.when_gitops: unknown value `sometimes`, expected one of `warn`, `refuse`, `allow`"),
         "{err}"
     );
 }

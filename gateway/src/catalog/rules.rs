@@ -3,8 +3,9 @@
 
 use super::TargetKind;
 
-/// What a move of an autoscaled replica target does (`when_autoscaled`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a move of an autoscaled replica target does (`when_autoscaled = "refuse"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WhenAutoscaled {
     /// Refused as `MANAGED`, with the HPA's bounds as the knob to move instead (the default).
     #[default]
@@ -13,8 +14,9 @@ pub enum WhenAutoscaled {
     Allow,
 }
 
-/// What a move of a GitOps-managed target does (`when_gitops`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a change of a GitOps-managed target does (`when_gitops = "warn"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WhenGitops {
     /// Written, and the outcome says the GitOps tool may revert it (the default).
     #[default]
@@ -23,29 +25,6 @@ pub enum WhenGitops {
     Refuse,
     /// Written without a word.
     Allow,
-}
-
-impl WhenAutoscaled {
-    /// Parses the config spelling.
-    pub fn parse(s: &str) -> Option<WhenAutoscaled> {
-        match s {
-            "refuse" => Some(WhenAutoscaled::Refuse),
-            "allow" => Some(WhenAutoscaled::Allow),
-            _ => None,
-        }
-    }
-}
-
-impl WhenGitops {
-    /// Parses the config spelling.
-    pub fn parse(s: &str) -> Option<WhenGitops> {
-        match s {
-            "warn" => Some(WhenGitops::Warn),
-            "refuse" => Some(WhenGitops::Refuse),
-            "allow" => Some(WhenGitops::Allow),
-            _ => None,
-        }
-    }
 }
 
 /// A target's rules about other owners.

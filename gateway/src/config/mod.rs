@@ -13,6 +13,7 @@ mod policy;
 mod raw;
 mod server;
 mod serving;
+mod target;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -241,7 +242,9 @@ impl Config {
 }
 
 /// Deserializes TOML `text` read from `origin`. A value of the wrong type is an `Invalid` error
-/// naming its field (`targets.web.max`); broken TOML is a `Syntax` error at its line.
+/// naming its field (`targets.web.max`); broken TOML is a `Syntax` error at its line. A closed
+/// set of names (`kind`, `cluster.backend`, `when_gitops`, `actions`) is a serde enum, so a name
+/// outside it is refused here, listing every valid one.
 pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
     let line = |err: &toml::de::Error| err.span().map_or(1, |span| line_of(text, span.start));
     let de = toml::Deserializer::parse(text).map_err(|err| Error::Syntax {
@@ -256,11 +259,12 @@ pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, origin: &P
             .to_string()
             .replace(".$__serde_spanned_private_value", "");
         let err = err.into_inner();
-        let (path, line, message) = (
-            origin.to_owned(),
-            line(&err),
-            err.message().trim().to_owned(),
-        );
+        // serde says "variant" for a name of a closed set; an admin wrote a value.
+        let message = err
+            .message()
+            .trim()
+            .replacen("unknown variant", "unknown value", 1);
+        let (path, line) = (origin.to_owned(), line(&err));
         match field.as_str() {
             "" | "." => Error::Syntax {
                 path,

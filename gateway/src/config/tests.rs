@@ -91,7 +91,7 @@ fn errors_name_the_file_line_and_field() {
 
     let err = error_of(&GOOD.replace("deployment-replicas", "daemonset-replicas"));
     assert!(
-        err.contains(":13: targets.web.kind: unknown kind \"daemonset-replicas\""),
+        err.contains(":13: targets.web.kind: unknown value `daemonset-replicas`, expected one of"),
         "{err}"
     );
 
@@ -186,7 +186,9 @@ fn policy_rules_are_validated_with_their_line() {
     let rule = "\n[[policy]]\noperators = [\"*\"]\ntargets = [\"web\"]\nactions = [\"fly\"]\n";
     let err = error_of(&format!("{GOOD}{rule}"));
     assert!(
-        err.contains("policy[0].actions: unknown action \"fly\""),
+        err.contains(
+            ":23: policy[0].actions[0]: unknown value `fly`, expected one of `move`, `restart`, `toggle`"
+        ),
         "{err}"
     );
     let rule =
@@ -221,11 +223,19 @@ fn an_unknown_kind_lists_every_kind() {
         "deployment-restart",
         "cronjob-suspended",
         "node-cordoned",
+        "hpa-min-replicas",
+        "hpa-max-replicas",
     ] {
-        assert!(
-            err.contains(&format!("\"{kind}\"")),
-            "{kind} missing: {err}"
-        );
+        assert!(err.contains(&format!("`{kind}`")), "{kind} missing: {err}");
+        // Each one listed is one the config takes.
+        let text = GOOD
+            .replace("deployment-replicas", kind)
+            .replace("min = 1\n", "");
+        let text = match kind {
+            "node-cordoned" => text.replace("namespace = \"shop\"\n", ""),
+            _ => text,
+        };
+        parse(&text).unwrap_or_else(|e| panic!("{kind}: {e}"));
     }
 }
 
@@ -344,7 +354,9 @@ fn ownership_rules_default_per_gateway_and_per_target() {
 fn bad_ownership_rules_name_their_field_and_line() {
     let err = error_of(&(GOOD.to_owned() + "when_autoscaled = \"fight\"\n"));
     assert!(
-        err.contains(":19: targets.web.when_autoscaled") && err.contains("\"refuse\" or \"allow\""),
+        err.contains(
+            ":19: targets.web.when_autoscaled: unknown value `fight`, expected `refuse` or `allow`"
+        ),
         "{err}"
     );
     let err = error_of(&GOOD.replace(
@@ -440,4 +452,15 @@ fn a_gateway_needs_operators_targets_and_a_cluster_for_token_review() {
         error_of(&review)
     );
     parse(&review.replace("\"sandbox\"", "\"kube\"")).expect("a real cluster reviews tokens");
+}
+
+#[test]
+fn actions_are_spelled_as_they_are_shown() {
+    for action in crate::policy::Action::ALL {
+        let rule = format!(
+            "[[policy]]\noperators = [\"*\"]\ntargets = [\"web\"]\nactions = [\"{action}\"]\n"
+        );
+        let config = parse(&format!("{GOOD}{rule}")).expect("valid");
+        assert_eq!(config.policy.rules()[0].actions, vec![action]);
+    }
 }
