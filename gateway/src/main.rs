@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kubeknobs_gateway::config::{Config, Flags, TlsIdentity};
+use kubeknobs_gateway::config::{BackendConfig, Config, Flags, TlsIdentity};
 use kubeknobs_gateway::telemetry::{self, LogFormat};
 use kubeknobs_gateway::{auth, reload, server, shutdown, tls};
 
@@ -188,7 +188,7 @@ fn check(path: PathBuf, flags: &Flags) -> anyhow::Result<()> {
             "plaintext, --insecure"
         }
     );
-    let _ = writeln!(out, "  cluster {:?}", config.backend);
+    let _ = writeln!(out, "  cluster: {}", cluster(&config.backend));
     if let Some(lease) = &config.leader_election {
         let _ = writeln!(
             out,
@@ -232,6 +232,28 @@ fn check(path: PathBuf, flags: &Flags) -> anyhow::Result<()> {
         eprintln!("warning: {}: {warning}", path.display());
     }
     emit(&out)
+}
+
+/// The cluster in words, for `check`.
+fn cluster(backend: &BackendConfig) -> String {
+    match backend {
+        BackendConfig::Sandbox => {
+            "the built-in sandbox (in memory: nothing real is changed)".into()
+        }
+        BackendConfig::Kube {
+            kubeconfig,
+            context,
+        } => format!(
+            "Kubernetes through {}, {}",
+            kubeconfig.as_ref().map_or(
+                "KUBECONFIG, ~/.kube/config or the in-cluster account".to_owned(),
+                |path| format!("the kubeconfig {}", path.display())
+            ),
+            context
+                .as_ref()
+                .map_or("its current context".to_owned(), |c| format!("context {c}"))
+        ),
+    }
 }
 
 fn hash_token(token_file: Option<PathBuf>) -> anyhow::Result<()> {

@@ -464,3 +464,19 @@ fn actions_are_spelled_as_they_are_shown() {
         assert_eq!(config.policy.rules()[0].actions, vec![action]);
     }
 }
+
+#[test]
+fn check_explains_other_owners_in_each_kinds_words() {
+    let explain = |kind: &str| {
+        let config = parse(&GOOD.replace("deployment-replicas", kind)).expect("valid");
+        let web = config.catalog.get("web").cloned().expect("web");
+        web.ownership.explain(web.kind)
+    };
+    assert!(explain("deployment-replicas").contains("when autoscaled: refuses moves"));
+    let toggle = explain("deployment-paused");
+    assert_eq!(
+        toggle,
+        "when GitOps-managed: applies changes and warns that Argo CD/Flux may revert them"
+    );
+    assert!(explain("deployment-restart").contains("applies restarts"));
+}
