@@ -16,8 +16,6 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::server::danger::ClientCertVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
-use crate::config::{ClientAuth, TlsIdentity};
-
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -50,6 +48,30 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A PEM certificate chain and private key for the gRPC server.
+#[derive(Clone, Default)]
+pub struct TlsIdentity {
+    /// PEM certificate chain, server certificate first.
+    pub cert_pem: Vec<u8>,
+    /// PEM private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity { .. }")
+    }
+}
+
+/// Client certificates the gateway accepts (`[auth] client_ca`, `client_cert_required`).
+#[derive(Clone, Debug)]
+pub struct ClientAuth {
+    /// PEM CA certificate(s) that sign client certificates.
+    pub ca_pem: Vec<u8>,
+    /// Refuse connections without a client certificate (else bearer tokens still work).
+    pub required: bool,
 }
 
 /// The ALPN protocol gRPC speaks.

@@ -24,6 +24,7 @@ use crate::catalog::Catalog;
 use crate::policy::Policy;
 use crate::ratelimit::Limits;
 
+pub use crate::tls::{ClientAuth, TlsIdentity};
 pub use impersonation::{Impersonation, MASTERS, service_account};
 pub use operators::load_tokens;
 pub use raw::RawConfig;
@@ -83,15 +84,6 @@ pub struct Flags {
     pub insecure: bool,
 }
 
-/// Client certificates the gateway accepts (`[auth] client_ca`, `client_cert_required`).
-#[derive(Clone, Debug)]
-pub struct ClientAuth {
-    /// PEM CA certificate(s) that sign client certificates.
-    pub ca_pem: Vec<u8>,
-    /// Refuse connections without a client certificate (else bearer tokens still work).
-    pub required: bool,
-}
-
 /// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`,
 /// `server.state_updates_per_second`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,21 +104,6 @@ impl Default for SessionLimits {
             max_message_bytes: 64 * 1024,
             updates_per_second: 30,
         }
-    }
-}
-
-/// A PEM certificate chain and private key for the gRPC server.
-#[derive(Clone, Default)]
-pub struct TlsIdentity {
-    /// PEM certificate chain, server certificate first.
-    pub cert_pem: Vec<u8>,
-    /// PEM private key.
-    pub key_pem: Vec<u8>,
-}
-
-impl std::fmt::Debug for TlsIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsIdentity { .. }")
     }
 }
 
