@@ -28,7 +28,7 @@ use crate::leader::{self, Role};
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
-use crate::reload::{self, Reloader};
+use crate::reload::{self, Reloader, Tokens};
 use crate::service::{KnobsService, Shared, View};
 use crate::state::StateHub;
 use crate::touch::Holds;
@@ -112,19 +112,17 @@ pub async fn serve_with(
         start_ops(ops_addr, metrics, readiness, health_service.clone(), &stop).await?;
     }
     let operators = Arc::new(
-        Authenticator::load(config.operators.clone(), config.tokens_file.clone())
-            .map_err(Error::Tokens)?
-            .with_token_review(config.token_review),
+        Authenticator::new(config.operators.clone()).with_token_review(config.token_review),
     );
-    tasks.push(tokio::spawn(operators.clone().watch(stop.clone())));
+    let tokens = Tokens::load(
+        operators.clone(),
+        config.operators.clone(),
+        config.tokens_file.clone(),
+    );
+    let tokens = Arc::new(tokens.map_err(Error::Tokens)?);
+    tasks.push(tokio::spawn(tokens.clone().watch(stop.clone())));
     if let Some(reload::Source { file, load }) = source {
-        let reloader = Reloader::new(
-            load,
-            config.clone(),
-            shared.clone(),
-            operators.clone(),
-            budget,
-        );
+        let reloader = Reloader::new(load, config.clone(), shared.clone(), tokens, budget);
         tasks.push(tokio::spawn(reloader.run(file, stop.clone())));
     }
     let admission = Admission::new(config.admission.clone());

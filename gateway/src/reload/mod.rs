@@ -13,15 +13,18 @@
 //!
 //! Sessions whose catalog or policy changed end with UNAVAILABLE ([`crate::service::RELOADED`]);
 //! bridges reconnect at once and get a `Welcome` with the new bounds.
+//!
+//! The tokens file is also re-read on its own whenever it changes ([`Tokens`]).
 
+mod tokens;
 pub mod trigger;
 
 use std::sync::{Arc, Mutex};
 
+pub use tokens::Tokens;
 use tokio_util::sync::CancellationToken;
 use trigger::FileWatch;
 
-use crate::auth::Authenticator;
 use crate::config::{self, Config};
 use crate::ratelimit::WriteBudget;
 use crate::service::{Shared, View};
@@ -53,7 +56,7 @@ pub struct Reloader {
     load: Load,
     running: Mutex<Config>,
     shared: Arc<Shared>,
-    auth: Arc<Authenticator>,
+    tokens: Arc<Tokens>,
     budget: Arc<WriteBudget>,
 }
 
@@ -63,14 +66,14 @@ impl Reloader {
         load: Load,
         config: Config,
         shared: Arc<Shared>,
-        auth: Arc<Authenticator>,
+        tokens: Arc<Tokens>,
         budget: Arc<WriteBudget>,
     ) -> Reloader {
         Reloader {
             load,
             running: Mutex::new(config),
             shared,
-            auth,
+            tokens,
             budget,
         }
     }
@@ -106,7 +109,7 @@ impl Reloader {
             return Err(Refused::NeedsRestart(changed));
         }
         // The only step that can still fail (it reads the tokens file), so it goes first.
-        self.auth
+        self.tokens
             .replace(new.operators.clone(), new.tokens_file.clone())?;
         self.shared.limits.reconfigure(new.limits.clone());
         self.shared.holds.set_grace(new.limits.touch_grace);
