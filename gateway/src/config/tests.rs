@@ -324,7 +324,7 @@ fn leader_election_has_defaults_and_needs_a_real_cluster() {
 
 #[test]
 fn ownership_rules_default_per_gateway_and_per_target() {
-    use crate::ownership::{WhenAutoscaled, WhenGitops};
+    use crate::catalog::{WhenAutoscaled, WhenGitops};
     let config = parse(GOOD).expect("valid");
     let web = config.catalog.get("web").expect("web");
     assert_eq!(web.ownership.when_autoscaled, WhenAutoscaled::Refuse);
