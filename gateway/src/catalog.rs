@@ -15,18 +15,22 @@ use kubeknobs_proto::v1;
 
 use crate::policy::Action;
 
-/// What a target changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a target changes; the config spells it in kebab case (`kind = "deployment-replicas"`),
+/// and an unknown kind is refused listing these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
     /// `spec.replicas` of an apps/v1 Deployment, via its scale subresource.
     DeploymentReplicas,
     /// `spec.replicas` of an apps/v1 StatefulSet, via its scale subresource.
+    #[serde(rename = "statefulset-replicas")]
     StatefulSetReplicas,
     /// `spec.paused` of an apps/v1 Deployment: a toggle (1 paused, 0 resumed).
     DeploymentPaused,
     /// Rollout restart of an apps/v1 Deployment: a button (1 restarts; 0, the release, is a no-op).
     DeploymentRestart,
     /// `spec.suspend` of a batch/v1 CronJob: a toggle (1 suspended, 0 resumed).
+    #[serde(rename = "cronjob-suspended")]
     CronJobSuspended,
     /// `spec.unschedulable` of a core/v1 Node, which is cluster-scoped: a toggle (1 cordoned,
     /// 0 uncordoned).
@@ -65,20 +69,6 @@ impl TargetKind {
             self,
             TargetKind::HpaMinReplicas | TargetKind::HpaMaxReplicas
         )
-    }
-
-    /// The config's spelling (`deployment-replicas`).
-    pub fn config_name(self) -> &'static str {
-        match self {
-            TargetKind::DeploymentReplicas => "deployment-replicas",
-            TargetKind::StatefulSetReplicas => "statefulset-replicas",
-            TargetKind::DeploymentPaused => "deployment-paused",
-            TargetKind::DeploymentRestart => "deployment-restart",
-            TargetKind::CronJobSuspended => "cronjob-suspended",
-            TargetKind::NodeCordoned => "node-cordoned",
-            TargetKind::HpaMinReplicas => "hpa-min-replicas",
-            TargetKind::HpaMaxReplicas => "hpa-max-replicas",
-        }
     }
 
     /// True for kinds whose objects live outside any namespace (Nodes).

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kubeknobs_gateway::config::{Config, TlsIdentity};
+use kubeknobs_gateway::config::{BackendConfig, Config, Flags, TlsIdentity};
 use kubeknobs_gateway::telemetry::{self, LogFormat};
 use kubeknobs_gateway::{auth, reload, server, shutdown, tls};
 
@@ -31,12 +31,8 @@ enum Command {
         /// The gateway config file (TOML).
         #[arg(short, long, env = "KUBEKNOBS_GATEWAY_CONFIG")]
         config: PathBuf,
-        /// Listen on this address instead of `server.listen` (port 0 picks a free port).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Serve plaintext gRPC without TLS; refused unless the address is loopback.
-        #[arg(long)]
-        insecure: bool,
+        #[command(flatten)]
+        flags: ServeFlags,
         /// Log format: auto (plain on a terminal, JSON lines otherwise), plain or json.
         #[arg(long, value_enum, default_value_t, env = "KUBEKNOBS_LOG_FORMAT")]
         log_format: LogFormat,
@@ -45,11 +41,13 @@ enum Command {
         #[arg(long, value_name = "LEVEL", env = "KUBEKNOBS_LOG_LEVEL")]
         log_level: Option<String>,
     },
-    /// Validate a config file and print what it defines; exit 2 naming the file, line and field if it is wrong.
+    /// Validate a config file as `run` with the same flags would, and print what it defines; exit 2 naming the file, line and field if it is wrong.
     Check {
         /// The gateway config file (TOML).
         #[arg(short, long)]
         config: PathBuf,
+        #[command(flatten)]
+        flags: ServeFlags,
     },
     /// Print the SHA-256 of a token for `token_sha256` (reads the token from stdin or --token-file).
     HashToken {
@@ -80,13 +78,32 @@ enum Command {
     },
 }
 
+/// What `run` serves besides the file; `check` takes them too, to judge what `run` would do.
+#[derive(Debug, clap::Args)]
+struct ServeFlags {
+    /// Listen on this address instead of `server.listen` (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Serve plaintext gRPC without TLS; refused unless the address is loopback.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl ServeFlags {
+    fn flags(&self) -> Flags {
+        Flags {
+            listen: self.listen,
+            insecure: self.insecure,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run {
             config,
-            listen,
-            insecure,
+            flags,
             log_format,
             log_level,
         } => {
@@ -94,9 +111,9 @@ fn main() -> ExitCode {
                 eprintln!("error: {}", telemetry::chain(&err));
                 return ExitCode::from(2);
             }
-            exit(run(config, listen, insecure))
+            exit(run(config, flags.flags()))
         }
-        Command::Check { config } => exit(check(config)),
+        Command::Check { config, flags } => exit(check(config, &flags.flags())),
         Command::HashToken { token_file } => exit(hash_token(token_file)),
         Command::Rbac {
             config,
@@ -131,23 +148,19 @@ fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyhow::Result<()> {
+async fn run(path: PathBuf, flags: Flags) -> anyhow::Result<()> {
     // Watched from before the first read, so an edit made meanwhile is reloaded.
     let file = reload::trigger::FileWatch::new(path.clone());
+    // The one judgement of a config, at start and at every reload (and by `check`).
     let load = {
         let path = path.clone();
-        move || {
-            Config::load(&path).map(|mut config| {
-                config.insecure = insecure;
-                config
-            })
-        }
+        move || Config::load(&path, &flags)
     };
     let config = load()?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    let addr = listen.unwrap_or(config.listen);
+    let addr = config.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -160,9 +173,9 @@ async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyho
     Ok(())
 }
 
-fn check(path: PathBuf) -> anyhow::Result<()> {
+fn check(path: PathBuf, flags: &Flags) -> anyhow::Result<()> {
     use std::fmt::Write as _;
-    let config = Config::load(&path)?;
+    let config = Config::load(&path, flags)?;
     let mut out = String::new();
     let _ = writeln!(out, "{}: OK", path.display());
     let _ = writeln!(
@@ -172,10 +185,10 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
         if config.tls.is_some() {
             "TLS"
         } else {
-            "no TLS configured"
+            "plaintext, --insecure"
         }
     );
-    let _ = writeln!(out, "  cluster {:?}", config.backend);
+    let _ = writeln!(out, "  cluster: {}", cluster(&config.backend));
     if let Some(lease) = &config.leader_election {
         let _ = writeln!(
             out,
@@ -219,6 +232,28 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
         eprintln!("warning: {}: {warning}", path.display());
     }
     emit(&out)
+}
+
+/// The cluster in words, for `check`.
+fn cluster(backend: &BackendConfig) -> String {
+    match backend {
+        BackendConfig::Sandbox => {
+            "the built-in sandbox (in memory: nothing real is changed)".into()
+        }
+        BackendConfig::Kube {
+            kubeconfig,
+            context,
+        } => format!(
+            "Kubernetes through {}, {}",
+            kubeconfig.as_ref().map_or(
+                "KUBECONFIG, ~/.kube/config or the in-cluster account".to_owned(),
+                |path| format!("the kubeconfig {}", path.display())
+            ),
+            context
+                .as_ref()
+                .map_or("its current context".to_owned(), |c| format!("context {c}"))
+        ),
+    }
 }
 
 fn hash_token(token_file: Option<PathBuf>) -> anyhow::Result<()> {

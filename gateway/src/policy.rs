@@ -20,8 +20,10 @@ use std::fmt;
 
 use crate::auth::Identity;
 
-/// What a control event does to a target; policies grant actions separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a control event does to a target; policies grant actions separately
+/// (`actions = ["move", "toggle"]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Set a continuous value (replicas): a fader or knob.
     Move,
@@ -34,16 +36,6 @@ pub enum Action {
 impl Action {
     /// Every action, the default of a rule without `actions`.
     pub const ALL: [Action; 3] = [Action::Move, Action::Restart, Action::Toggle];
-
-    /// Parses an action as written in the config.
-    pub fn parse(text: &str) -> Option<Action> {
-        match text {
-            "move" => Some(Action::Move),
-            "restart" => Some(Action::Restart),
-            "toggle" => Some(Action::Toggle),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for Action {

@@ -28,7 +28,7 @@ use crate::leader::{self, Role};
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
-use crate::reload::{self, Reloader};
+use crate::reload::{self, Reloader, Tokens};
 use crate::service::{KnobsService, Shared, View};
 use crate::state::StateHub;
 use crate::touch::Holds;
@@ -39,35 +39,6 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Neither TLS files nor `--insecure` were given.
-    #[error(
-        "TLS is required: set server.tls_cert and server.tls_key, or pass --insecure on a loopback address"
-    )]
-    NoTls,
-    /// `--insecure` together with TLS files: one of them is a mistake, so neither is guessed.
-    #[error(
-        "--insecure is refused while server.tls_cert and server.tls_key are set: remove them from the config to serve plaintext, or drop --insecure to serve TLS"
-    )]
-    InsecureWithTls,
-    /// `--insecure` on an address other machines can reach.
-    #[error(
-        "--insecure is refused on {0}: plaintext gRPC is only allowed on a loopback address (127.0.0.1, ::1)"
-    )]
-    InsecureNotLoopback(std::net::SocketAddr),
-    /// TokenReview needs a cluster to ask.
-    #[error("auth.token_review needs a real cluster (cluster.backend = \"kube\")")]
-    TokenReviewNeedsCluster,
-    /// Client certificates need TLS.
-    #[error("auth.client_ca needs TLS: client certificates cannot be checked with --insecure")]
-    ClientAuthNeedsTls,
-    /// The catalog is empty.
-    #[error("the catalog has no targets: add at least one [targets.NAME] table")]
-    EmptyCatalog,
-    /// No operator could ever connect.
-    #[error(
-        "no operators are configured: add at least one [[operators]] entry or auth.tokens_file"
-    )]
-    NoOperators,
     /// The ops port could not be bound.
     #[error("cannot listen on {0} (server.ops_listen): {1}")]
     OpsListener(std::net::SocketAddr, #[source] std::io::Error),
@@ -111,8 +82,9 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     source: Option<reload::Source>,
 ) -> Result<(), Error> {
+    // Everything about the config was checked when it was loaded (`Config::load`); what can
+    // still fail here is the world: the cluster, the ops port, the audit file.
     let addr = listener.local_addr().map_err(Error::Listener)?;
-    check_security(&config, addr)?;
     let backend =
         Arc::new(Backend::connect(&config.backend, &config.catalog, config.impersonated()).await?);
     let cluster = backend.cluster_name();
@@ -140,19 +112,17 @@ pub async fn serve_with(
         start_ops(ops_addr, metrics, readiness, health_service.clone(), &stop).await?;
     }
     let operators = Arc::new(
-        Authenticator::load(config.operators.clone(), config.tokens_file.clone())
-            .map_err(Error::Tokens)?
-            .with_token_review(config.token_review),
+        Authenticator::new(config.operators.clone()).with_token_review(config.token_review),
     );
-    tasks.push(tokio::spawn(operators.clone().watch(stop.clone())));
+    let tokens = Tokens::load(
+        operators.clone(),
+        config.operators.clone(),
+        config.tokens_file.clone(),
+    );
+    let tokens = Arc::new(tokens.map_err(Error::Tokens)?);
+    tasks.push(tokio::spawn(tokens.clone().watch(stop.clone())));
     if let Some(reload::Source { file, load }) = source {
-        let reloader = Reloader::new(
-            load,
-            config.clone(),
-            shared.clone(),
-            operators.clone(),
-            budget,
-        );
+        let reloader = Reloader::new(load, config.clone(), shared.clone(), tokens, budget);
         tasks.push(tokio::spawn(reloader.run(file, stop.clone())));
     }
     let admission = Admission::new(config.admission.clone());
@@ -273,7 +243,9 @@ fn start_core(
                 kube.client(),
                 config.token_review_audiences.clone(),
             )),
-            (true, Backend::Sandbox(_)) => return Err(Error::TokenReviewNeedsCluster),
+            // Config validation refuses TokenReview without a real cluster; without a reviewer,
+            // unknown tokens are refused.
+            (true, Backend::Sandbox(_)) => None,
         },
         hub,
         coalescers,
@@ -355,22 +327,5 @@ async fn start_ops<H: Health>(
             tracing::error!(cause = %err, "ops server failed");
         }
     });
-    Ok(())
-}
-
-fn check_security(config: &Config, addr: std::net::SocketAddr) -> Result<(), Error> {
-    match (&config.tls, config.insecure) {
-        (Some(_), true) => return Err(Error::InsecureWithTls),
-        (_, true) if !addr.ip().is_loopback() => return Err(Error::InsecureNotLoopback(addr)),
-        (None, false) => return Err(Error::NoTls),
-        (None, true) if config.client_auth.is_some() => return Err(Error::ClientAuthNeedsTls),
-        _ => {}
-    }
-    if config.catalog.is_empty() {
-        return Err(Error::EmptyCatalog);
-    }
-    if config.operators.is_empty() && config.tokens_file.is_none() && config.client_auth.is_none() {
-        return Err(Error::NoOperators);
-    }
     Ok(())
 }

@@ -13,9 +13,8 @@ use std::sync::Arc;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::server::danger::ClientCertVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
-
-use crate::config::{ClientAuth, TlsIdentity};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -51,6 +50,30 @@ pub enum Error {
     },
 }
 
+/// A PEM certificate chain and private key for the gRPC server.
+#[derive(Clone, Default)]
+pub struct TlsIdentity {
+    /// PEM certificate chain, server certificate first.
+    pub cert_pem: Vec<u8>,
+    /// PEM private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity { .. }")
+    }
+}
+
+/// Client certificates the gateway accepts (`[auth] client_ca`, `client_cert_required`).
+#[derive(Clone, Debug)]
+pub struct ClientAuth {
+    /// PEM CA certificate(s) that sign client certificates.
+    pub ca_pem: Vec<u8>,
+    /// Refuse connections without a client certificate (else bearer tokens still work).
+    pub required: bool,
+}
+
 /// The ALPN protocol gRPC speaks.
 const ALPN_H2: &[u8] = b"h2";
 
@@ -70,31 +93,32 @@ pub fn server_config(
     let builder = ServerConfig::builder();
     let builder = match client {
         None => builder.with_no_client_auth(),
-        Some(client) => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&client.ca_pem) {
-                let cert = cert.map_err(|e| Error::ClientCa(e.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::ClientCa(e.to_string()))?;
-            }
-            let verifier = WebPkiClientVerifier::builder(roots.into());
-            let verifier = if client.required {
-                verifier
-            } else {
-                verifier.allow_unauthenticated()
-            };
-            let verifier = verifier
-                .build()
-                .map_err(|e| Error::ClientCa(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(client) => builder.with_client_cert_verifier(client_verifier(client)?),
     };
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(Error::Mismatch)?;
     config.alpn_protocols.push(ALPN_H2.into());
     Ok(Arc::new(config))
+}
+
+/// The verifier of client certificates signed by `client`'s CA (optional unless
+/// `client.required`); also run by `check`, so a CA without a usable certificate is found early.
+pub fn client_verifier(client: &ClientAuth) -> Result<Arc<dyn ClientCertVerifier>, Error> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&client.ca_pem) {
+        let cert = cert.map_err(|e| Error::ClientCa(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| Error::ClientCa(e.to_string()))?;
+    }
+    let verifier = WebPkiClientVerifier::builder(roots.into());
+    let verifier = if client.required {
+        verifier
+    } else {
+        verifier.allow_unauthenticated()
+    };
+    verifier.build().map_err(|e| Error::ClientCa(e.to_string()))
 }
 
 /// A CA certificate and a server certificate + key signed by it, all PEM.

@@ -58,7 +58,13 @@ impl Gateway {
             "[cluster]\nbackend = \"sandbox\"\n{}\n{rest}",
             operators_toml()
         );
-        let config = Config::parse(&text, Path::new("test-gateway.toml")).expect("config");
+        // The placeholder TLS is replaced by fresh certificates in `start_config`.
+        let config = Config::parse_with_tls(
+            &text,
+            Path::new("test-gateway.toml"),
+            TlsIdentity::default(),
+        )
+        .expect("config");
         Gateway::start_config(config).await
     }
 

@@ -152,9 +152,12 @@ async fn reviewing_gateway(
         kubeconfig.display().to_string(),
         kubeknobs_tests::grpc::operators_toml(),
     );
-    let config =
-        kubeknobs_gateway::config::Config::parse(&text, dir.path().join("gw.toml").as_path())
-            .expect("config");
+    let config = kubeknobs_gateway::config::Config::parse_with_tls(
+        &text,
+        dir.path().join("gw.toml").as_path(),
+        kubeknobs_gateway::config::TlsIdentity::default(),
+    )
+    .expect("config");
     (Gateway::start_config(config).await, dir)
 }
 

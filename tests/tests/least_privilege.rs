@@ -36,7 +36,7 @@ fn check_refuses_a_config_that_would_need_unbounded_impersonation() {
         "[auth]\ntoken_review = true\n[cluster]\nimpersonate = true\n\
          [[policy]]\noperators = [\"group:ops\"]\ntargets = [\"*\"]\n",
     );
-    let (out, _, stderr) = gateway(&["check", "--config"], &text);
+    let (out, _, stderr) = gateway(&["check", "--insecure", "--config"], &text);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("gateway.toml:6: policy[0].operators: \"group:ops\" lets any identity the cluster authenticates"),
@@ -48,7 +48,7 @@ fn check_refuses_a_config_that_would_need_unbounded_impersonation() {
     let masters = config(
         "[cluster]\nimpersonate = true\n[[policy]]\noperators = [\"group:system:masters\"]\ntargets = [\"*\"]\n",
     );
-    let (out, _, stderr) = gateway(&["check", "--config"], &masters);
+    let (out, _, stderr) = gateway(&["check", "--insecure", "--config"], &masters);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(":4: policy[0].operators: system:masters"),
@@ -59,7 +59,7 @@ fn check_refuses_a_config_that_would_need_unbounded_impersonation() {
 #[test]
 fn check_warns_about_letting_any_authenticated_identity_in_and_names_the_bound() {
     let text = config("[auth]\ntoken_review = true\ntoken_review_any_identity = true\n");
-    let (out, stdout, stderr) = gateway(&["check", "--config"], &text);
+    let (out, stdout, stderr) = gateway(&["check", "--insecure", "--config"], &text);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stdout.contains("TokenReview for tokens minted for [\"kubeknobs\"]"),
@@ -75,7 +75,7 @@ fn check_warns_about_letting_any_authenticated_identity_in_and_names_the_bound()
     let bounded = config(
         "[auth]\ntoken_review = true\n[cluster]\nimpersonate = true\n[[policy]]\noperators = [\"alice\", \"system:serviceaccount:ops:frank\"]\ntargets = [\"*\"]\n",
     );
-    let (out, stdout, stderr) = gateway(&["check", "--config"], &bounded);
+    let (out, stdout, stderr) = gateway(&["check", "--insecure", "--config"], &bounded);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stdout.contains("impersonates only users {\"alice\"}, groups {\"stage\"}, ServiceAccounts [\"ops/frank\"]"),

@@ -89,9 +89,12 @@ async fn gateway(api: &FakeApiServer, targets: &str) -> (Gateway, tempfile::Temp
         kubeconfig.display().to_string(),
         kubeknobs_tests::grpc::operators_toml(),
     );
-    let config =
-        kubeknobs_gateway::config::Config::parse(&text, dir.path().join("gw.toml").as_path())
-            .expect("config");
+    let config = kubeknobs_gateway::config::Config::parse_with_tls(
+        &text,
+        dir.path().join("gw.toml").as_path(),
+        kubeknobs_gateway::config::TlsIdentity::default(),
+    )
+    .expect("config");
     (Gateway::start_config(config).await, dir)
 }
 
@@ -435,7 +438,7 @@ fn check_explains_other_owners_per_target_and_rbac_names_the_hpas() {
         "[cluster]\nbackend = \"kube\"\nwhen_gitops = \"refuse\"\n{}\n{BOUNDS}",
         kubeknobs_tests::grpc::operators_toml()
     );
-    let (ok, out, err) = gateway_cli(&["check", "--config"], &config);
+    let (ok, out, err) = gateway_cli(&["check", "--insecure", "--config"], &config);
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("target web: deployment shop/web, replicas 0..=20, at most 2 writes/s\n    when autoscaled: refuses moves (move the HPA's bounds instead); when GitOps-managed: refuses moves (change it in Git instead)\n"),
@@ -458,10 +461,10 @@ fn check_explains_other_owners_per_target_and_rbac_names_the_hpas() {
     );
 
     let bad = config.replace("when_gitops = \"refuse\"", "when_gitops = \"sometimes\"");
-    let (ok, _, err) = gateway_cli(&["check", "--config"], &bad);
+    let (ok, _, err) = gateway_cli(&["check", "--insecure", "--config"], &bad);
     assert!(!ok);
     assert!(
-        err.contains(":3: cluster.when_gitops: \"sometimes\""),
+        err.contains(":3: cluster.when_gitops: unknown value `sometimes`, expected one of `warn`, `refuse`, `allow`"),
         "{err}"
     );
 }

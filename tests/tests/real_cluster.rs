@@ -517,8 +517,12 @@ async fn an_autoscaled_deployment_refuses_the_fader_and_the_hpa_floor_moves_inst
          [targets.floor]\nkind = \"hpa-min-replicas\"\nnamespace = {namespace:?}\nname = {SCALED:?}\nmax = 3\n",
         kubeknobs_tests::grpc::operators_toml()
     );
-    let config = kubeknobs_gateway::config::Config::parse(&text, std::path::Path::new("e2e.toml"))
-        .expect("config");
+    let config = kubeknobs_gateway::config::Config::parse_with_tls(
+        &text,
+        std::path::Path::new("e2e.toml"),
+        kubeknobs_gateway::config::TlsIdentity::default(),
+    )
+    .expect("config");
     let gw = Gateway::start_config(config).await;
     let (tx, mut rx, _) = gw.welcome("alice-token").await;
 

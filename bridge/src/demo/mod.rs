@@ -117,7 +117,6 @@ pub async fn run(
         key_pem: certs.key_pem.into_bytes(),
     };
     let mut gateway = gateway_config(&options, tls)?;
-    gateway.insecure = false;
     gateway.operators = Operators::single(OPERATOR, &hash_token(&token));
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await

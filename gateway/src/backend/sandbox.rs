@@ -136,14 +136,14 @@ impl Sandbox {
 /// Where the sandbox keeps `target`'s value: per kind and object, so an HPA's min and max (or a
 /// Deployment's replicas and its pause) are two values, as in a cluster.
 fn key(target: &TargetSpec) -> String {
-    format!("{} {}", target.kind.config_name(), target.describe())
+    format!("{:?} {}", target.kind, target.describe())
 }
 
 /// The sandbox's HPA of an HPA-bound target: the bounds its min and max targets hold (1 and the
 /// target's own max when one of them is not catalogued); no autoscaling happens in the sandbox.
 fn hpa(objects: &HashMap<String, Replicas>, target: &TargetSpec) -> HpaSeen {
     let bound = |kind: TargetKind| {
-        let key = format!("{} {}", kind.config_name(), target.describe());
+        let key = format!("{kind:?} {}", target.describe());
         objects.get(&key).map(|r| r.desired)
     };
     HpaSeen {

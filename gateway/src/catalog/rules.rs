@@ -2,9 +2,11 @@
 //! the catalog, so the catalog needs nothing from [`crate::ownership`], which applies them.
 
 use super::TargetKind;
+use crate::policy::Action;
 
-/// What a move of an autoscaled replica target does (`when_autoscaled`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a move of an autoscaled replica target does (`when_autoscaled = "refuse"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WhenAutoscaled {
     /// Refused as `MANAGED`, with the HPA's bounds as the knob to move instead (the default).
     #[default]
@@ -13,8 +15,9 @@ pub enum WhenAutoscaled {
     Allow,
 }
 
-/// What a move of a GitOps-managed target does (`when_gitops`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a change of a GitOps-managed target does (`when_gitops = "warn"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WhenGitops {
     /// Written, and the outcome says the GitOps tool may revert it (the default).
     #[default]
@@ -23,29 +26,6 @@ pub enum WhenGitops {
     Refuse,
     /// Written without a word.
     Allow,
-}
-
-impl WhenAutoscaled {
-    /// Parses the config spelling.
-    pub fn parse(s: &str) -> Option<WhenAutoscaled> {
-        match s {
-            "refuse" => Some(WhenAutoscaled::Refuse),
-            "allow" => Some(WhenAutoscaled::Allow),
-            _ => None,
-        }
-    }
-}
-
-impl WhenGitops {
-    /// Parses the config spelling.
-    pub fn parse(s: &str) -> Option<WhenGitops> {
-        match s {
-            "warn" => Some(WhenGitops::Warn),
-            "refuse" => Some(WhenGitops::Refuse),
-            "allow" => Some(WhenGitops::Allow),
-            _ => None,
-        }
-    }
 }
 
 /// A target's rules about other owners.
@@ -58,17 +38,27 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// What a target of `kind` does under these rules, for `check`.
+    /// What a target of `kind` does under these rules, for `check`, in the kind's own words: a
+    /// fader's moves, a toggle's changes, a button's restarts.
     pub fn explain(&self, kind: TargetKind) -> String {
+        let changes = match kind.action() {
+            Action::Move => "moves",
+            Action::Toggle => "changes",
+            Action::Restart => "restarts",
+        };
         let gitops = match self.when_gitops {
-            WhenGitops::Warn => {
-                "when GitOps-managed: applies moves and warns that Argo CD/Flux may revert them"
+            WhenGitops::Warn => format!(
+                "when GitOps-managed: applies {changes} and warns that Argo CD/Flux may revert them"
+            ),
+            WhenGitops::Refuse => {
+                format!("when GitOps-managed: refuses {changes} (change it in Git instead)")
             }
-            WhenGitops::Refuse => "when GitOps-managed: refuses moves (change it in Git instead)",
-            WhenGitops::Allow => "when GitOps-managed: applies moves without a warning",
+            WhenGitops::Allow => {
+                format!("when GitOps-managed: applies {changes} without a warning")
+            }
         };
         if !kind.is_autoscalable() {
-            return gitops.to_owned();
+            return gitops;
         }
         let autoscaled = match self.when_autoscaled {
             WhenAutoscaled::Refuse => {

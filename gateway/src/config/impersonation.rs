@@ -182,7 +182,8 @@ mod tests {
             "{text}\n[[operators]]\nname = \"alice\"\ntoken_sha256 = \"{hash}\"\ngroups = [\"stage\"]\n\
              [targets.web]\nkind = \"deployment-replicas\"\nname = \"web\"\nmax = 3\n"
         );
-        Config::parse(&text, Path::new("/etc/kubeknobs/gateway.toml"))
+        let flags = crate::config::tests::PLAINTEXT;
+        Config::parse(&text, Path::new("/etc/kubeknobs/gateway.toml"), &flags)
     }
 
     fn error_of(text: &str) -> String {
@@ -283,7 +284,8 @@ mod tests {
     fn client_certificates_with_group_rules_are_unbounded_too() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, "not read further").expect("write");
+        let certs = crate::tls::CertBundle::generate(&["localhost".into()]).expect("certs");
+        std::fs::write(&ca, certs.ca_pem).expect("write");
         let err = error_of(&format!(
             "[auth]\nclient_ca = {:?}\n[cluster]\nimpersonate = true\n[[policy]]\noperators = [\"group:ops\"]\ntargets = [\"*\"]\n",
             ca.display().to_string()

@@ -12,6 +12,8 @@ mod operators;
 mod policy;
 mod raw;
 mod server;
+mod serving;
+mod target;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use crate::catalog::Catalog;
 use crate::policy::Policy;
 use crate::ratelimit::Limits;
 
+pub use crate::tls::{ClientAuth, TlsIdentity};
 pub use impersonation::{Impersonation, MASTERS, service_account};
 pub use operators::load_tokens;
 pub use raw::RawConfig;
@@ -29,15 +32,13 @@ pub use raw::RawConfig;
 /// A validated gateway configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where the gRPC server listens (`[server] listen`).
+    /// Where the gRPC server listens (`[server] listen`, or `--listen`).
     pub listen: SocketAddr,
     /// Where `/metrics`, `/healthz`, `/readyz` and plaintext gRPC health are served
     /// (`[server] ops_listen`); `None`: not served.
     pub ops_listen: Option<SocketAddr>,
-    /// The server certificate and key; `None` only when `insecure` is set.
+    /// The server certificate and key; `None` only with `--insecure` (see [`Flags`]).
     pub tls: Option<TlsIdentity>,
-    /// Serve plaintext gRPC; only allowed on a loopback address (`--insecure`).
-    pub insecure: bool,
     /// Which cluster the gateway drives.
     pub backend: BackendConfig,
     /// Who may connect, by bearer token.
@@ -73,13 +74,14 @@ pub struct Config {
     pub client_auth: Option<ClientAuth>,
 }
 
-/// Client certificates the gateway accepts (`[auth] client_ca`, `client_cert_required`).
-#[derive(Clone, Debug)]
-pub struct ClientAuth {
-    /// PEM CA certificate(s) that sign client certificates.
-    pub ca_pem: Vec<u8>,
-    /// Refuse connections without a client certificate (else bearer tokens still work).
-    pub required: bool,
+/// What the command line says besides the file: `run` and `check` take the same flags, so
+/// `check` judges the config `run` would serve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `--listen`: listen here instead of `server.listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--insecure`: serve plaintext gRPC, only on a loopback address and only without TLS files.
+    pub insecure: bool,
 }
 
 /// Limits on the gRPC session protocol (`server.hello_timeout_ms`, `server.max_message_bytes`,
@@ -102,21 +104,6 @@ impl Default for SessionLimits {
             max_message_bytes: 64 * 1024,
             updates_per_second: 30,
         }
-    }
-}
-
-/// A PEM certificate chain and private key for the gRPC server.
-#[derive(Clone, Default)]
-pub struct TlsIdentity {
-    /// PEM certificate chain, server certificate first.
-    pub cert_pem: Vec<u8>,
-    /// PEM private key.
-    pub key_pem: Vec<u8>,
-}
-
-impl std::fmt::Debug for TlsIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsIdentity { .. }")
     }
 }
 
@@ -154,6 +141,16 @@ pub enum Error {
         /// 1-based line of the problem.
         line: usize,
         /// What the TOML parser said.
+        message: String,
+    },
+    /// A command-line flag does not fit the config (see [`Flags`]).
+    #[error("{}: {flag}: {message}", path.display())]
+    Flag {
+        /// The config file.
+        path: PathBuf,
+        /// The flag, e.g. `--listen`.
+        flag: &'static str,
+        /// What is wrong with it.
         message: String,
     },
     /// A field has a value the gateway cannot use.
@@ -197,34 +194,34 @@ impl Config {
         warnings
     }
 
-    /// Reads and validates the config file at `path`.
-    pub fn load(path: &Path) -> Result<Config> {
+    /// Reads and validates the config file at `path` as `run` with `flags` would serve it: the
+    /// one judgement `check`, `run` and every reload make.
+    pub fn load(path: &Path, flags: &Flags) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, path)
+        Config::parse(&text, path, flags)
     }
 
     /// Validates config `text`; `origin` names it in errors and anchors relative paths.
-    pub fn parse(text: &str, origin: &Path) -> Result<Config> {
-        Config::parse_inner(text, origin, None)
-    }
-
-    /// Like [`Config::parse`], but serves `tls` instead of reading `server.tls_cert`/`tls_key`
-    /// (the demo, which makes its certificates in memory).
-    pub fn parse_with_tls(text: &str, origin: &Path, tls: TlsIdentity) -> Result<Config> {
-        Config::parse_inner(text, origin, Some(tls))
-    }
-
-    fn parse_inner(text: &str, origin: &Path, tls: Option<TlsIdentity>) -> Result<Config> {
+    pub fn parse(text: &str, origin: &Path, flags: &Flags) -> Result<Config> {
         let raw: RawConfig = deserialize(text, origin)?;
-        raw.validate(&Source { text, origin }, tls)
+        raw.validate(&Source { text, origin }, flags, None)
+    }
+
+    /// Like [`Config::parse`] without flags, but serves `tls` instead of reading
+    /// `server.tls_cert`/`tls_key` (the demo, which makes its certificates in memory).
+    pub fn parse_with_tls(text: &str, origin: &Path, tls: TlsIdentity) -> Result<Config> {
+        let raw: RawConfig = deserialize(text, origin)?;
+        raw.validate(&Source { text, origin }, &Flags::default(), Some(tls))
     }
 }
 
 /// Deserializes TOML `text` read from `origin`. A value of the wrong type is an `Invalid` error
-/// naming its field (`targets.web.max`); broken TOML is a `Syntax` error at its line.
+/// naming its field (`targets.web.max`); broken TOML is a `Syntax` error at its line. A closed
+/// set of names (`kind`, `cluster.backend`, `when_gitops`, `actions`) is a serde enum, so a name
+/// outside it is refused here, listing every valid one.
 pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
     let line = |err: &toml::de::Error| err.span().map_or(1, |span| line_of(text, span.start));
     let de = toml::Deserializer::parse(text).map_err(|err| Error::Syntax {
@@ -239,11 +236,12 @@ pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, origin: &P
             .to_string()
             .replace(".$__serde_spanned_private_value", "");
         let err = err.into_inner();
-        let (path, line, message) = (
-            origin.to_owned(),
-            line(&err),
-            err.message().trim().to_owned(),
-        );
+        // serde says "variant" for a name of a closed set; an admin wrote a value.
+        let message = err
+            .message()
+            .trim()
+            .replacen("unknown variant", "unknown value", 1);
+        let (path, line) = (origin.to_owned(), line(&err));
         match field.as_str() {
             "" | "." => Error::Syntax {
                 path,
@@ -267,6 +265,15 @@ pub(crate) struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// A `Flag` error for `flag`.
+    pub fn flag(&self, flag: &'static str, message: impl Into<String>) -> Error {
+        Error::Flag {
+            path: self.origin.to_owned(),
+            flag,
+            message: message.into(),
+        }
+    }
+
     /// An `Invalid` error for `field` at byte offset `at`.
     pub fn invalid(
         &self,

@@ -18,7 +18,7 @@ pub(super) struct RawRule {
     rule: Option<String>,
     operators: Spanned<Vec<String>>,
     targets: Spanned<Vec<String>>,
-    actions: Option<Spanned<Vec<String>>>,
+    actions: Option<Vec<Action>>,
     #[serde(default)]
     deny: bool,
 }
@@ -66,24 +66,7 @@ pub(super) fn validate(
                 ));
             }
         }
-        let actions = match &r.actions {
-            None => Action::ALL.to_vec(),
-            Some(list) => list
-                .as_ref()
-                .iter()
-                .map(|a| {
-                    Action::parse(a).ok_or_else(|| {
-                        src.invalid(
-                            list.span().start,
-                            field("actions"),
-                            format!(
-                                "unknown action {a:?}: expected \"move\", \"restart\" or \"toggle\""
-                            ),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?,
-        };
+        let actions = r.actions.clone().unwrap_or_else(|| Action::ALL.to_vec());
         rules.push(Rule {
             name: r.rule.clone().unwrap_or_else(|| format!("policy[{i}]")),
             subjects: r

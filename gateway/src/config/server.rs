@@ -16,11 +16,17 @@ pub(super) struct RawAuth {
     pub(super) client_ca: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) client_cert_required: bool,
-    #[serde(default)]
-    pub(super) token_review: bool,
+    pub(super) token_review: Option<Spanned<bool>>,
     pub(super) token_review_audiences: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub(super) token_review_any_identity: bool,
+}
+
+impl RawAuth {
+    /// `auth.token_review`.
+    pub(super) fn token_review(&self) -> bool {
+        self.token_review.as_ref().is_some_and(|r| *r.get_ref())
+    }
 }
 
 /// The audiences a TokenReview asks for (`auth.token_review_audiences`): the default
@@ -50,7 +56,7 @@ pub(super) fn validate_audiences(auth: &RawAuth, src: &Source<'_>) -> Result<Vec
 pub(super) struct RawServer {
     #[serde(default = "default_listen")]
     pub(super) listen: Spanned<String>,
-    tls_cert: Option<Spanned<String>>,
+    pub(super) tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
     hello_timeout_ms: Option<Spanned<i64>>,
     max_message_bytes: Option<Spanned<i64>>,
@@ -91,18 +97,21 @@ pub(super) fn validate_client_auth(auth: &RawAuth, src: &Source<'_>) -> Result<O
         }
         return Ok(None);
     };
+    let shown = src.resolve(ca.as_ref());
     let (_, ca_pem) = src.read_file(ca.as_ref()).map_err(|err| {
-        let shown = src.resolve(ca.as_ref());
-        src.invalid(
-            ca.span().start,
-            "auth.client_ca",
-            format!("cannot read {}: {err}", shown.display()),
-        )
+        let message = format!("cannot read {}: {err}", shown.display());
+        src.invalid(ca.span().start, "auth.client_ca", message)
     })?;
-    Ok(Some(ClientAuth {
+    let client = ClientAuth {
         ca_pem,
         required: auth.client_cert_required,
-    }))
+    };
+    // Serve-ready now, or say so: the CA must hold a certificate rustls can verify with.
+    if let Err(err) = crate::tls::client_verifier(&client) {
+        let message = format!("{}: {err}", shown.display());
+        return Err(src.invalid(ca.span().start, "auth.client_ca", message));
+    }
+    Ok(Some(client))
 }
 
 /// `server.FIELD`'s value `v` as a count, if it lies within `lo..=hi`; otherwise an error that

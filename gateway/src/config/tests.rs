@@ -21,8 +21,17 @@ max = 20
 max_writes_per_second = 4
 "#;
 
+/// The operator of [`GOOD`], alone.
+const ALICE: &str = "[[operators]]\nname = \"alice\"\ntoken_sha256 = \"9c220f200955d76c0a38d308225e0ef10c5f971acaf2f8d1d8f732affa5bd1dc\"\n";
+
+/// `--insecure`: the configs here have no TLS files and listen on loopback.
+pub(crate) const PLAINTEXT: Flags = Flags {
+    listen: None,
+    insecure: true,
+};
+
 fn parse(text: &str) -> Result<Config> {
-    Config::parse(text, Path::new("/etc/kubeknobs/gateway.toml"))
+    Config::parse(text, Path::new("/etc/kubeknobs/gateway.toml"), &PLAINTEXT)
 }
 
 fn error_of(text: &str) -> String {
@@ -52,8 +61,10 @@ fn a_good_config_is_validated_into_its_parts() {
 
 #[test]
 fn defaults_fill_what_is_left_out() {
-    let config = parse("[targets.db]\nkind = \"statefulset-replicas\"\nname = \"db\"\nmax = 3\n")
-        .expect("valid");
+    let config = parse(&format!(
+        "[targets.db]\nkind = \"statefulset-replicas\"\nname = \"db\"\nmax = 3\n{ALICE}"
+    ))
+    .expect("valid");
     let db = config.catalog.get("db").expect("db");
     assert_eq!(
         (db.namespace.as_str(), db.min, db.max_writes_per_second),
@@ -80,7 +91,7 @@ fn errors_name_the_file_line_and_field() {
 
     let err = error_of(&GOOD.replace("deployment-replicas", "daemonset-replicas"));
     assert!(
-        err.contains(":13: targets.web.kind: unknown kind \"daemonset-replicas\""),
+        err.contains(":13: targets.web.kind: unknown value `daemonset-replicas`, expected one of"),
         "{err}"
     );
 
@@ -118,7 +129,7 @@ fn tls_files_are_read_relative_to_the_config_and_missing_ones_named() {
         "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\n\n[cluster]",
     );
     let origin = dir.path().join("gateway.toml");
-    let err = Config::parse(&text, &origin)
+    let err = Config::parse(&text, &origin, &Flags::default())
         .expect_err("key missing")
         .to_string();
     assert!(
@@ -127,7 +138,7 @@ fn tls_files_are_read_relative_to_the_config_and_missing_ones_named() {
     );
 
     std::fs::write(dir.path().join("server.key"), &certs.key_pem).unwrap();
-    let tls = Config::parse(&text, &origin)
+    let tls = Config::parse(&text, &origin, &Flags::default())
         .expect("valid")
         .tls
         .expect("tls set");
@@ -175,7 +186,9 @@ fn policy_rules_are_validated_with_their_line() {
     let rule = "\n[[policy]]\noperators = [\"*\"]\ntargets = [\"web\"]\nactions = [\"fly\"]\n";
     let err = error_of(&format!("{GOOD}{rule}"));
     assert!(
-        err.contains("policy[0].actions: unknown action \"fly\""),
+        err.contains(
+            ":23: policy[0].actions[0]: unknown value `fly`, expected one of `move`, `restart`, `toggle`"
+        ),
         "{err}"
     );
     let rule =
@@ -210,11 +223,19 @@ fn an_unknown_kind_lists_every_kind() {
         "deployment-restart",
         "cronjob-suspended",
         "node-cordoned",
+        "hpa-min-replicas",
+        "hpa-max-replicas",
     ] {
-        assert!(
-            err.contains(&format!("\"{kind}\"")),
-            "{kind} missing: {err}"
-        );
+        assert!(err.contains(&format!("`{kind}`")), "{kind} missing: {err}");
+        // Each one listed is one the config takes.
+        let text = GOOD
+            .replace("deployment-replicas", kind)
+            .replace("min = 1\n", "");
+        let text = match kind {
+            "node-cordoned" => text.replace("namespace = \"shop\"\n", ""),
+            _ => text,
+        };
+        parse(&text).unwrap_or_else(|e| panic!("{kind}: {e}"));
     }
 }
 
@@ -303,7 +324,7 @@ fn leader_election_has_defaults_and_needs_a_real_cluster() {
 
 #[test]
 fn ownership_rules_default_per_gateway_and_per_target() {
-    use crate::ownership::{WhenAutoscaled, WhenGitops};
+    use crate::catalog::{WhenAutoscaled, WhenGitops};
     let config = parse(GOOD).expect("valid");
     let web = config.catalog.get("web").expect("web");
     assert_eq!(web.ownership.when_autoscaled, WhenAutoscaled::Refuse);
@@ -333,7 +354,9 @@ fn ownership_rules_default_per_gateway_and_per_target() {
 fn bad_ownership_rules_name_their_field_and_line() {
     let err = error_of(&(GOOD.to_owned() + "when_autoscaled = \"fight\"\n"));
     assert!(
-        err.contains(":19: targets.web.when_autoscaled") && err.contains("\"refuse\" or \"allow\""),
+        err.contains(
+            ":19: targets.web.when_autoscaled: unknown value `fight`, expected `refuse` or `allow`"
+        ),
         "{err}"
     );
     let err = error_of(&GOOD.replace(
@@ -355,4 +378,105 @@ fn bad_ownership_rules_name_their_field_and_line() {
         "{}",
         error_of(&zero)
     );
+}
+
+#[test]
+fn what_run_needs_to_serve_is_a_config_rule_with_its_field() {
+    let origin = Path::new("/etc/kubeknobs/gateway.toml");
+    let with = |text: &str, flags: &Flags| {
+        Config::parse(text, origin, flags)
+            .expect_err("must be refused")
+            .to_string()
+    };
+    let err = with(GOOD, &Flags::default());
+    assert!(
+        err.starts_with("/etc/kubeknobs/gateway.toml:1: server.tls_cert: TLS is required"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = crate::tls::CertBundle::generate(&["localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("a.pem"), &certs.cert_pem).unwrap();
+    std::fs::write(dir.path().join("a.key"), &certs.key_pem).unwrap();
+    let tls = GOOD.replace(
+        "[cluster]",
+        "tls_cert = \"a.pem\"\ntls_key = \"a.key\"\n[cluster]",
+    );
+    let err = Config::parse(&tls, &dir.path().join("gateway.toml"), &PLAINTEXT)
+        .expect_err("TLS files and --insecure")
+        .to_string();
+    assert!(
+        err.contains(":5: server.tls_cert: --insecure is refused while"),
+        "{err}"
+    );
+    let open = GOOD.replace("127.0.0.1:50051", "0.0.0.0:50051");
+    let err = with(&open, &PLAINTEXT);
+    assert!(
+        err.contains(":3: server.listen: --insecure is refused on 0.0.0.0:50051"),
+        "{err}"
+    );
+    let elsewhere = Flags {
+        listen: Some("[::]:0".parse().unwrap()),
+        insecure: true,
+    };
+    let err = with(GOOD, &elsewhere);
+    assert!(
+        err.starts_with("/etc/kubeknobs/gateway.toml: --listen: --insecure is refused on [::]:0"),
+        "{err}"
+    );
+    let here = Flags {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        insecure: true,
+    };
+    let config = Config::parse(&open, origin, &here).expect("--listen replaces server.listen");
+    assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
+}
+
+#[test]
+fn a_gateway_needs_operators_targets_and_a_cluster_for_token_review() {
+    let nobody = GOOD.replace(ALICE.trim_end(), "");
+    assert!(
+        error_of(&nobody).contains(":1: operators: no operators are configured"),
+        "{}",
+        error_of(&nobody)
+    );
+    let nothing = GOOD[..GOOD.find("[targets.web]").unwrap()].to_owned();
+    assert!(
+        error_of(&nothing).contains(":1: targets: the catalog has no targets"),
+        "{}",
+        error_of(&nothing)
+    );
+    let review = format!("{GOOD}[auth]\ntoken_review = true\n");
+    assert!(
+        error_of(&review).contains(":20: auth.token_review: needs a real cluster"),
+        "{}",
+        error_of(&review)
+    );
+    parse(&review.replace("\"sandbox\"", "\"kube\"")).expect("a real cluster reviews tokens");
+}
+
+#[test]
+fn actions_are_spelled_as_they_are_shown() {
+    for action in crate::policy::Action::ALL {
+        let rule = format!(
+            "[[policy]]\noperators = [\"*\"]\ntargets = [\"web\"]\nactions = [\"{action}\"]\n"
+        );
+        let config = parse(&format!("{GOOD}{rule}")).expect("valid");
+        assert_eq!(config.policy.rules()[0].actions, vec![action]);
+    }
+}
+
+#[test]
+fn check_explains_other_owners_in_each_kinds_words() {
+    let explain = |kind: &str| {
+        let config = parse(&GOOD.replace("deployment-replicas", kind)).expect("valid");
+        let web = config.catalog.get("web").cloned().expect("web");
+        web.ownership.explain(web.kind)
+    };
+    assert!(explain("deployment-replicas").contains("when autoscaled: refuses moves"));
+    let toggle = explain("deployment-paused");
+    assert_eq!(
+        toggle,
+        "when GitOps-managed: applies changes and warns that Argo CD/Flux may revert them"
+    );
+    assert!(explain("deployment-restart").contains("applies restarts"));
 }

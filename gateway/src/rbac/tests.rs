@@ -20,7 +20,8 @@ fn names(rule: &Rule) -> Vec<&str> {
 }
 
 fn parse(text: &str) -> Config {
-    Config::parse(text, std::path::Path::new("rbac-test.toml")).expect("valid config")
+    let flags = crate::config::tests::PLAINTEXT;
+    Config::parse(text, std::path::Path::new("rbac-test.toml"), &flags).expect("valid config")
 }
 
 fn plain_config(extra: &str) -> Config {

@@ -13,15 +13,18 @@
 //!
 //! Sessions whose catalog or policy changed end with UNAVAILABLE ([`crate::service::RELOADED`]);
 //! bridges reconnect at once and get a `Welcome` with the new bounds.
+//!
+//! The tokens file is also re-read on its own whenever it changes ([`Tokens`]).
 
+mod tokens;
 pub mod trigger;
 
 use std::sync::{Arc, Mutex};
 
+pub use tokens::Tokens;
 use tokio_util::sync::CancellationToken;
 use trigger::FileWatch;
 
-use crate::auth::Authenticator;
 use crate::config::{self, Config};
 use crate::ratelimit::WriteBudget;
 use crate::service::{Shared, View};
@@ -46,11 +49,6 @@ pub enum Refused {
     /// It changes settings that only a restart can apply.
     #[error("{} changed, which takes effect only on restart", .0.join(", "))]
     NeedsRestart(Vec<&'static str>),
-    /// Nobody could connect with it.
-    #[error(
-        "no operators are configured: add at least one [[operators]] entry or auth.tokens_file"
-    )]
-    NoOperators,
 }
 
 /// Applies reloaded configs to the running gateway.
@@ -58,7 +56,7 @@ pub struct Reloader {
     load: Load,
     running: Mutex<Config>,
     shared: Arc<Shared>,
-    auth: Arc<Authenticator>,
+    tokens: Arc<Tokens>,
     budget: Arc<WriteBudget>,
 }
 
@@ -68,14 +66,14 @@ impl Reloader {
         load: Load,
         config: Config,
         shared: Arc<Shared>,
-        auth: Arc<Authenticator>,
+        tokens: Arc<Tokens>,
         budget: Arc<WriteBudget>,
     ) -> Reloader {
         Reloader {
             load,
             running: Mutex::new(config),
             shared,
-            auth,
+            tokens,
             budget,
         }
     }
@@ -110,11 +108,8 @@ impl Reloader {
         if !changed.is_empty() {
             return Err(Refused::NeedsRestart(changed));
         }
-        if new.operators.is_empty() && new.tokens_file.is_none() && new.client_auth.is_none() {
-            return Err(Refused::NoOperators);
-        }
         // The only step that can still fail (it reads the tokens file), so it goes first.
-        self.auth
+        self.tokens
             .replace(new.operators.clone(), new.tokens_file.clone())?;
         self.shared.limits.reconfigure(new.limits.clone());
         self.shared.holds.set_grace(new.limits.touch_grace);

@@ -9,7 +9,8 @@ fn base() -> String {
 }
 
 fn parse(text: &str) -> Config {
-    Config::parse(text, Path::new("/etc/kubeknobs/gateway.toml")).expect("valid")
+    let flags = crate::config::tests::PLAINTEXT;
+    Config::parse(text, Path::new("/etc/kubeknobs/gateway.toml"), &flags).expect("valid")
 }
 
 fn restart_fields(edit: impl Fn(&str) -> String) -> Vec<&'static str> {
