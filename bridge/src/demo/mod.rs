@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use kubeknobs_gateway::auth::{Operators, hash_token};
-use kubeknobs_gateway::config::{BackendConfig, TlsIdentity};
+use kubeknobs_gateway::config::{BackendConfig, Given, TlsIdentity};
 use kubeknobs_gateway::tls::CertBundle;
 use rand::Rng;
 use tokio::net::TcpListener;
@@ -116,8 +116,8 @@ pub async fn run(
         cert_pem: certs.cert_pem.into_bytes(),
         key_pem: certs.key_pem.into_bytes(),
     };
-    let mut gateway = gateway_config(&options, tls)?;
-    gateway.operators = Operators::single(OPERATOR, &hash_token(&token));
+    let operators = Operators::single(OPERATOR, &hash_token(&token));
+    let mut gateway = gateway_config(&options, tls, operators)?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(Error::Bind)?;
@@ -180,6 +180,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 fn gateway_config(
     options: &Options,
     tls: TlsIdentity,
+    operators: Operators,
 ) -> Result<kubeknobs_gateway::config::Config> {
     let (text, origin) = match &options.gateway_config {
         Some(path) => {
@@ -193,7 +194,11 @@ fn gateway_config(
         }
         None => (GATEWAY_TOML.to_owned(), PathBuf::from(GATEWAY_ORIGIN)),
     };
-    let mut config = kubeknobs_gateway::config::Config::parse_with_tls(&text, &origin, tls)
+    let given = Given {
+        tls: Some(tls),
+        operators: Some(operators),
+    };
+    let mut config = kubeknobs_gateway::config::Config::parse_given(&text, &origin, given)
         .map_err(Error::GatewayConfig)?;
     if let Some(kubeconfig) = &options.kubeconfig {
         config.backend = BackendConfig::Kube {
@@ -223,8 +228,28 @@ mod tests {
             cert_pem: Vec::new(),
             key_pem: Vec::new(),
         };
-        let gateway = gateway_config(&Options::default(), tls).expect("built-in gateway config");
+        let gateway = gateway_config(&Options::default(), tls, Operators::single("t", "0"))
+            .expect("built-in gateway config");
         assert_eq!(gateway.backend, BackendConfig::Sandbox);
+    }
+
+    /// The demo brings its own operator, so a catalog of one's own needs none.
+    #[test]
+    fn a_gateway_config_without_operators_runs_the_demo() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gateway.toml");
+        let text = "[targets.api]\nkind = \"deployment-replicas\"\nnamespace = \"default\"\n\
+                    name = \"api\"\nmin = 0\nmax = 5\n";
+        std::fs::write(&path, text).expect("write config");
+        let options = Options {
+            gateway_config: Some(path),
+            ..Options::default()
+        };
+        let tls = TlsIdentity::default();
+        let gateway = gateway_config(&options, tls, Operators::single(OPERATOR, "0"))
+            .expect("a config without [[operators]]");
+        assert_eq!(gateway.operators.len(), 1);
+        assert!(gateway.catalog.get("api").is_some());
     }
 
     #[test]

@@ -207,15 +207,35 @@ impl Config {
     /// Validates config `text`; `origin` names it in errors and anchors relative paths.
     pub fn parse(text: &str, origin: &Path, flags: &Flags) -> Result<Config> {
         let raw: RawConfig = deserialize(text, origin)?;
-        raw.validate(&Source { text, origin }, flags, None)
+        raw.validate(&Source { text, origin }, flags, Given::default())
     }
 
     /// Like [`Config::parse`] without flags, but serves `tls` instead of reading
-    /// `server.tls_cert`/`tls_key` (the demo, which makes its certificates in memory).
+    /// `server.tls_cert`/`tls_key` (tests that make their certificates in memory).
     pub fn parse_with_tls(text: &str, origin: &Path, tls: TlsIdentity) -> Result<Config> {
-        let raw: RawConfig = deserialize(text, origin)?;
-        raw.validate(&Source { text, origin }, &Flags::default(), Some(tls))
+        let given = Given {
+            tls: Some(tls),
+            operators: None,
+        };
+        Config::parse_given(text, origin, given)
     }
+
+    /// Like [`Config::parse`] without flags, with what `given` supplies in place of the file's
+    /// own settings (the demo, which makes its certificates and its one operator per run).
+    pub fn parse_given(text: &str, origin: &Path, given: Given) -> Result<Config> {
+        let raw: RawConfig = deserialize(text, origin)?;
+        raw.validate(&Source { text, origin }, &Flags::default(), given)
+    }
+}
+
+/// What a program embedding the gateway supplies instead of reading it from the config file.
+#[derive(Debug, Default)]
+pub struct Given {
+    /// Serve this identity; `server.tls_cert`/`tls_key` are then not read.
+    pub tls: Option<TlsIdentity>,
+    /// These operators replace `[[operators]]` and `auth.tokens_file`, so a config without
+    /// operators of its own is valid.
+    pub operators: Option<Operators>,
 }
 
 /// Deserializes TOML `text` read from `origin`. A value of the wrong type is an `Invalid` error

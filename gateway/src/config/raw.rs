@@ -17,7 +17,7 @@ use super::server::{
 };
 use super::serving::Serving;
 use super::target;
-use super::{BackendConfig, Config, Error, Flags, Result, Source, TlsIdentity};
+use super::{BackendConfig, Config, Error, Flags, Given, Result, Source};
 use crate::catalog::{Catalog, Rules, WhenAutoscaled, WhenGitops};
 
 /// The whole file.
@@ -77,28 +77,28 @@ enum RawBackend {
 
 impl RawConfig {
     /// Checks every field and every rule across them, as `run` with `flags` would serve it, and
-    /// builds the validated [`Config`]. `tls`, when given, replaces the TLS files (which are
-    /// then not read).
-    pub(super) fn validate(
-        self,
-        src: &Source<'_>,
-        flags: &Flags,
-        tls: Option<TlsIdentity>,
-    ) -> Result<Config> {
+    /// builds the validated [`Config`]. What `given` holds replaces the file's TLS files or
+    /// operators (which are then not read).
+    pub(super) fn validate(self, src: &Source<'_>, flags: &Flags, given: Given) -> Result<Config> {
         let listen = socket_addr(&self.server.listen, "server.listen", src)?;
         let ops_listen = match &self.server.ops_listen {
             Some(addr) => Some(socket_addr(addr, "server.ops_listen", src)?),
             None => None,
         };
-        let tls = match tls {
+        let given_operators = given.operators.is_some();
+        let tls = match given.tls {
             Some(identity) => Some(identity),
             None => validate_tls(&self.server, src)?,
         };
         let backend = validate_cluster(&self.cluster, src)?;
         let leader_election =
             super::leader::validate(self.cluster.leader_election.as_ref(), &backend, src)?;
-        let operators = validate_operators(&self.operators, src)?;
+        let operators = match given.operators {
+            Some(operators) => operators,
+            None => validate_operators(&self.operators, src)?,
+        };
         let (tokens_file, everyone) = match &self.auth.tokens_file {
+            Some(_) if given_operators => (None, operators.clone()),
             Some(file) => {
                 let path = src.resolve(file.as_ref());
                 let extra = super::operators::load_tokens(&path).map_err(|err| match err {
