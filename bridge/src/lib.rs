@@ -14,8 +14,9 @@
 //! - [`web`] — the touch control surface served to browsers (`[web]`), and its WebSocket;
 //! - [`layout`] — ready-made layouts for OSC apps (`kubeknobs-bridge layout`);
 //! - [`discovery`] — the OSC service advertised over mDNS/DNS-SD (`_osc._udp`);
-//! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway;
-//! - [`telemetry`] — logging.
+//! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway.
+//!
+//! Logging, signals and the reload trigger come from `kubeknobs-runtime`, shared with the gateway.
 //!
 //! [`run`] binds and runs until `shutdown` resolves; [`run_with_socket`] takes an already bound
 //! socket (tests bind `127.0.0.1:0`).
@@ -32,14 +33,6 @@ pub mod ops;
 pub mod osc;
 mod pipeline;
 pub mod reload;
-// Logging and signals are the gateway's source files, compiled into this crate too: the bridge
-// builds without the gateway (and its Kubernetes dependencies) on a Raspberry Pi.
-#[path = "../../gateway/src/shutdown.rs"]
-pub mod shutdown;
-#[path = "../../gateway/src/summary.rs"]
-pub mod summary;
-#[path = "../../gateway/src/telemetry.rs"]
-pub mod telemetry;
 pub mod uplink;
 pub mod web;
 

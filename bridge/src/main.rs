@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kubeknobs_bridge::config::Config;
 use kubeknobs_bridge::reload::FileWatch;
-use kubeknobs_bridge::shutdown;
-use kubeknobs_bridge::telemetry::{self, LogFormat};
+use kubeknobs_runtime::shutdown;
+use kubeknobs_runtime::telemetry::{self, LogFormat};
 use tracing::{error, info};
 
 /// Turns OSC controls into safe changes to a Kubernetes cluster, through a kubeknobs gateway.

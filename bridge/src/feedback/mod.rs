@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kubeknobs_proto::v1::{Target, TargetState};
+use kubeknobs_runtime::telemetry;
 use rosc::{OscMessage, OscPacket};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -145,7 +146,7 @@ impl Feedback {
                 self.deliver(&[(label.clone(), bytes)], clients, "presence")
                     .await
             }
-            Err(e) => warn!(error = %crate::telemetry::chain(&e), "presence not sent"),
+            Err(e) => warn!(error = %telemetry::chain(&e), "presence not sent"),
         }
     }
 
@@ -307,7 +308,7 @@ impl Feedback {
                 let address = message.addr.clone();
                 match encode(message) {
                     Ok(bytes) => packets.push((address, bytes)),
-                    Err(e) => warn!(error = %crate::telemetry::chain(&e), "feedback not sent"),
+                    Err(e) => warn!(error = %telemetry::chain(&e), "feedback not sent"),
                 }
             }
         }
@@ -338,7 +339,7 @@ impl Feedback {
                     for bytes in &packets {
                         if let Err(source) = self.socket.send_to(bytes, to).await {
                             let e = Error::Send { to, source };
-                            warn!(error = %crate::telemetry::chain(&e), "{what} not sent");
+                            warn!(error = %telemetry::chain(&e), "{what} not sent");
                         }
                     }
                 }

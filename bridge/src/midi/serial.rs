@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use kubeknobs_runtime::telemetry;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -105,7 +106,7 @@ fn read_forever(
                                 device: device.clone(),
                                 source: e,
                             };
-                            warn!(error = %crate::telemetry::chain(&e), "reading failed; reopening");
+                            warn!(error = %telemetry::chain(&e), "reading failed; reopening");
                             break;
                         }
                     }
@@ -121,7 +122,7 @@ fn read_forever(
             }
             Err(e) => {
                 if !warned {
-                    warn!(error = %crate::telemetry::chain(&e), "serial MIDI device unavailable; retrying");
+                    warn!(error = %telemetry::chain(&e), "serial MIDI device unavailable; retrying");
                     warned = true;
                 }
             }

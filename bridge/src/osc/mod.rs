@@ -32,8 +32,8 @@ pub use clients::{Clients, Peer, Unsent};
 
 use crate::feedback;
 use crate::mapping::{self, Mappings};
-use crate::telemetry::{Sample, Sampler, clip};
 use crate::uplink::Link;
+use kubeknobs_runtime::telemetry::{Sample, Sampler, clip};
 
 /// What can stop the OSC side.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ mod session;
 
 use std::time::{Duration, Instant};
 
+use kubeknobs_runtime::telemetry;
 use tokio::sync::{mpsc, watch};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
@@ -173,11 +174,11 @@ impl Uplink {
             let delay = backoff.next_delay();
             match &err {
                 Error::Unauthenticated(_) => error!(
-                    error = %crate::telemetry::chain(&err), retry_in = ?delay,
+                    error = %telemetry::chain(&err), retry_in = ?delay,
                     "gateway refused the token; check gateway.token_file; retrying"
                 ),
                 _ => warn!(
-                    error = %crate::telemetry::chain(&err), retry_in = ?delay,
+                    error = %telemetry::chain(&err), retry_in = ?delay,
                     "gateway session ended; retrying"
                 ),
             }

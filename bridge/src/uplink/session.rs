@@ -17,7 +17,7 @@ use super::link::{LiveSession, Publisher};
 use super::{Error, Result, Uplink};
 use crate::feedback;
 use crate::mapping::Bounds;
-use crate::summary::LogSummary;
+use kubeknobs_runtime::summary::LogSummary;
 
 /// Outbound queue of a session. Bounded so a stalled gateway slows the OSC loop down rather than
 /// piling up moves in memory; it never outlives its session, so nothing in it is replayed.

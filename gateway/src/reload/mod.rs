@@ -14,7 +14,7 @@
 //! Sessions whose catalog or policy changed end with UNAVAILABLE ([`crate::service::RELOADED`]);
 //! bridges reconnect at once and get a `Welcome` with the new bounds.
 
-pub mod trigger;
+pub use kubeknobs_runtime::reload as trigger;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,5 @@
-//! Logging for both programs (the bridge compiles this file in with `#[path]`; it builds without
-//! the gateway crate): `tracing` to stderr, so stdout stays for what the user asked for (`check`'s
-//! summary, the demo's instructions). The level is `--log-level` if given, else `RUST_LOG`, else
+//! Logging for both programs: `tracing` to stderr, so stdout stays for what the user asked for
+//! (`check`'s summary, the demo's instructions). The level is `--log-level` if given, else `RUST_LOG`, else
 //! `info`, either as one level (`debug`) or a filter (`info,kubeknobs_gateway::leader=debug`); the
 //! format is plain text for people or JSON lines for log collectors (by default: JSON when stderr
 //! is not a terminal, as in a pod or under journald). [`chain`] renders an error with its causes

@@ -2,7 +2,7 @@
 //! rate limit): the first line of each kind in an interval is logged as it happens, the rest are
 //! only counted, and the counts come out as one summary line per kind when the interval is over.
 //! So a flood of any size costs at most two lines per kind per interval, and the first line still
-//! shows the operator what went wrong right away. (The bridge compiles this file in with `#[path]`.)
+//! shows the operator what went wrong right away.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
