@@ -120,28 +120,3 @@ pub(super) struct RawMidiMapping {
     pub step: Option<Spanned<f64>>,
     pub acceleration: Option<Spanned<f64>>,
 }
-
-/// Deserializes `text`, returning the serde error with the dotted path of the offending field.
-pub(super) fn parse(text: &str) -> Result<RawConfig, (Option<usize>, String, String)> {
-    let de = toml::Deserializer::parse(text).map_err(|e| {
-        (
-            e.span().map(|s| s.start),
-            String::new(),
-            e.message().to_owned(),
-        )
-    })?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        // `Spanned` adds a private segment to the path; it means nothing to a user.
-        let path = e
-            .path()
-            .to_string()
-            .replace(".$__serde_spanned_private_value", "");
-        let path = if path == "." { String::new() } else { path };
-        let inner = e.into_inner();
-        (
-            inner.span().map(|s| s.start),
-            path,
-            inner.message().to_owned(),
-        )
-    })
-}
