@@ -1,13 +1,22 @@
 //! Bounded logging for lines a client can cause at will (rejected moves, moves merged under a
-//! rate limit): the first line of each kind in an interval is logged as it happens, the rest are
-//! only counted, and the counts come out as one summary line per kind when the interval is over.
-//! So a flood of any size costs at most two lines per kind per interval, and the first line still
-//! shows the operator what went wrong right away.
+//! rate limit, malformed packets, ignored touches): the first line of each kind in an interval is
+//! logged as it happens, the rest are only counted, and the counts come out as one summary line
+//! per interval. So a flood of any size costs at most two lines per kind per interval, and the
+//! first line still shows the operator what went wrong right away. At most
+//! [`LogSummary::MAX_KINDS`] kinds are counted apart in one interval (a kind may name a client);
+//! the rest share one count under `other`.
+//!
+//! The interval starts with its first occurrence. An owner with a timer sleeps until
+//! [`LogSummary::due`] and then [`LogSummary::take`]s the counts; a summary shared by tasks with
+//! no timer (behind a mutex) hands out the counts of an interval that is over with the next
+//! occurrence ([`LogSummary::take_if_over`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::telemetry::clip;
 
 /// How long one counting interval lasts by default.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -20,6 +29,8 @@ pub struct LogSummary {
     ends: Option<Instant>,
     /// Kind → occurrences in this interval (the first of which was logged in full).
     seen: BTreeMap<String, u64>,
+    /// Occurrences of kinds beyond [`LogSummary::MAX_KINDS`], none logged in full.
+    others: u64,
 }
 
 impl Default for LogSummary {
@@ -29,32 +40,35 @@ impl Default for LogSummary {
 }
 
 impl LogSummary {
+    /// Most kinds counted apart in one interval.
+    pub const MAX_KINDS: usize = 64;
+
     /// A summary over intervals of `interval`.
     pub fn new(interval: Duration) -> LogSummary {
         LogSummary {
             interval,
             ends: None,
             seen: BTreeMap::new(),
+            others: 0,
         }
     }
 
     /// Notes one occurrence of `kind`; true when it is the first of its kind in this interval
     /// and should be logged in full.
     pub fn note(&mut self, kind: &str) -> bool {
-        let now = Instant::now();
         if self.ends.is_none() {
-            self.ends = Some(now + self.interval);
+            self.ends = Some(Instant::now() + self.interval);
         }
-        match self.seen.get_mut(kind) {
-            Some(n) => {
-                *n += 1;
-                false
-            }
-            None => {
-                self.seen.insert(kind.to_owned(), 1);
-                true
-            }
+        if let Some(n) = self.seen.get_mut(kind) {
+            *n += 1;
+            return false;
         }
+        if self.seen.len() >= Self::MAX_KINDS {
+            self.others += 1;
+            return false;
+        }
+        self.seen.insert(kind.to_owned(), 1);
+        true
     }
 
     /// When the current interval ends (and [`LogSummary::take`] has something to say), if
@@ -64,20 +78,45 @@ impl LogSummary {
     }
 
     /// Ends the current interval: each kind with the number of occurrences that were only
-    /// counted (those beyond the first), leaving out kinds that happened once.
+    /// counted (those beyond the first), leaving out kinds that happened once, then `other`
+    /// with the occurrences of kinds beyond [`LogSummary::MAX_KINDS`].
     pub fn take(&mut self) -> Vec<(String, u64)> {
         self.ends = None;
-        std::mem::take(&mut self.seen)
+        let mut counted: Vec<(String, u64)> = std::mem::take(&mut self.seen)
             .into_iter()
             .filter(|(_, n)| *n > 1)
             .map(|(kind, n)| (kind, n - 1))
-            .collect()
+            .collect();
+        let others = std::mem::take(&mut self.others);
+        if others > 0 {
+            counted.push(("other".to_owned(), others));
+        }
+        counted
+    }
+
+    /// Ends the current interval if it is over, and returns what [`LogSummary::take`] says of
+    /// it unless that is nothing: for a summary without a timer, called before each
+    /// [`LogSummary::note`].
+    pub fn take_if_over(&mut self) -> Option<Vec<(String, u64)>> {
+        if self.ends.is_none_or(|ends| Instant::now() < ends) {
+            return None;
+        }
+        Some(self.take()).filter(|counted| !counted.is_empty())
     }
 
     /// The interval's length, for summary lines ("in the last 1s").
     pub fn interval(&self) -> Duration {
         self.interval
     }
+}
+
+/// Counts as one line's text, `kind: n, kind: n`, each kind clipped for the log.
+pub fn describe(counted: &[(String, u64)]) -> String {
+    counted
+        .iter()
+        .map(|(kind, n)| format!("{}: {n}", clip(kind)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -98,5 +137,37 @@ mod tests {
         assert!(summary.due().is_none());
         tokio::time::advance(INTERVAL).await;
         assert!(summary.note("OUT_OF_RANGE"), "a new interval logs again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_timer_the_next_occurrence_brings_the_summary() {
+        let mut summary = LogSummary::new(Duration::from_secs(10));
+        assert_eq!(summary.take_if_over(), None);
+        assert!(summary.note("a"));
+        assert!(!summary.note("a"));
+        assert!(!summary.note("a"));
+        assert!(summary.note("b"));
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(summary.take_if_over(), None, "not over yet");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(summary.take_if_over(), Some(vec![("a".to_owned(), 2)]));
+        assert!(summary.note("a"), "a new interval");
+        for i in 0..LogSummary::MAX_KINDS + 10 {
+            summary.note(&format!("k{i}"));
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(
+            summary.take_if_over(),
+            Some(vec![("other".to_owned(), 11)]),
+            "kinds beyond the bound share one count"
+        );
+        assert_eq!(summary.take_if_over(), None, "taken once");
+    }
+
+    #[test]
+    fn describes_counts_on_one_line_with_kinds_clipped() {
+        let long = "y".repeat(100);
+        let line = describe(&[("a".to_owned(), 2), (long, 1)]);
+        assert_eq!(line, format!("a: 2, {}…(100 bytes): 1", "y".repeat(64)));
     }
 }

@@ -33,7 +33,8 @@ pub use clients::{Clients, Peer, Unsent};
 use crate::feedback;
 use crate::mapping::{self, Mappings};
 use crate::uplink::Link;
-use kubeknobs_runtime::telemetry::{Sample, Sampler, clip};
+use kubeknobs_runtime::summary::{self, LogSummary};
+use kubeknobs_runtime::telemetry::clip;
 
 /// What can stop the OSC side.
 #[derive(Debug, thiserror::Error)]
@@ -75,19 +76,24 @@ pub const MAX_DATAGRAM: usize = 64 * 1024;
 pub const LOG_SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
 /// Repeated log events from OSC clients, by kind and sender.
-static NOTED: LazyLock<Sampler> = LazyLock::new(|| Sampler::new(LOG_SUMMARY_EVERY));
+static NOTED: LazyLock<Mutex<LogSummary>> =
+    LazyLock::new(|| Mutex::new(LogSummary::new(LOG_SUMMARY_EVERY)));
 
 /// Counts an event of `kind` from `from`; true when it is the first of its kind from that
 /// sender in this window, so the caller logs it in full. Logs the previous window's summary.
 fn first(kind: &str, from: std::net::IpAddr) -> bool {
-    let (sample, summary) = NOTED.note(&format!("{kind} from {from}"), Instant::now());
-    if let Some(summary) = summary {
+    let (ended, first) = {
+        let mut noted = NOTED.lock().unwrap_or_else(PoisonError::into_inner);
+        let ended = noted.take_if_over();
+        (ended, noted.note(&format!("{kind} from {from}")))
+    };
+    if let Some(counted) = ended {
         warn!(
             "in the last {LOG_SUMMARY_EVERY:?}, also: {}",
-            Sampler::describe(&summary)
+            summary::describe(&counted)
         );
     }
-    sample == Sample::First
+    first
 }
 
 /// The registry shared by the receive loop (which records senders) and feedback (which reads it).
