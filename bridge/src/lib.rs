@@ -1,20 +1,28 @@
 //! `kubeknobs-bridge`: turns OSC controls (TouchOSC, Open Stage Control, …) into control events
 //! on a gRPC session with a kubeknobs gateway, and plays the cluster's live state back to them.
 //!
-//! The pieces, each in its own module:
+//! The pieces, each in its own module, from the edges in:
 //! - [`config`] — the TOML file, parsed then validated;
-//! - [`mapping`] — pure scaling between control values and target values;
 //! - [`osc`] — the UDP socket and TCP connections, decoding, and the registry of OSC clients;
 //! - [`midi`] — MIDI ports (midir, hot-plug), serial MIDI, the byte parser, MIDI mappings and
 //!   MIDI feedback;
+//! - [`web`] — the touch control surface served to browsers (`[web]`), and its WebSocket;
+//! - [`event`] — what the parts tell each other (gateway state, feedback settings, MIDI levels);
+//! - [`link`] — the handle every surface sends moves through, into the live gateway session;
+//! - [`mapping`] — pure scaling between control values and target values;
 //! - [`feedback`] — gateway state → OSC messages to every client, and levels to the MIDI side;
 //! - [`uplink`] — the gRPC session with reconnects;
-//! - `pipeline` — the running halves (gateway session and feedback; OSC and MIDI inputs) that a
-//!   config reload replaces;
-//! - [`web`] — the touch control surface served to browsers (`[web]`), and its WebSocket;
-//! - [`layout`] — ready-made layouts for OSC apps (`kubeknobs-bridge layout`);
+//! - `pipeline` — the one place that wires them: the running halves (gateway session and
+//!   feedback; OSC and MIDI inputs) that a config reload replaces;
 //! - [`discovery`] — the OSC service advertised over mDNS/DNS-SD (`_osc._udp`);
+//! - [`layout`] — ready-made layouts for OSC apps (`kubeknobs-bridge layout`);
+//! - [`learn`] — `kubeknobs-bridge learn`, which prints mappings for the controls moved;
 //! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway.
+//!
+//! The surfaces (OSC, MIDI, web) use [`event`], [`link`], [`mapping`], the [`ops`] metrics and
+//! their own config section, never each other or the gateway session; `config` uses the types of
+//! the sections it checks, and no module it uses knows it (`tests/tests/layering.rs` fails on any
+//! import loop).
 //!
 //! Logging, signals and the reload trigger come from `kubeknobs-runtime`, shared with the gateway.
 //!
@@ -25,8 +33,11 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod discovery;
+pub mod event;
 pub mod feedback;
 pub mod layout;
+pub mod learn;
+pub mod link;
 pub mod mapping;
 pub mod midi;
 pub mod ops;

@@ -205,7 +205,7 @@ async fn learn(args: LearnArgs) -> ExitCode {
         None => (MidiConfig::default(), DEFAULT_OSC_LISTEN),
     };
     let listen = args.osc_listen.unwrap_or(listen);
-    let result = kubeknobs_bridge::midi::learn::run(midi, listen, shutdown::signal()).await;
+    let result = kubeknobs_bridge::learn::run(midi, listen, shutdown::signal()).await;
     finish(result.context("learn failed"))
 }
 

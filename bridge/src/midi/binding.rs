@@ -2,7 +2,7 @@
 //! ("pickup"), relative encoders, toggles.
 //!
 //! Positions: a control's position `p` and the target's value `y` are both fractions in `0..=1`;
-//! `y` is what goes to [`crate::uplink::Link::send_move`] through the binding's [`Mapping`] (range
+//! `y` is what goes to [`crate::link::Link::send_move`] through the binding's [`Mapping`] (range
 //! `[0, 1]`), which scales it onto the target's bounds. `invert` and `curve` sit between them.
 //!
 //! Rules, each unit-tested below:

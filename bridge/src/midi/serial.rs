@@ -17,8 +17,8 @@ use kubeknobs_runtime::telemetry;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::SerialConfig;
 use super::{Error, Event, Input, Out};
-use crate::config::SerialConfig;
 
 /// Starts the reader (and writer) threads for one device; returns where feedback bytes go.
 pub fn spawn(

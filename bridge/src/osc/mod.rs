@@ -28,11 +28,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-pub use clients::{Clients, Peer, Unsent};
+pub use clients::{Clients, Unsent};
 
-use crate::feedback;
+use crate::event::{Event, Peer};
+use crate::link::Link;
 use crate::mapping::{self, Mappings};
-use crate::uplink::Link;
 use kubeknobs_runtime::summary::{self, LogSummary};
 use kubeknobs_runtime::telemetry::clip;
 
@@ -57,9 +57,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// `learn` could not print what it saw (a full disk; a closed pipe just ends it).
-    #[error("cannot write to stdout")]
-    Stdout(#[source] std::io::Error),
     /// The bound socket cannot tell its own address.
     #[error("cannot read the OSC socket's address")]
     LocalAddr(#[source] std::io::Error),
@@ -188,7 +185,7 @@ pub(crate) struct Receiver {
     /// The live gateway session, if any.
     pub link: Link,
     /// Tells feedback about new clients.
-    pub feedback: mpsc::Sender<feedback::Event>,
+    pub feedback: mpsc::Sender<Event>,
     /// Counts packets and moves that go nowhere.
     pub metrics: crate::ops::Metrics,
     /// The arm control's address (`osc.arm_address`): held (1) arms destructive targets.
@@ -237,12 +234,7 @@ impl Receiver {
             if first("new OSC client", from.ip()) {
                 info!(client = %peer, "new OSC client");
             }
-            if self
-                .feedback
-                .send(feedback::Event::NewClient(peer))
-                .await
-                .is_err()
-            {
+            if self.feedback.send(Event::NewClient(peer)).await.is_err() {
                 debug!("feedback has stopped; new client not announced");
             }
         }
