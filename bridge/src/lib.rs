@@ -26,8 +26,8 @@
 //!
 //! Logging, signals and the reload trigger come from `kubeknobs-runtime`, shared with the gateway.
 //!
-//! [`run`] binds and runs until `shutdown` resolves; [`run_with_socket`] takes an already bound
-//! socket (tests bind `127.0.0.1:0`).
+//! [`run`] runs it until `shutdown` resolves, with [`Options`] for what the caller sets up itself
+//! (an OSC socket, a config file to reload, an observer of states).
 
 pub mod config;
 #[cfg(feature = "demo")]
@@ -90,36 +90,42 @@ pub fn check(config: &Config) -> Result<()> {
     uplink_for(config).map(drop)
 }
 
-/// Runs the bridge: checks the uplink settings, binds `osc.listen`, and runs until `shutdown`.
+/// What a caller sets up for [`run`] beyond the config; [`Options::default`] is a bridge that
+/// binds `osc.listen` itself and never reloads.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// An OSC socket the caller has bound (tests bind `127.0.0.1:0`); `config.osc.listen` is then
+    /// not used.
+    pub socket: Option<UdpSocket>,
+    /// The config file, watched from before `config` was read from it: reloads on SIGHUP and
+    /// whenever the file changes (see [`reload`]).
+    pub file: Option<reload::FileWatch>,
+    /// Gets a copy of every target state feedback receives (the demo prints them).
+    pub observer: Option<feedback::Observer>,
+}
+
+/// Runs the bridge until `shutdown`: checks the uplink settings, binds `osc.listen` (unless
+/// `options` brings a socket), the ops port and the web page, then runs the pipeline (OSC, MIDI,
+/// feedback, uplink) for `config`.
 pub async fn run(
     config: Config,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let uplink = uplink_for(&config)?;
-    let socket = osc::bind(config.osc.listen).await?;
-    serve(config, uplink, socket, shutdown, None, None).await
-}
-
-/// Like [`run`] for a `config` read from the file `file` watches (from before it was read):
-/// reloads it on SIGHUP and whenever the file changes (see [`reload`]).
-pub async fn run_reloading(
-    config: Config,
-    file: reload::FileWatch,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let uplink = uplink_for(&config)?;
-    let socket = osc::bind(config.osc.listen).await?;
-    serve(config, uplink, socket, shutdown, None, Some(file)).await
-}
-
-/// Like [`run`], with an OSC socket the caller has bound (`config.osc.listen` is not used).
-pub async fn run_with_socket(
-    config: Config,
-    socket: UdpSocket,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let uplink = uplink_for(&config)?;
-    serve(config, uplink, socket, shutdown, None, None).await
+    let socket = match options.socket {
+        Some(socket) => socket,
+        None => osc::bind(config.osc.listen).await?,
+    };
+    serve(
+        config,
+        uplink,
+        socket,
+        options.file,
+        options.observer,
+        shutdown,
+    )
+    .await
 }
 
 /// The uplink `config` describes; fails if tonic refuses its URL, CA or token.
@@ -156,21 +162,21 @@ async fn start_ops(
     })
 }
 
-/// Runs the bridge until `shutdown`: binds the ops port, then runs the pipeline (OSC, MIDI,
-/// feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
+/// [`run`] once the uplink is checked and the OSC socket bound: binds the ops port, then runs the
+/// pipeline (OSC, MIDI, feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
 /// changed) replaces the inputs, and the gateway session too if its settings changed (see
 /// [`pipeline`]), while the OSC socket and connections, the ops port and the known OSC clients
 /// stay; an unusable one is logged and changes nothing (see [`reload`]). OSC is advertised over
 /// mDNS for as long as the sockets are bound (a reload that changes the bridge id or feedback port
 /// re-announces the TXT records); the advertisement is withdrawn at shutdown (within
 /// [`discovery::STOP_WITHIN`]).
-pub(crate) async fn serve(
+async fn serve(
     config: Config,
     uplink: uplink::Uplink,
     socket: UdpSocket,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    observer: Option<feedback::Observer>,
     file: Option<reload::FileWatch>,
+    observer: Option<feedback::Observer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let local = socket.local_addr().map_err(osc::Error::LocalAddr)?;
     // The ops port is announced before OSC, so "OSC listening" means both are up.

@@ -265,7 +265,11 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 
 async fn run(config: Config, file: FileWatch) -> ExitCode {
     info!(bridge_id = %config.bridge_id, "kubeknobs-bridge {} starting", env!("CARGO_PKG_VERSION"));
-    match kubeknobs_bridge::run_reloading(config, file, shutdown::signal()).await {
+    let options = kubeknobs_bridge::Options {
+        file: Some(file),
+        ..Default::default()
+    };
+    match kubeknobs_bridge::run(config, options, shutdown::signal()).await {
         Err(e) if e.is_config() => config_error(&e),
         other => finish(other.context("bridge failed")),
     }

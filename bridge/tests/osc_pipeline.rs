@@ -59,7 +59,11 @@ async fn start_bridge_with(gateway: SocketAddr, resend_within: Duration) -> Rig 
     let shutdown = async {
         let _ = stopped.await;
     };
-    let task = tokio::spawn(kubeknobs_bridge::run_with_socket(config, socket, shutdown));
+    let options = kubeknobs_bridge::Options {
+        socket: Some(socket),
+        ..Default::default()
+    };
+    let task = tokio::spawn(kubeknobs_bridge::run(config, options, shutdown));
     Rig {
         phone,
         feedback,

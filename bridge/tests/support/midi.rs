@@ -88,7 +88,11 @@ pub async fn start(midi: MidiConfig) -> Running {
     // Presence texts mark how far feedback has got (see `push_handled`).
     config.osc.presence_label = Some(SYNC.into());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(kubeknobs_bridge::run_with_socket(config, socket, async {
+    let options = kubeknobs_bridge::Options {
+        socket: Some(socket),
+        ..Default::default()
+    };
+    let task = tokio::spawn(kubeknobs_bridge::run(config, options, async {
         let _ = stopped.await;
     }));
     let Session {
