@@ -190,16 +190,8 @@ fn block(control: Control, channel: u8, source: &str, comment: &str) -> String {
         s.push_str(&format!(", {comment}"));
     }
     s.push('\n');
-    let (kind, number) = match control {
-        Control::Cc(n) => ("cc", Some(u16::from(n))),
-        Control::Cc14(n) => ("cc14", Some(u16::from(n))),
-        Control::Nrpn(n) => ("nrpn", Some(n)),
-        Control::Note(n) => ("note", Some(u16::from(n))),
-        Control::PitchBend => ("pitchbend", None),
-        Control::Program => ("program", None),
-    };
-    s.push_str(&format!("control = \"{kind}\"\n"));
-    if let Some(n) = number {
+    s.push_str(&format!("control = \"{}\"\n", control.kind()));
+    if let Some(n) = control.number() {
         s.push_str(&format!("number = {n}\n"));
     }
     s.push_str(&format!("channel = {}\n", channel + 1));
