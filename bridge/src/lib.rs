@@ -27,7 +27,7 @@
 //! Logging, signals and the reload trigger come from `kubeknobs-runtime`, shared with the gateway.
 //!
 //! [`run`] runs it until `shutdown` resolves, with [`Options`] for what the caller sets up itself
-//! (an OSC socket, a config file to reload, an observer of states).
+//! (an OSC socket or ops port already bound, a config file to reload, an observer of states).
 
 pub mod config;
 #[cfg(feature = "demo")]
@@ -102,30 +102,25 @@ pub struct Options {
     pub file: Option<reload::FileWatch>,
     /// Gets a copy of every target state feedback receives (the demo prints them).
     pub observer: Option<feedback::Observer>,
+    /// An ops port the caller has bound (tests bind `127.0.0.1:0` to read `/metrics`);
+    /// `ops.listen` is then not used.
+    pub ops: Option<tokio::net::TcpListener>,
 }
 
-/// Runs the bridge until `shutdown`: checks the uplink settings, binds `osc.listen` (unless
-/// `options` brings a socket), the ops port and the web page, then runs the pipeline (OSC, MIDI,
-/// feedback, uplink) for `config`.
+/// Runs the bridge until `shutdown`: checks the uplink settings, binds `osc.listen` and
+/// `ops.listen` (unless `options` brings them bound) and the web page, then runs the pipeline
+/// (OSC, MIDI, feedback, uplink) for `config`.
 pub async fn run(
     config: Config,
-    options: Options,
+    mut options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let uplink = uplink_for(&config)?;
-    let socket = match options.socket {
+    let socket = match options.socket.take() {
         Some(socket) => socket,
         None => osc::bind(config.osc.listen).await?,
     };
-    serve(
-        config,
-        uplink,
-        socket,
-        options.file,
-        options.observer,
-        shutdown,
-    )
-    .await
+    serve(config, uplink, socket, options, shutdown).await
 }
 
 /// The uplink `config` describes; fails if tonic refuses its URL, CA or token.
@@ -133,22 +128,25 @@ pub(crate) fn uplink_for(config: &Config) -> Result<uplink::Uplink> {
     Ok(uplink::Uplink::new(&config.bridge_id, &config.gateway)?)
 }
 
-/// Binds the ops port if configured; the returned future serves it (or never resolves if off).
+/// Binds the ops port if configured (or takes the one `bound`); the returned future serves it
+/// (or never resolves if off).
 async fn start_ops(
     listen: Option<std::net::SocketAddr>,
+    bound: Option<tokio::net::TcpListener>,
     metrics: ops::Metrics,
 ) -> Result<impl Future<Output = ()>> {
-    let listener = match listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
+    let listener = match (bound, listen) {
+        (Some(listener), _) => Some(listener),
+        (None, Some(addr)) => Some(
+            tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| Error::Ops(addr, e))?;
-            let bound = listener.local_addr().map_err(|e| Error::Ops(addr, e))?;
-            info!("ops listening on {bound} (/metrics, /healthz, /readyz)");
-            Some(listener)
-        }
-        None => None,
+                .map_err(|e| Error::Ops(addr, e))?,
+        ),
+        (None, None) => None,
     };
+    if let Some(bound) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        info!("ops listening on {bound} (/metrics, /healthz, /readyz)");
+    }
     Ok(async move {
         match listener {
             Some(listener) => {
@@ -163,25 +161,30 @@ async fn start_ops(
 }
 
 /// [`run`] once the uplink is checked and the OSC socket bound: binds the ops port, then runs the
-/// pipeline (OSC, MIDI, feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
-/// changed) replaces the inputs, and the gateway session too if its settings changed (see
-/// [`pipeline`]), while the OSC socket and connections, the ops port and the known OSC clients
-/// stay; an unusable one is logged and changes nothing (see [`reload`]). OSC is advertised over
-/// mDNS for as long as the sockets are bound (a reload that changes the bridge id or feedback port
-/// re-announces the TXT records); the advertisement is withdrawn at shutdown (within
-/// [`discovery::STOP_WITHIN`]).
+/// pipeline (OSC, MIDI, feedback, uplink) for `config`. With a watched `options.file`, a valid
+/// new config (SIGHUP, or its file changed) replaces the inputs, and the gateway session too if
+/// its settings changed (see [`pipeline`]), while the OSC socket and connections, the ops port
+/// and the known OSC clients stay; an unusable one is logged and changes nothing (see
+/// [`reload`]). OSC is advertised over mDNS for as long as the sockets are bound (a reload that
+/// changes the bridge id or feedback port re-announces the TXT records); the advertisement is
+/// withdrawn at shutdown (within [`discovery::STOP_WITHIN`]).
 async fn serve(
     config: Config,
     uplink: uplink::Uplink,
     socket: UdpSocket,
-    file: Option<reload::FileWatch>,
-    observer: Option<feedback::Observer>,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let Options {
+        file,
+        observer,
+        ops,
+        socket: _,
+    } = options;
     let local = socket.local_addr().map_err(osc::Error::LocalAddr)?;
     // The ops port is announced before OSC, so "OSC listening" means both are up.
     let metrics = ops::Metrics::new();
-    let ops_server = start_ops(config.ops_listen, metrics.clone()).await?;
+    let ops_server = start_ops(config.ops_listen, ops, metrics.clone()).await?;
     let web = web::bind(&config.web, &config.bridge_id).await?;
     let web_hub = web.as_ref().map(web::Web::hub);
     let web_server = async move {
