@@ -1,45 +1,49 @@
 //! `kubeknobs-bridge`: turns OSC controls (TouchOSC, Open Stage Control, …) into control events
 //! on a gRPC session with a kubeknobs gateway, and plays the cluster's live state back to them.
 //!
-//! The pieces, each in its own module:
+//! The pieces, each in its own module, from the edges in:
 //! - [`config`] — the TOML file, parsed then validated;
-//! - [`mapping`] — pure scaling between control values and target values;
 //! - [`osc`] — the UDP socket and TCP connections, decoding, and the registry of OSC clients;
 //! - [`midi`] — MIDI ports (midir, hot-plug), serial MIDI, the byte parser, MIDI mappings and
 //!   MIDI feedback;
+//! - [`web`] — the touch control surface served to browsers (`[web]`), and its WebSocket;
+//! - [`event`] — what the parts tell each other (gateway state, feedback settings, MIDI levels);
+//! - [`link`] — the handle every surface sends moves through, into the live gateway session;
+//! - [`mapping`] — pure scaling between control values and target values;
 //! - [`feedback`] — gateway state → OSC messages to every client, and levels to the MIDI side;
 //! - [`uplink`] — the gRPC session with reconnects;
-//! - `pipeline` — the running halves (gateway session and feedback; OSC and MIDI inputs) that a
-//!   config reload replaces;
-//! - [`web`] — the touch control surface served to browsers (`[web]`), and its WebSocket;
-//! - [`layout`] — ready-made layouts for OSC apps (`kubeknobs-bridge layout`);
+//! - `pipeline` — the one place that wires them: the running halves (gateway session and
+//!   feedback; OSC and MIDI inputs) that a config reload replaces;
 //! - [`discovery`] — the OSC service advertised over mDNS/DNS-SD (`_osc._udp`);
-//! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway;
-//! - [`telemetry`] — logging.
+//! - [`layout`] — ready-made layouts for OSC apps (`kubeknobs-bridge layout`);
+//! - [`learn`] — `kubeknobs-bridge learn`, which prints mappings for the controls moved;
+//! - `demo` (feature `demo`) — the whole pipeline on one machine with an embedded gateway.
 //!
-//! [`run`] binds and runs until `shutdown` resolves; [`run_with_socket`] takes an already bound
-//! socket (tests bind `127.0.0.1:0`).
+//! The surfaces (OSC, MIDI, web) use [`event`], [`link`], [`mapping`], the [`ops`] metrics and
+//! their own config section, never each other or the gateway session; `config` uses the types of
+//! the sections it checks, and no module it uses knows it (`tests/tests/layering.rs` fails on any
+//! import loop).
+//!
+//! Logging, signals and the reload trigger come from `kubeknobs-runtime`, shared with the gateway.
+//!
+//! [`run`] runs it until `shutdown` resolves, with [`Options`] for what the caller sets up itself
+//! (an OSC socket or ops port already bound, a config file to reload, an observer of states).
 
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod discovery;
+pub mod event;
 pub mod feedback;
 pub mod layout;
+pub mod learn;
+pub mod link;
 pub mod mapping;
 pub mod midi;
 pub mod ops;
 pub mod osc;
 mod pipeline;
 pub mod reload;
-// Logging and signals are the gateway's source files, compiled into this crate too: the bridge
-// builds without the gateway (and its Kubernetes dependencies) on a Raspberry Pi.
-#[path = "../../gateway/src/shutdown.rs"]
-pub mod shutdown;
-#[path = "../../gateway/src/summary.rs"]
-pub mod summary;
-#[path = "../../gateway/src/telemetry.rs"]
-pub mod telemetry;
 pub mod uplink;
 pub mod web;
 
@@ -86,36 +90,37 @@ pub fn check(config: &Config) -> Result<()> {
     uplink_for(config).map(drop)
 }
 
-/// Runs the bridge: checks the uplink settings, binds `osc.listen`, and runs until `shutdown`.
+/// What a caller sets up for [`run`] beyond the config; [`Options::default`] is a bridge that
+/// binds `osc.listen` itself and never reloads.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// An OSC socket the caller has bound (tests bind `127.0.0.1:0`); `config.osc.listen` is then
+    /// not used.
+    pub socket: Option<UdpSocket>,
+    /// The config file, watched from before `config` was read from it: reloads on SIGHUP and
+    /// whenever the file changes (see [`reload`]).
+    pub file: Option<reload::FileWatch>,
+    /// Gets a copy of every target state feedback receives (the demo prints them).
+    pub observer: Option<feedback::Observer>,
+    /// An ops port the caller has bound (tests bind `127.0.0.1:0` to read `/metrics`);
+    /// `ops.listen` is then not used.
+    pub ops: Option<tokio::net::TcpListener>,
+}
+
+/// Runs the bridge until `shutdown`: checks the uplink settings, binds `osc.listen` and
+/// `ops.listen` (unless `options` brings them bound) and the web page, then runs the pipeline
+/// (OSC, MIDI, feedback, uplink) for `config`.
 pub async fn run(
     config: Config,
+    mut options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let uplink = uplink_for(&config)?;
-    let socket = osc::bind(config.osc.listen).await?;
-    serve(config, uplink, socket, shutdown, None, None).await
-}
-
-/// Like [`run`] for a `config` read from the file `file` watches (from before it was read):
-/// reloads it on SIGHUP and whenever the file changes (see [`reload`]).
-pub async fn run_reloading(
-    config: Config,
-    file: reload::FileWatch,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let uplink = uplink_for(&config)?;
-    let socket = osc::bind(config.osc.listen).await?;
-    serve(config, uplink, socket, shutdown, None, Some(file)).await
-}
-
-/// Like [`run`], with an OSC socket the caller has bound (`config.osc.listen` is not used).
-pub async fn run_with_socket(
-    config: Config,
-    socket: UdpSocket,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let uplink = uplink_for(&config)?;
-    serve(config, uplink, socket, shutdown, None, None).await
+    let socket = match options.socket.take() {
+        Some(socket) => socket,
+        None => osc::bind(config.osc.listen).await?,
+    };
+    serve(config, uplink, socket, options, shutdown).await
 }
 
 /// The uplink `config` describes; fails if tonic refuses its URL, CA or token.
@@ -123,22 +128,25 @@ pub(crate) fn uplink_for(config: &Config) -> Result<uplink::Uplink> {
     Ok(uplink::Uplink::new(&config.bridge_id, &config.gateway)?)
 }
 
-/// Binds the ops port if configured; the returned future serves it (or never resolves if off).
+/// Binds the ops port if configured (or takes the one `bound`); the returned future serves it
+/// (or never resolves if off).
 async fn start_ops(
     listen: Option<std::net::SocketAddr>,
+    bound: Option<tokio::net::TcpListener>,
     metrics: ops::Metrics,
 ) -> Result<impl Future<Output = ()>> {
-    let listener = match listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
+    let listener = match (bound, listen) {
+        (Some(listener), _) => Some(listener),
+        (None, Some(addr)) => Some(
+            tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| Error::Ops(addr, e))?;
-            let bound = listener.local_addr().map_err(|e| Error::Ops(addr, e))?;
-            info!("ops listening on {bound} (/metrics, /healthz, /readyz)");
-            Some(listener)
-        }
-        None => None,
+                .map_err(|e| Error::Ops(addr, e))?,
+        ),
+        (None, None) => None,
     };
+    if let Some(bound) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        info!("ops listening on {bound} (/metrics, /healthz, /readyz)");
+    }
     Ok(async move {
         match listener {
             Some(listener) => {
@@ -152,26 +160,31 @@ async fn start_ops(
     })
 }
 
-/// Runs the bridge until `shutdown`: binds the ops port, then runs the pipeline (OSC, MIDI,
-/// feedback, uplink) for `config`. With a watched `file`, a valid new config (SIGHUP, or its file
-/// changed) replaces the inputs, and the gateway session too if its settings changed (see
-/// [`pipeline`]), while the OSC socket and connections, the ops port and the known OSC clients
-/// stay; an unusable one is logged and changes nothing (see [`reload`]). OSC is advertised over
-/// mDNS for as long as the sockets are bound (a reload that changes the bridge id or feedback port
-/// re-announces the TXT records); the advertisement is withdrawn at shutdown (within
-/// [`discovery::STOP_WITHIN`]).
-pub(crate) async fn serve(
+/// [`run`] once the uplink is checked and the OSC socket bound: binds the ops port, then runs the
+/// pipeline (OSC, MIDI, feedback, uplink) for `config`. With a watched `options.file`, a valid
+/// new config (SIGHUP, or its file changed) replaces the inputs, and the gateway session too if
+/// its settings changed (see [`pipeline`]), while the OSC socket and connections, the ops port
+/// and the known OSC clients stay; an unusable one is logged and changes nothing (see
+/// [`reload`]). OSC is advertised over mDNS for as long as the sockets are bound (a reload that
+/// changes the bridge id or feedback port re-announces the TXT records); the advertisement is
+/// withdrawn at shutdown (within [`discovery::STOP_WITHIN`]).
+async fn serve(
     config: Config,
     uplink: uplink::Uplink,
     socket: UdpSocket,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    observer: Option<feedback::Observer>,
-    file: Option<reload::FileWatch>,
 ) -> Result<()> {
+    let Options {
+        file,
+        observer,
+        ops,
+        socket: _,
+    } = options;
     let local = socket.local_addr().map_err(osc::Error::LocalAddr)?;
     // The ops port is announced before OSC, so "OSC listening" means both are up.
     let metrics = ops::Metrics::new();
-    let ops_server = start_ops(config.ops_listen, metrics.clone()).await?;
+    let ops_server = start_ops(config.ops_listen, ops, metrics.clone()).await?;
     let web = web::bind(&config.web, &config.bridge_id).await?;
     let web_hub = web.as_ref().map(web::Web::hub);
     let web_server = async move {

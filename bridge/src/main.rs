@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kubeknobs_bridge::config::Config;
 use kubeknobs_bridge::reload::FileWatch;
-use kubeknobs_bridge::shutdown;
-use kubeknobs_bridge::telemetry::{self, LogFormat};
+use kubeknobs_runtime::shutdown;
+use kubeknobs_runtime::telemetry::{self, LogFormat};
 use tracing::{error, info};
 
 /// Turns OSC controls into safe changes to a Kubernetes cluster, through a kubeknobs gateway.
@@ -205,7 +205,7 @@ async fn learn(args: LearnArgs) -> ExitCode {
         None => (MidiConfig::default(), DEFAULT_OSC_LISTEN),
     };
     let listen = args.osc_listen.unwrap_or(listen);
-    let result = kubeknobs_bridge::midi::learn::run(midi, listen, shutdown::signal()).await;
+    let result = kubeknobs_bridge::learn::run(midi, listen, shutdown::signal()).await;
     finish(result.context("learn failed"))
 }
 
@@ -265,7 +265,11 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 
 async fn run(config: Config, file: FileWatch) -> ExitCode {
     info!(bridge_id = %config.bridge_id, "kubeknobs-bridge {} starting", env!("CARGO_PKG_VERSION"));
-    match kubeknobs_bridge::run_reloading(config, file, shutdown::signal()).await {
+    let options = kubeknobs_bridge::Options {
+        file: Some(file),
+        ..Default::default()
+    };
+    match kubeknobs_bridge::run(config, options, shutdown::signal()).await {
         Err(e) if e.is_config() => config_error(&e),
         other => finish(other.context("bridge failed")),
     }

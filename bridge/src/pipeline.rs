@@ -20,8 +20,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, MidiConfig};
-use crate::uplink::{self, Link, Uplink};
-use crate::{feedback, midi, ops, osc, web};
+use crate::event::{Event, Level, Settings};
+use crate::feedback::{Feedback, Observer};
+use crate::link::{self, Link};
+use crate::uplink::Uplink;
+use crate::{midi, ops, osc, web};
 
 /// Capacity of the channel into feedback, which only encodes and sends packets, so it keeps up.
 const FEEDBACK_QUEUE: usize = 256;
@@ -32,14 +35,14 @@ pub(crate) struct Parts {
     pub streams: osc::SharedInbound,
     pub clients: osc::SharedClients,
     pub metrics: ops::Metrics,
-    pub observer: Option<feedback::Observer>,
+    pub observer: Option<Observer>,
     pub web: Option<web::Hub>,
 }
 
 /// Handles into a running session, for the inputs that feed it.
 pub(crate) struct Session {
     link: Link,
-    feedback: mpsc::Sender<feedback::Event>,
+    feedback: mpsc::Sender<Event>,
     /// Turns true to close the gateway session cleanly (shutdown).
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -62,9 +65,9 @@ impl Parts {
         config: &Config,
         uplink: Uplink,
     ) -> (Session, impl Future<Output = ()> + use<>) {
-        let (publisher, link) = uplink::pair(self.metrics.clone(), config.gateway.resend_within);
+        let (publisher, link) = link::pair(self.metrics.clone(), config.gateway.resend_within);
         let (tx, rx) = mpsc::channel(FEEDBACK_QUEUE);
-        let feedback = feedback::Feedback::new(
+        let feedback = Feedback::new(
             self.socket.clone(),
             self.clients.clone(),
             self.observer.clone(),
@@ -122,7 +125,7 @@ impl Parts {
             arm_address: config.osc.arm_address,
         };
         let (midi_engine, midi_levels) = start_midi(config.midi, &session.link);
-        let settings = feedback::Settings {
+        let settings = Settings {
             mappings,
             mapped,
             port: config.osc.feedback_port,
@@ -130,10 +133,7 @@ impl Parts {
             midi: midi_levels,
         };
         // Queued before anything a new session's gateway says, so no state is played unconfigured.
-        let _ = session
-            .feedback
-            .send(feedback::Event::Configure(settings))
-            .await;
+        let _ = session.feedback.send(Event::Configure(settings)).await;
         async move {
             tokio::select! {
                 () = midi_engine => {}
@@ -146,10 +146,10 @@ impl Parts {
 /// Shows every event to the web hub on its way to feedback: feedback reads the returned
 /// receiver, which the returned future fills.
 fn relay(
-    mut events: mpsc::Receiver<feedback::Event>,
+    mut events: mpsc::Receiver<Event>,
     hub: web::Hub,
 ) -> (
-    mpsc::Receiver<feedback::Event>,
+    mpsc::Receiver<Event>,
     impl Future<Output = ()> + Send + use<>,
 ) {
     let (tx, rx) = mpsc::channel(FEEDBACK_QUEUE);
@@ -171,7 +171,7 @@ fn start_midi(
     link: &Link,
 ) -> (
     impl Future<Output = ()> + use<>,
-    Option<mpsc::Sender<midi::Level>>,
+    Option<mpsc::Sender<Level>>,
 ) {
     let (engine, levels) = if config.is_empty() {
         if !config.bindings.is_empty() {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use midir::os::unix::{VirtualInput, VirtualOutput};
 use midir::{MidiInput, MidiInputConnection, MidiOutput, MidiOutputConnection};
-use support::midi::{Running, WAIT, cc, expect_bytes, midi, start};
+use support::midi::{Running, WAIT, bridge_port, cc, expect_bytes, midi, port_closed, start};
 
 /// A JACK output port named `client:surface` that the test sends from.
 fn surface(client: &str) -> MidiOutputConnection {
@@ -51,10 +51,12 @@ async fn a_cc_drives_a_target_and_a_replugged_device_is_picked_up_again() {
         .control_while(|| port.send(&[0xB0, 7, 127]).expect("send CC"))
         .await;
     assert_eq!((event.target.as_str(), event.value), ("web", 20.0));
+    let connected = bridge_port("kk-replug:surface").await;
 
-    // Unplug: the port goes away long enough for a rescan to notice, then comes back.
+    // Unplug: the port goes away until a rescan notices (the bridge closes its end), then comes
+    // back.
     drop(port);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    port_closed(&connected).await;
     while bridge.controls.try_recv().is_ok() {}
     let mut port = surface("kk-replug");
     let event = bridge
@@ -102,9 +104,10 @@ async fn a_replugged_output_is_shown_the_state_again() {
     let (leds_port, shown) = leds("kk-ring");
     let bridge = start(midi(&[], &["kk-ring:leds"], vec![cc(7)])).await;
     expect_bytes(&shown, &[0xB0, 7, 19]);
+    let connected = bridge_port("kk-ring:leds").await;
     drop((leds_port, shown));
-    bridge.push_state(10.0).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    port_closed(&connected).await;
+    bridge.push_handled(10.0, 10.0).await;
     // Plugged back in: it gets the state that changed while it was away, without a new update.
     let (_leds, shown) = leds("kk-ring");
     expect_bytes(&shown, &[0xB0, 7, 64]);
@@ -530,7 +533,7 @@ time.sleep(1)
     let line = tokio::time::timeout(WAIT, lines.next_line()).await;
     assert!(matches!(&line, Ok(Ok(Some(l))) if l == "ready"), "{line:?}");
     // The bridge finds the port by name at its next rescan (every 200 ms here).
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    bridge_port(&format!("{client}:surface")).await;
     let json = serde_json::to_string(moves).expect("json");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin

@@ -36,6 +36,8 @@ struct Rig {
     phone: UdpSocket,
     feedback: UdpSocket,
     bridge: SocketAddr,
+    /// Its ops port (`/metrics`).
+    ops: SocketAddr,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<kubeknobs_bridge::Result<()>>,
 }
@@ -50,6 +52,8 @@ async fn start_bridge_with(gateway: SocketAddr, resend_within: Duration) -> Rig 
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("bind phone");
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind bridge");
     let bridge = socket.local_addr().expect("bridge addr");
+    let ops = TcpListener::bind("127.0.0.1:0").await.expect("bind ops");
+    let ops_addr = ops.local_addr().expect("ops addr");
     let mut config = config(
         gateway,
         feedback.local_addr().expect("feedback addr").port(),
@@ -59,11 +63,17 @@ async fn start_bridge_with(gateway: SocketAddr, resend_within: Duration) -> Rig 
     let shutdown = async {
         let _ = stopped.await;
     };
-    let task = tokio::spawn(kubeknobs_bridge::run_with_socket(config, socket, shutdown));
+    let options = kubeknobs_bridge::Options {
+        socket: Some(socket),
+        ops: Some(ops),
+        ..Default::default()
+    };
+    let task = tokio::spawn(kubeknobs_bridge::run(config, options, shutdown));
     Rig {
         phone,
         feedback,
         bridge,
+        ops: ops_addr,
         stop,
         task,
     }
@@ -135,6 +145,32 @@ impl Rig {
                 m.args[..] == old_fader || m.args[..] == old_label,
                 "echoed a move: {m:?}"
             );
+        }
+    }
+
+    /// Waits (within [`WAIT`]) until the bridge's `/metrics` has the line `line`.
+    async fn wait_for_metric(&self, line: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let mut ops = tokio::net::TcpStream::connect(self.ops)
+                .await
+                .expect("connect to the ops port");
+            ops.write_all(b"GET /metrics HTTP/1.1\r\nHost: bridge\r\nConnection: close\r\n\r\n")
+                .await
+                .expect("request /metrics");
+            let mut response = String::new();
+            ops.read_to_string(&mut response)
+                .await
+                .expect("read /metrics");
+            if response.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {line:?} in time; /metrics said:\n{response}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -224,8 +260,8 @@ async fn moves_go_up_and_state_comes_back_as_feedback() {
 }
 
 /// Starts the bridge while no gateway serves its port, moves the fader twice (0.25, then 0.5),
-/// and brings the gateway up after `outage`; returns the bridge, its first session and the
-/// gateway's stop handle.
+/// and once the bridge has taken both moves as made while disconnected, brings the gateway up
+/// after `outage`; returns the bridge, its first session and the gateway's stop handle.
 async fn moves_during_an_outage(
     resend_within: Duration,
     outage: Duration,
@@ -240,7 +276,9 @@ async fn moves_during_an_outage(
     let rig = start_bridge_with(gateway, resend_within).await;
     rig.send("/1/fader1", OscType::Float(0.25)).await;
     rig.send("/1/fader1", OscType::Float(0.5)).await;
-    // The outage lasts this long whatever the bridge does: a move held longer goes stale.
+    rig.wait_for_metric("kubeknobs_bridge_moves_total{result=\"not_connected\"} 2")
+        .await;
+    // The moves are this old at least when the session starts: one held longer goes stale.
     tokio::time::sleep(outage).await;
 
     let (mut sessions, stop_gateway) = start_gateway(listener);
@@ -251,7 +289,7 @@ async fn moves_during_an_outage(
 #[tokio::test]
 async fn only_the_last_move_made_while_disconnected_is_sent_after_connecting() {
     let (rig, mut session, _gateway) =
-        moves_during_an_outage(Duration::from_secs(10), Duration::from_millis(300)).await;
+        moves_during_an_outage(Duration::from_secs(10), Duration::ZERO).await;
     let event = next_control(&mut session).await;
     assert_eq!(
         (event.seq, event.value),

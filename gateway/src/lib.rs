@@ -24,10 +24,11 @@ pub mod rbac;
 pub mod reload;
 pub mod server;
 pub mod service;
-pub mod shutdown;
 pub mod state;
 pub mod status;
-pub mod summary;
-pub mod telemetry;
 pub mod tls;
 pub mod touch;
+
+// Process plumbing shared with the bridge (see `kubeknobs-runtime`), at the paths the gateway's
+// modules use.
+pub use kubeknobs_runtime::{shutdown, summary, telemetry};

@@ -7,29 +7,9 @@ use std::net::SocketAddr;
 use super::Result;
 use super::raw::RawDiscovery;
 use super::validate::Source;
-use crate::discovery::{self, Scope};
-
-/// Longest DNS-SD instance name in bytes: one DNS label (RFC 6763 §4.1.1).
-pub const MAX_NAME_BYTES: usize = 63;
-
-/// Zero-configuration discovery of the bridge's OSC service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveryConfig {
-    /// Advertise `_osc._udp` over mDNS (`discovery.mdns`, default true).
-    pub mdns: bool,
-    /// The instance name browsing apps show (`discovery.name`, default: the `bridge_id`).
-    pub name: String,
-}
+use crate::discovery::{self, DiscoveryConfig, MAX_NAME_BYTES, Scope};
 
 impl DiscoveryConfig {
-    /// The defaults for a bridge called `bridge_id`: advertised, under the id cut to one label.
-    pub fn new(bridge_id: &str) -> DiscoveryConfig {
-        DiscoveryConfig {
-            mdns: true,
-            name: default_name(bridge_id),
-        }
-    }
-
     /// One summary line for `kubeknobs-bridge check`, given where OSC listens.
     pub(super) fn summary(&self, listen: SocketAddr) -> String {
         let line = match discovery::scope(self.mdns, listen.ip()) {
@@ -75,18 +55,6 @@ pub(super) fn discovery(
         config.name = text.to_owned();
     }
     Ok(config)
-}
-
-/// `bridge_id` without control characters, cut to [`MAX_NAME_BYTES`] on a character boundary.
-fn default_name(bridge_id: &str) -> String {
-    let mut name = String::new();
-    for c in bridge_id.chars().filter(|c| !c.is_control()) {
-        if name.len() + c.len_utf8() > MAX_NAME_BYTES {
-            break;
-        }
-        name.push(c);
-    }
-    name
 }
 
 #[cfg(test)]
@@ -149,18 +117,6 @@ mod tests {
         assert!(
             msg.starts_with("bridge.toml:2: discovery.mdsn: unknown field"),
             "{msg}"
-        );
-    }
-
-    #[test]
-    fn default_name_fits_one_label() {
-        assert_eq!(default_name("pi"), "pi");
-        assert_eq!(default_name("a\u{7}b"), "ab");
-        let long = "é".repeat(40); // 80 bytes: cut to 31 characters, 62 bytes.
-        assert_eq!(default_name(&long), "é".repeat(31));
-        assert_eq!(
-            DiscoveryConfig::new(&"y".repeat(70)).name.len(),
-            MAX_NAME_BYTES
         );
     }
 

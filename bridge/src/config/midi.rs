@@ -2,63 +2,15 @@
 //! the file, the line and the field.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Result;
 use super::raw::{RawMidi, RawMidiMapping};
 use super::validate::Source;
 use crate::mapping::{Mapping, Range};
-use crate::midi::binding::{Binding, Curve, Encoder};
-use crate::midi::control::{Control, Encoding, Mode};
-
-/// Default `midi.rescan_ms`: how often MIDI ports are listed to find (re)plugged devices.
-pub const DEFAULT_RESCAN: Duration = Duration::from_millis(1000);
-
-/// The MIDI side of the bridge.
-#[derive(Debug, Clone)]
-pub struct MidiConfig {
-    /// Port-name patterns of MIDI inputs to open (case-insensitive substrings).
-    pub inputs: Vec<String>,
-    /// Port-name patterns of MIDI outputs that get feedback.
-    pub outputs: Vec<String>,
-    /// How often ports are listed to pick up devices plugged in after start or replugged.
-    pub rescan: Duration,
-    /// Raw MIDI byte streams from serial devices or device files.
-    pub serial: Vec<SerialConfig>,
-    /// Control → target mappings, unique by control and channel.
-    pub bindings: Vec<Binding>,
-}
-
-impl Default for MidiConfig {
-    fn default() -> MidiConfig {
-        MidiConfig {
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            rescan: DEFAULT_RESCAN,
-            serial: Vec::new(),
-            bindings: Vec::new(),
-        }
-    }
-}
-
-impl MidiConfig {
-    /// True when there is nothing MIDI to open.
-    pub fn is_empty(&self) -> bool {
-        self.inputs.is_empty() && self.outputs.is_empty() && self.serial.is_empty()
-    }
-}
-
-/// One `[[midi.serial]]`: a device that carries raw MIDI bytes.
-#[derive(Debug, Clone)]
-pub struct SerialConfig {
-    /// The device file, e.g. `/dev/ttyAMA0`, `/dev/ttyUSB0`, `/dev/snd/midiC1D0`.
-    pub device: PathBuf,
-    /// Baud rate to set when the device is a terminal (31250 for DIN MIDI); `None` leaves it.
-    pub baud: Option<u32>,
-    /// Also write feedback to the device.
-    pub feedback: bool,
-}
+use crate::midi::binding::{Binding, Encoder};
+use crate::midi::control::{Control, Mode};
+use crate::midi::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
 
 impl MidiConfig {
     pub(super) fn summary(&self) -> String {
@@ -170,37 +122,8 @@ fn binding(
     m: &RawMidiMapping,
     field: &dyn Fn(&str) -> String,
 ) -> Result<Binding> {
-    const CONTROLS: &str = "must be one of cc, cc14, nrpn, note, pitchbend, program";
-    let kind = m.control.get_ref().trim().to_ascii_lowercase();
-    let number = |max: u16| -> Result<u16> {
-        match &m.number {
-            Some(n) if *n.get_ref() <= max => Ok(*n.get_ref()),
-            Some(n) => Err(src.at(n, &field("number"), format!("must be 0..{max} for {kind}"))),
-            None => Err(src.at(
-                &m.control,
-                &field("number"),
-                format!("{kind} needs a number (0..{max})"),
-            )),
-        }
-    };
-    // The casts below are of numbers just checked to be at most 127 or 31.
-    let control = match kind.as_str() {
-        "cc" => Control::Cc(number(127)? as u8),
-        "cc14" => Control::Cc14(number(31)? as u8),
-        "nrpn" => Control::Nrpn(number(16383)?),
-        "note" => Control::Note(number(127)? as u8),
-        "pitchbend" | "program" => {
-            if let Some(n) = &m.number {
-                return Err(src.at(n, &field("number"), format!("{kind} has no number")));
-            }
-            if kind == "program" {
-                Control::Program
-            } else {
-                Control::PitchBend
-            }
-        }
-        _ => return Err(src.at(&m.control, &field("control"), CONTROLS)),
-    };
+    let control = control(src, m, field)?;
+    let kind = control.kind();
     let channel = match &m.channel {
         Some(c) if !(1..=16).contains(c.get_ref()) => {
             return Err(src.at(
@@ -212,40 +135,16 @@ fn binding(
         Some(c) => Some(c.get_ref() - 1),
         None => None,
     };
-    let mode = match (&m.mode, control) {
-        (None, Control::Note(_)) => Mode::Button,
-        (None, _) => Mode::Absolute,
-        (Some(s), control) => match (s.get_ref().trim(), control) {
-            ("button", Control::Note(_)) => Mode::Button,
-            ("toggle", Control::Note(_)) => Mode::Toggle,
-            (_, Control::Note(_)) => {
-                return Err(src.at(s, &field("mode"), "a note is a button or a toggle"));
-            }
-            ("absolute", _) => Mode::Absolute,
-            ("button", Control::Cc(_)) => Mode::Button,
-            ("toggle", Control::Cc(_)) => Mode::Toggle,
-            ("relative-twos-complement", Control::Cc(_)) => {
-                Mode::Relative(Encoding::TwosComplement)
-            }
-            ("relative-binary-offset", Control::Cc(_)) => Mode::Relative(Encoding::BinaryOffset),
-            ("relative-sign-magnitude", Control::Cc(_)) => Mode::Relative(Encoding::SignMagnitude),
-            _ => {
-                return Err(src.at(
-                    s,
-                    &field("mode"),
-                    "must be absolute, or for cc one of button, toggle, \
-                     relative-twos-complement, relative-binary-offset, relative-sign-magnitude",
-                ));
-            }
-        },
-    };
-    let curve = match &m.curve {
-        None => Curve::Linear,
-        Some(c) => match c.get_ref().trim() {
-            "linear" => Curve::Linear,
-            "log" => Curve::Log,
-            _ => return Err(src.at(c, &field("curve"), "must be linear or log")),
-        },
+    let mode = match &m.mode {
+        None => control.default_mode(),
+        Some(mode) if control.takes(*mode.get_ref()) => *mode.get_ref(),
+        Some(mode) => {
+            let message = match control {
+                Control::Note(_) => "a note is a button or a toggle".to_owned(),
+                _ => format!("{kind} is absolute only (the other modes are for cc and note)"),
+            };
+            return Err(src.at(mode, &field("mode"), message));
+        }
     };
     let pickup = match &m.pickup {
         Some(p) if *p.get_ref() && mode != Mode::Absolute => {
@@ -254,7 +153,59 @@ fn binding(
         Some(p) => *p.get_ref(),
         None => false,
     };
-    let relative = matches!(mode, Mode::Relative(_));
+    let encoder = encoder(src, m, matches!(mode, Mode::Relative(_)), field)?;
+    let target = super::validate::target_name(src, &m.target, &field("target"))?;
+    let address = match channel {
+        Some(c) => format!("midi ch{} {}", c + 1, short(control)),
+        None => format!("midi {}", short(control)),
+    };
+    Ok(Binding {
+        control,
+        channel,
+        mode,
+        invert: m.invert.unwrap_or(false),
+        curve: m.curve.unwrap_or_default(),
+        pickup,
+        feedback: m.feedback.unwrap_or(true),
+        encoder,
+        mapping: Mapping {
+            address,
+            target: target.to_owned(),
+            range: Range::default(),
+            label: None,
+        },
+    })
+}
+
+/// `control` and its `number`, which every kind but `pitchbend` and `program` needs.
+fn control(
+    src: &Source<'_>,
+    m: &RawMidiMapping,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Control> {
+    let kind = *m.control.get_ref();
+    match (kind.max_number(), &m.number) {
+        (Some(max), Some(n)) if *n.get_ref() <= max => Ok(kind.with(*n.get_ref())),
+        (Some(max), Some(n)) => {
+            Err(src.at(n, &field("number"), format!("must be 0..{max} for {kind}")))
+        }
+        (Some(max), None) => Err(src.at(
+            &m.control,
+            &field("number"),
+            format!("{kind} needs a number (0..{max})"),
+        )),
+        (None, Some(n)) => Err(src.at(n, &field("number"), format!("{kind} has no number"))),
+        (None, None) => Ok(kind.with(0)),
+    }
+}
+
+/// `step` and `acceleration`, which only a `relative` encoder has.
+fn encoder(
+    src: &Source<'_>,
+    m: &RawMidiMapping,
+    relative: bool,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Encoder> {
     let step = match &m.step {
         Some(s) if !relative => {
             return Err(src.at(s, &field("step"), "applies to relative encoders only"));
@@ -285,37 +236,15 @@ fn binding(
         }
         a => a.as_ref().map(|a| *a.get_ref()),
     };
-    let target = super::validate::target_name(src, &m.target, &field("target"))?;
-    let address = match channel {
-        Some(c) => format!("midi ch{} {}", c + 1, short(control)),
-        None => format!("midi {}", short(control)),
-    };
-    Ok(Binding {
-        control,
-        channel,
-        mode,
-        invert: m.invert.unwrap_or(false),
-        curve,
-        pickup,
-        feedback: m.feedback.unwrap_or(true),
-        encoder: Encoder { step, acceleration },
-        mapping: Mapping {
-            address,
-            target: target.to_owned(),
-            range: Range::default(),
-            label: None,
-        },
-    })
+    Ok(Encoder { step, acceleration })
 }
 
 /// `cc7`, `cc14 1`, `nrpn 300`, `note36`, `pitchbend`, `program`.
 fn short(control: Control) -> String {
-    match control {
-        Control::Cc(n) => format!("cc{n}"),
-        Control::Cc14(n) => format!("cc14 {n}"),
-        Control::Nrpn(n) => format!("nrpn {n}"),
-        Control::Note(n) => format!("note{n}"),
-        Control::PitchBend => "pitchbend".into(),
-        Control::Program => "program".into(),
+    let kind = control.kind();
+    match (control, control.number()) {
+        (Control::Cc(_) | Control::Note(_), Some(n)) => format!("{kind}{n}"),
+        (_, Some(n)) => format!("{kind} {n}"),
+        (_, None) => kind.to_string(),
     }
 }

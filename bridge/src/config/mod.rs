@@ -16,10 +16,12 @@ mod tests;
 mod validate;
 mod web;
 
-pub use discovery::{DiscoveryConfig, MAX_NAME_BYTES};
 pub use gateway::DEFAULT_RESEND_WITHIN;
-pub use midi::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
 pub use web::{MAX_PIN_CHARS, WebConfig};
+// The sections whose checked form is made of their module's own types (MIDI bindings, DNS
+// names): those modules own them, and know nothing of this one.
+pub use crate::discovery::{DiscoveryConfig, MAX_NAME_BYTES};
+pub use crate::midi::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

@@ -1,8 +1,12 @@
 //! The config file exactly as written: serde structs with spans, so that validation can name the
-//! line of every field it refuses. Nothing here is checked beyond TOML types.
+//! line of every field it refuses. Nothing here is checked beyond TOML types and the names of
+//! closed sets (`control`, `mode`, `curve`), which serde reads into their enums.
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::midi::binding::Curve;
+use crate::midi::control::{ControlKind, Mode};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -108,40 +112,15 @@ pub(super) struct RawSerial {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMidiMapping {
-    pub control: Spanned<String>,
+    pub control: Spanned<ControlKind>,
     pub number: Option<Spanned<u16>>,
     pub channel: Option<Spanned<u8>>,
     pub target: Spanned<String>,
-    pub mode: Option<Spanned<String>>,
+    pub mode: Option<Spanned<Mode>>,
     pub invert: Option<bool>,
-    pub curve: Option<Spanned<String>>,
+    pub curve: Option<Curve>,
     pub pickup: Option<Spanned<bool>>,
     pub feedback: Option<bool>,
     pub step: Option<Spanned<f64>>,
     pub acceleration: Option<Spanned<f64>>,
-}
-
-/// Deserializes `text`, returning the serde error with the dotted path of the offending field.
-pub(super) fn parse(text: &str) -> Result<RawConfig, (Option<usize>, String, String)> {
-    let de = toml::Deserializer::parse(text).map_err(|e| {
-        (
-            e.span().map(|s| s.start),
-            String::new(),
-            e.message().to_owned(),
-        )
-    })?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        // `Spanned` adds a private segment to the path; it means nothing to a user.
-        let path = e
-            .path()
-            .to_string()
-            .replace(".$__serde_spanned_private_value", "");
-        let path = if path == "." { String::new() } else { path };
-        let inner = e.into_inner();
-        (
-            inner.span().map(|s| s.start),
-            path,
-            inner.message().to_owned(),
-        )
-    })
 }

@@ -467,6 +467,73 @@ fn reports_midi_errors_with_file_line_and_field() {
 }
 
 #[test]
+fn midi_names_are_listed_once_and_refused_with_that_list() {
+    use kubeknobs_runtime::config_file::Named;
+
+    use crate::midi::binding::Curve;
+    use crate::midi::control::Mode;
+    let with = |extra: &str| format!("{MIDI}{extra}");
+    let line = MIDI.lines().count() + 1;
+    let mapping = |lines: &str| with(&format!("[[midi.mappings]]\ntarget = \"x\"\n{lines}"));
+    assert_eq!(
+        error(&mapping("control = \"cc\"\nnumber = 9\nmode = \"fader\"\n")),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].mode: must be one of absolute, button, toggle, \
+             relative-twos-complement, relative-binary-offset, relative-sign-magnitude",
+            line + 4
+        )
+    );
+    assert_eq!(
+        error(&mapping("control = \"cc\"\nnumber = 9\ncurve = \"exp\"\n")),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].curve: must be one of linear, log",
+            line + 4
+        )
+    );
+    assert_eq!(
+        error(&mapping(
+            "control = \"cc14\"\nnumber = 9\nmode = \"toggle\"\n"
+        )),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].mode: cc14 is absolute only (the other modes are for cc and note)",
+            line + 4
+        )
+    );
+    assert_eq!(
+        error(&mapping("control = \"pitchbend\"\nnumber = 9\n")),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].number: pitchbend has no number",
+            line + 3
+        )
+    );
+    assert_eq!(
+        error(&mapping("control = \"nrpn\"\n")),
+        format!(
+            "bridge.toml:{}: midi.mappings[5].number: nrpn needs a number (0..16383)",
+            line + 2
+        )
+    );
+    // Every name reads as its value, in any case (as `control` always did), spaces around it
+    // ignored.
+    for (name, mode) in Mode::NAMES {
+        let text = mapping(&format!(
+            "control = \" CC \"\nnumber = 9\nmode = \"{}\"\n",
+            name.to_uppercase()
+        ));
+        let (config, _dir) = parse(&text);
+        let config = config.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config.midi.bindings[5].mode, *mode, "{name}");
+        assert_eq!(mode.name(), *name);
+    }
+    for (name, curve) in Curve::NAMES {
+        let (config, _dir) = parse(&mapping(&format!(
+            "control = \"cc\"\nnumber = 9\ncurve = \"{name}\"\n"
+        )));
+        assert_eq!(config.expect("valid").midi.bindings[5].curve, *curve);
+    }
+}
+
+#[test]
 fn the_nanokontrol2_example_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nanokontrol2.toml");
     let local = Local::load(&path).expect("examples/nanokontrol2.toml is valid");

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kubeknobs_runtime::config_file::{self, line_of};
 use toml::Spanned;
 
-use super::raw::{self, RawConfig, RawMapping, RawOsc};
+use super::raw::{RawConfig, RawMapping, RawOsc};
 use super::{
     Config, DEFAULT_CLIENT_TIMEOUT, DEFAULT_FEEDBACK_PORT, DEFAULT_OSC_LISTEN, Error, Local,
     OscConfig, Result,
@@ -25,15 +26,6 @@ pub(super) struct Source<'a> {
 }
 
 impl Source<'_> {
-    pub(super) fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    }
-
     pub(super) fn err(
         &self,
         offset: Option<usize>,
@@ -42,7 +34,7 @@ impl Source<'_> {
     ) -> Error {
         Error::Invalid {
             path: self.origin.to_owned(),
-            line: offset.map(|o| self.line(o)),
+            line: offset.map(|o| line_of(self.text, o)),
             field: field.to_owned(),
             message: message.into(),
         }
@@ -64,7 +56,7 @@ impl Source<'_> {
     }
 
     fn parse(&self) -> Result<RawConfig> {
-        raw::parse(self.text).map_err(|(offset, field, message)| self.err(offset, &field, message))
+        config_file::deserialize(self.text).map_err(|e| self.err(e.at, &e.field, e.message))
     }
 }
 

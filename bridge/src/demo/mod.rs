@@ -129,8 +129,7 @@ pub async fn run(
         token,
     );
     let config = Config::new(local, upstream);
-    let uplink = crate::uplink::Uplink::new(&config.bridge_id, &config.gateway)
-        .map_err(crate::Error::from)?;
+    crate::check(&config)?;
     let socket = crate::osc::bind(config.osc.listen)
         .await
         .map_err(crate::Error::from)?;
@@ -145,15 +144,12 @@ pub async fn run(
         result.map_err(Error::Gateway)
     };
     let bridge_run = async {
-        let result = crate::serve(
-            config,
-            uplink,
-            socket,
-            stopped(stop_rx.clone()),
-            Some(observer),
-            None,
-        )
-        .await;
+        let options = crate::Options {
+            socket: Some(socket),
+            observer: Some(observer),
+            ..Default::default()
+        };
+        let result = crate::run(config, options, stopped(stop_rx.clone())).await;
         let _ = stop_tx.send(true);
         result.map_err(Error::Bridge)
     };

@@ -14,9 +14,11 @@
 //! The responder is `mdns-sd`'s daemon, which runs on its own thread; this module only configures
 //! it, logs what it reports, and stops it.
 
+mod config;
 mod record;
 mod scope;
 
+pub use config::{DiscoveryConfig, MAX_NAME_BYTES};
 pub use scope::{Interfaces, Scope, scope};
 
 use std::net::SocketAddr;
@@ -25,8 +27,6 @@ use std::time::Duration;
 use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceInfo, UnregisterStatus};
 use record::Transport;
 use tracing::{debug, info, warn};
-
-use crate::config::DiscoveryConfig;
 
 /// The DNS-SD service type of OSC over UDP, the one OSC apps browse for.
 pub const SERVICE_TYPE: &str = "_osc._udp.local.";

@@ -7,8 +7,7 @@ use std::net::IpAddr;
 use mdns_sd::{IfKind, ServiceInfo};
 
 use super::scope::Interfaces;
-use super::{SERVICE_TYPE, TCP_SERVICE_TYPE};
-use crate::config::DiscoveryConfig;
+use super::{DiscoveryConfig, SERVICE_TYPE, TCP_SERVICE_TYPE};
 
 /// Version of the TXT record's layout (`txtvers`, RFC 6763 §6.7).
 const TXT_VERSION: &str = "1";

@@ -1,5 +1,5 @@
 //! Feedback: plays the cluster's live state back to every OSC client, and hands it to the MIDI
-//! side (LEDs, motor faders, pickup) as [`crate::midi::Level`]s.
+//! side (LEDs, motor faders, pickup) as [`crate::event::Level`]s.
 //!
 //! Contract: feedback is the truth. It is built only from state the gateway reports (the
 //! `Welcome`'s targets and every `StateUpdate`), never echoed from what a control sent, so a change
@@ -22,7 +22,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kubeknobs_proto::v1::{Target, TargetState};
+use kubeknobs_proto::v1::TargetState;
+use kubeknobs_runtime::telemetry;
 use rosc::{OscMessage, OscPacket};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -30,8 +31,9 @@ use tracing::{debug, info, warn};
 
 pub use messages::{label_text, messages, number};
 
-use crate::mapping::{Bounds, Mapping, Mappings};
-use crate::osc::{self, Peer, SharedClients, Unsent};
+use crate::event::{Event, Level, Peer, Settings};
+use crate::mapping::Bounds;
+use crate::osc::{self, SharedClients, Unsent};
 
 /// What can go wrong sending feedback; logged, never fatal.
 #[derive(Debug, thiserror::Error)]
@@ -54,40 +56,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// What feedback plays to whom: set at start and by every config reload (none until then).
-#[derive(Debug, Clone, Default)]
-pub struct Settings {
-    /// OSC mappings: the addresses that get each target's value and label.
-    pub mappings: Arc<Mappings>,
-    /// Every mapping, OSC and MIDI, checked against each session's catalog.
-    pub mapped: Vec<Mapping>,
-    /// UDP port on each client that gets feedback (`osc.feedback_port`).
-    pub port: u16,
-    /// `osc.presence_label`.
-    pub presence_label: Option<String>,
-    /// The MIDI side's levels, if it runs.
-    pub midi: Option<mpsc::Sender<crate::midi::Level>>,
-}
-
-/// What feedback reacts to.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// New settings (start, or a config reload): every known state is played again with them.
-    Configure(Settings),
-    /// A session started: every target the operator sees, with bounds and state (`Welcome`).
-    Welcome(Vec<Target>),
-    /// Live state of some targets changed (`StateUpdate`).
-    States(Vec<TargetState>),
-    /// A client sent its first packet (or its first after being forgotten).
-    NewClient(Peer),
-    /// The gateway session ended (the reason): every known state is now stale.
-    Disconnected(String),
-    /// The connected operators changed, as text (`Presence`).
-    Presence(String),
-    /// The gateway rejected a move (the web page shows why); OSC feedback ignores it.
-    Rejected(kubeknobs_proto::v1::Outcome),
 }
 
 /// Gets a copy of every target state feedback receives (the demo prints them).
@@ -145,7 +113,7 @@ impl Feedback {
                 self.deliver(&[(label.clone(), bytes)], clients, "presence")
                     .await
             }
-            Err(e) => warn!(error = %crate::telemetry::chain(&e), "presence not sent"),
+            Err(e) => warn!(error = %telemetry::chain(&e), "presence not sent"),
         }
     }
 
@@ -282,7 +250,7 @@ impl Feedback {
         if let (Some(midi), Some(known)) = (&self.settings.midi, self.known.get(target))
             && let (Some(desired), Some(bounds)) = (known.state.desired, known.bounds)
         {
-            let level = crate::midi::Level {
+            let level = Level {
                 target: target.to_owned(),
                 desired,
                 bounds,
@@ -307,7 +275,7 @@ impl Feedback {
                 let address = message.addr.clone();
                 match encode(message) {
                     Ok(bytes) => packets.push((address, bytes)),
-                    Err(e) => warn!(error = %crate::telemetry::chain(&e), "feedback not sent"),
+                    Err(e) => warn!(error = %telemetry::chain(&e), "feedback not sent"),
                 }
             }
         }
@@ -338,7 +306,7 @@ impl Feedback {
                     for bytes in &packets {
                         if let Err(source) = self.socket.send_to(bytes, to).await {
                             let e = Error::Send { to, source };
-                            warn!(error = %crate::telemetry::chain(&e), "{what} not sent");
+                            warn!(error = %telemetry::chain(&e), "{what} not sent");
                         }
                     }
                 }

@@ -2,7 +2,7 @@
 //! ("pickup"), relative encoders, toggles.
 //!
 //! Positions: a control's position `p` and the target's value `y` are both fractions in `0..=1`;
-//! `y` is what goes to [`crate::uplink::Link::send_move`] through the binding's [`Mapping`] (range
+//! `y` is what goes to [`crate::link::Link::send_move`] through the binding's [`Mapping`] (range
 //! `[0, 1]`), which scales it onto the target's bounds. `invert` and `curve` sit between them.
 //!
 //! Rules, each unit-tested below:
@@ -23,6 +23,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use kubeknobs_runtime::config_file::{Named, named};
+use serde::{Deserialize, Deserializer};
+
 use super::control::{Control, ControlEvent, Mode, Raw, feedback_messages};
 use super::message::Message;
 use crate::mapping::{Bounds, Mapping};
@@ -34,13 +37,25 @@ pub const PICKUP_TOLERANCE: f64 = 1.5 / 127.0;
 /// Encoder clicks closer together than this (in the same direction) accelerate.
 pub const FAST_CLICK: Duration = Duration::from_millis(60);
 
-/// How control position maps to target value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How control position maps to target value (`curve` in a `[[midi.mappings]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Curve {
     /// `y = p`.
+    #[default]
     Linear,
     /// `y = (101^p − 1) / 100`: fine steps at the low end, like an audio taper.
     Log,
+}
+
+impl Named for Curve {
+    const NAMES: &'static [(&'static str, Curve)] =
+        &[("linear", Curve::Linear), ("log", Curve::Log)];
+}
+
+impl<'de> Deserialize<'de> for Curve {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Curve, D::Error> {
+        named(deserializer)
+    }
 }
 
 impl Curve {
@@ -104,10 +119,8 @@ impl Binding {
     /// inverted, feedback` or `relative-twos-complement, step 1 per click, acceleration up to 4x`.
     pub fn describe(&self) -> String {
         let mut parts = vec![match self.mode {
-            Mode::Absolute => "absolute".to_owned(),
             Mode::Button => "button (momentary)".to_owned(),
-            Mode::Toggle => "toggle".to_owned(),
-            Mode::Relative(e) => format!("relative-{}", e.name()),
+            mode => mode.name().to_owned(),
         }];
         if let Mode::Relative(_) = self.mode {
             parts.push(match self.encoder.step {
@@ -120,10 +133,7 @@ impl Binding {
         }
         if self.mode == Mode::Absolute {
             parts.push(if self.pickup { "pickup" } else { "no pickup" }.to_owned());
-            parts.push(match self.curve {
-                Curve::Linear => "curve linear".to_owned(),
-                Curve::Log => "curve log".to_owned(),
-            });
+            parts.push(format!("curve {}", self.curve.name()));
         }
         if self.invert {
             parts.push("inverted".to_owned());

@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+use kubeknobs_runtime::config_file::{Named, named};
+use serde::{Deserialize, Deserializer};
+
 use super::message::Message;
 
 /// Which physical control a mapping listens to.
@@ -23,16 +26,121 @@ pub enum Control {
     Program,
 }
 
+impl Control {
+    /// Which kind of control it is (`control` in a config).
+    pub fn kind(self) -> ControlKind {
+        match self {
+            Control::Cc(_) => ControlKind::Cc,
+            Control::Cc14(_) => ControlKind::Cc14,
+            Control::Nrpn(_) => ControlKind::Nrpn,
+            Control::Note(_) => ControlKind::Note,
+            Control::PitchBend => ControlKind::PitchBend,
+            Control::Program => ControlKind::Program,
+        }
+    }
+
+    /// Its `number` in a config, if its kind has one.
+    pub fn number(self) -> Option<u16> {
+        match self {
+            Control::Cc(n) | Control::Cc14(n) | Control::Note(n) => Some(u16::from(n)),
+            Control::Nrpn(n) => Some(n),
+            Control::PitchBend | Control::Program => None,
+        }
+    }
+
+    /// True when it can be read in `mode`: a cc in any mode, a note as a button or toggle, any
+    /// other control as absolute only.
+    pub fn takes(self, mode: Mode) -> bool {
+        match (self, mode) {
+            (Control::Cc(_), _) => true,
+            (Control::Note(_), Mode::Button | Mode::Toggle) => true,
+            (Control::Note(_), _) => false,
+            (_, mode) => mode == Mode::Absolute,
+        }
+    }
+
+    /// The mode a mapping without `mode` reads it in: a note is a button, the rest absolute.
+    pub fn default_mode(self) -> Mode {
+        match self {
+            Control::Note(_) => Mode::Button,
+            _ => Mode::Absolute,
+        }
+    }
+}
+
 impl fmt::Display for Control {
     /// The `control`/`number` pair as a config line writes it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "control = \"{}\"", self.kind().name())?;
+        match self.number() {
+            Some(n) => write!(f, ", number = {n}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The kinds of [`Control`], by their `control` name in a `[[midi.mappings]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// `cc`: a 7-bit Control Change, `number` 0..=127.
+    Cc,
+    /// `cc14`: a 14-bit Control Change, `number` 0..=31 (its MSB).
+    Cc14,
+    /// `nrpn`: a Non-Registered Parameter Number, `number` 0..=16383.
+    Nrpn,
+    /// `note`: a note, `number` 0..=127.
+    Note,
+    /// `pitchbend`, with no number.
+    PitchBend,
+    /// `program`: Program Change, with no number.
+    Program,
+}
+
+impl Named for ControlKind {
+    const NAMES: &'static [(&'static str, ControlKind)] = &[
+        ("cc", ControlKind::Cc),
+        ("cc14", ControlKind::Cc14),
+        ("nrpn", ControlKind::Nrpn),
+        ("note", ControlKind::Note),
+        ("pitchbend", ControlKind::PitchBend),
+        ("program", ControlKind::Program),
+    ];
+}
+
+impl<'de> Deserialize<'de> for ControlKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ControlKind, D::Error> {
+        named(deserializer)
+    }
+}
+
+impl fmt::Display for ControlKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl ControlKind {
+    /// The largest `number` a control of this kind has; `None` when it has no number.
+    pub fn max_number(self) -> Option<u16> {
         match self {
-            Control::Cc(n) => write!(f, "control = \"cc\", number = {n}"),
-            Control::Cc14(n) => write!(f, "control = \"cc14\", number = {n}"),
-            Control::Nrpn(n) => write!(f, "control = \"nrpn\", number = {n}"),
-            Control::Note(n) => write!(f, "control = \"note\", number = {n}"),
-            Control::PitchBend => write!(f, "control = \"pitchbend\""),
-            Control::Program => write!(f, "control = \"program\""),
+            ControlKind::Cc | ControlKind::Note => Some(127),
+            ControlKind::Cc14 => Some(31),
+            ControlKind::Nrpn => Some(16383),
+            ControlKind::PitchBend | ControlKind::Program => None,
+        }
+    }
+
+    /// The control of this kind with `number` (cut to 7 bits for the kinds that have them; see
+    /// [`ControlKind::max_number`]), which kinds without a number ignore.
+    pub fn with(self, number: u16) -> Control {
+        let seven = (number & 0x7F) as u8;
+        match self {
+            ControlKind::Cc => Control::Cc(seven),
+            ControlKind::Cc14 => Control::Cc14(seven),
+            ControlKind::Nrpn => Control::Nrpn(number),
+            ControlKind::Note => Control::Note(seven),
+            ControlKind::PitchBend => Control::PitchBend,
+            ControlKind::Program => Control::Program,
         }
     }
 }
@@ -83,7 +191,7 @@ pub struct ControlEvent {
     pub raw: Raw,
 }
 
-/// How the value of a control is read.
+/// How the value of a control is read (`mode` in a `[[midi.mappings]]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// The value is the position (faders, knobs, pitch bend, program change).
@@ -107,16 +215,33 @@ pub enum Encoding {
     SignMagnitude,
 }
 
-impl Encoding {
-    /// The config name after `relative-`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::TwosComplement => "twos-complement",
-            Encoding::BinaryOffset => "binary-offset",
-            Encoding::SignMagnitude => "sign-magnitude",
-        }
-    }
+impl Named for Mode {
+    const NAMES: &'static [(&'static str, Mode)] = &[
+        ("absolute", Mode::Absolute),
+        ("button", Mode::Button),
+        ("toggle", Mode::Toggle),
+        (
+            "relative-twos-complement",
+            Mode::Relative(Encoding::TwosComplement),
+        ),
+        (
+            "relative-binary-offset",
+            Mode::Relative(Encoding::BinaryOffset),
+        ),
+        (
+            "relative-sign-magnitude",
+            Mode::Relative(Encoding::SignMagnitude),
+        ),
+    ];
+}
 
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
+        named(deserializer)
+    }
+}
+
+impl Encoding {
     /// The signed step a 7-bit value encodes.
     pub fn delta(self, v: u8) -> i32 {
         let v = i32::from(v & 0x7F);

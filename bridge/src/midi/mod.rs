@@ -16,13 +16,15 @@
 //! missing), and OSC keeps working.
 
 pub mod binding;
+mod config;
 pub mod control;
-pub mod learn;
 pub mod message;
 pub mod parser;
 pub mod ports;
 pub mod serial;
 pub mod shown;
+
+pub use config::{DEFAULT_RESCAN, MidiConfig, SerialConfig};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,9 +33,8 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::config::MidiConfig;
-use crate::mapping::Bounds;
-use crate::uplink::Link;
+use crate::event::Level;
+use crate::link::Link;
 use binding::{Binding, Held, State};
 use control::{Decoder, Mode, Raw};
 use message::Message;
@@ -109,17 +110,6 @@ pub struct Out {
     pub output: Arc<str>,
     /// The messages, in order.
     pub messages: Vec<Message>,
-}
-
-/// A target's live state, from feedback: what MIDI feedback and pickup need.
-#[derive(Debug, Clone)]
-pub struct Level {
-    /// The catalog target.
-    pub target: String,
-    /// Its desired value.
-    pub desired: f64,
-    /// Its bounds from the gateway.
-    pub bounds: Bounds,
 }
 
 /// Capacity of the input channel; a callback that finds it full drops the bytes (counted).
@@ -318,7 +308,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::mapping::{Mapping, Range};
+    use crate::mapping::{Bounds, Mapping, Range};
     use binding::{Curve, Encoder};
     use control::Control;
 

@@ -13,11 +13,12 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use kubeknobs_runtime::telemetry;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::SerialConfig;
 use super::{Error, Event, Input, Out};
-use crate::config::SerialConfig;
 
 /// Starts the reader (and writer) threads for one device; returns where feedback bytes go.
 pub fn spawn(
@@ -105,7 +106,7 @@ fn read_forever(
                                 device: device.clone(),
                                 source: e,
                             };
-                            warn!(error = %crate::telemetry::chain(&e), "reading failed; reopening");
+                            warn!(error = %telemetry::chain(&e), "reading failed; reopening");
                             break;
                         }
                     }
@@ -121,7 +122,7 @@ fn read_forever(
             }
             Err(e) => {
                 if !warned {
-                    warn!(error = %crate::telemetry::chain(&e), "serial MIDI device unavailable; retrying");
+                    warn!(error = %telemetry::chain(&e), "serial MIDI device unavailable; retrying");
                     warned = true;
                 }
             }

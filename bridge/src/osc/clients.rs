@@ -20,26 +20,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::event::Peer;
+
 /// Most UDP clients remembered at once.
 pub const MAX_UDP_CLIENTS: usize = 64;
-
-/// Who sent OSC, and so where its feedback goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Peer {
-    /// A UDP sender: feedback goes to its IP at `osc.feedback_port`.
-    Udp(IpAddr),
-    /// A TCP connection: feedback goes back on it.
-    Tcp(SocketAddr),
-}
-
-impl std::fmt::Display for Peer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Peer::Udp(ip) => write!(f, "{ip}"),
-            Peer::Tcp(addr) => write!(f, "tcp {addr}"),
-        }
-    }
-}
 
 /// Why a TCP client's packet was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

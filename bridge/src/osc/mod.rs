@@ -28,12 +28,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-pub use clients::{Clients, Peer, Unsent};
+pub use clients::{Clients, Unsent};
 
-use crate::feedback;
+use crate::event::{Event, Peer};
+use crate::link::Link;
 use crate::mapping::{self, Mappings};
-use crate::telemetry::{Sample, Sampler, clip};
-use crate::uplink::Link;
+use kubeknobs_runtime::summary::{self, LogSummary};
+use kubeknobs_runtime::telemetry::clip;
 
 /// What can stop the OSC side.
 #[derive(Debug, thiserror::Error)]
@@ -56,9 +57,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// `learn` could not print what it saw (a full disk; a closed pipe just ends it).
-    #[error("cannot write to stdout")]
-    Stdout(#[source] std::io::Error),
     /// The bound socket cannot tell its own address.
     #[error("cannot read the OSC socket's address")]
     LocalAddr(#[source] std::io::Error),
@@ -75,19 +73,24 @@ pub const MAX_DATAGRAM: usize = 64 * 1024;
 pub const LOG_SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
 /// Repeated log events from OSC clients, by kind and sender.
-static NOTED: LazyLock<Sampler> = LazyLock::new(|| Sampler::new(LOG_SUMMARY_EVERY));
+static NOTED: LazyLock<Mutex<LogSummary>> =
+    LazyLock::new(|| Mutex::new(LogSummary::new(LOG_SUMMARY_EVERY)));
 
 /// Counts an event of `kind` from `from`; true when it is the first of its kind from that
 /// sender in this window, so the caller logs it in full. Logs the previous window's summary.
 fn first(kind: &str, from: std::net::IpAddr) -> bool {
-    let (sample, summary) = NOTED.note(&format!("{kind} from {from}"), Instant::now());
-    if let Some(summary) = summary {
+    let (ended, first) = {
+        let mut noted = NOTED.lock().unwrap_or_else(PoisonError::into_inner);
+        let ended = noted.take_if_over();
+        (ended, noted.note(&format!("{kind} from {from}")))
+    };
+    if let Some(counted) = ended {
         warn!(
             "in the last {LOG_SUMMARY_EVERY:?}, also: {}",
-            Sampler::describe(&summary)
+            summary::describe(&counted)
         );
     }
-    sample == Sample::First
+    first
 }
 
 /// The registry shared by the receive loop (which records senders) and feedback (which reads it).
@@ -182,7 +185,7 @@ pub(crate) struct Receiver {
     /// The live gateway session, if any.
     pub link: Link,
     /// Tells feedback about new clients.
-    pub feedback: mpsc::Sender<feedback::Event>,
+    pub feedback: mpsc::Sender<Event>,
     /// Counts packets and moves that go nowhere.
     pub metrics: crate::ops::Metrics,
     /// The arm control's address (`osc.arm_address`): held (1) arms destructive targets.
@@ -231,12 +234,7 @@ impl Receiver {
             if first("new OSC client", from.ip()) {
                 info!(client = %peer, "new OSC client");
             }
-            if self
-                .feedback
-                .send(feedback::Event::NewClient(peer))
-                .await
-                .is_err()
-            {
+            if self.feedback.send(Event::NewClient(peer)).await.is_err() {
                 debug!("feedback has stopped; new client not announced");
             }
         }

@@ -246,7 +246,8 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
-    use crate::osc::{Clients, Peer, Unsent};
+    use crate::event::Peer;
+    use crate::osc::{Clients, Unsent};
 
     /// A connection served by [`connection`], with the client's end, the registry and the
     /// packets it hands on.

@@ -11,14 +11,9 @@
 //! only a restart can apply it. A new bridge_id or feedback port is re-announced in the TXT
 //! record.
 
-// The trigger is the gateway's, compiled into this crate too: the bridge builds without the
-// gateway (and its Kubernetes dependencies) on a Raspberry Pi.
-#[path = "../../../gateway/src/reload/trigger.rs"]
-pub mod trigger;
-
 use std::path::Path;
 
-pub use trigger::{Cause, FileWatch, Triggers};
+pub use kubeknobs_runtime::reload::{Cause, FileWatch, Triggers};
 
 use crate::Config;
 use crate::uplink::Uplink;

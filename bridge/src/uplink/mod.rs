@@ -2,29 +2,27 @@
 //!
 //! Contract: keeps one `kubeknobs.v1.Knobs/Session` open, over TLS with the configured CA (or
 //! plaintext to a loopback host), authenticated with `authorization: Bearer <token>`. Each session
-//! starts with `Hello` and expects `Welcome`; then mapped OSC moves go up as `ControlEvent`s with a
-//! per-session increasing `seq` (see [`Link`]), outcomes are logged, and every state the gateway
-//! pushes goes to feedback. When a session ends it reconnects forever with jittered exponential
+//! starts with `Hello` and expects `Welcome`; then mapped moves go up as `ControlEvent`s with a
+//! per-session increasing `seq` (see [`crate::link`]), outcomes are logged, and every state the
+//! gateway pushes goes to feedback as an [`Event`]. When a session ends it reconnects forever with jittered exponential
 //! backoff (250 ms doubling to 10 s, ±20%). Moves made while disconnected are never replayed:
 //! only the last one per target is held, and sent first in the next session if it is still fresh
-//! (`gateway.resend_within_ms`, see [`Link`]).
+//! (`gateway.resend_within_ms`, see [`crate::link`]).
 
 mod backoff;
-mod link;
 mod session;
 
 use std::time::{Duration, Instant};
 
+use kubeknobs_runtime::telemetry;
 use tokio::sync::{mpsc, watch};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tracing::{error, info, warn};
 
-pub use link::Link;
-pub(crate) use link::{Publisher, pair};
-
 use crate::config::GatewayConfig;
-use crate::feedback;
+use crate::event::Event;
+use crate::link::Publisher;
 use backoff::Backoff;
 
 /// How long the TCP connect, and then the TLS handshake, may each take before the attempt fails.
@@ -144,7 +142,7 @@ impl Uplink {
     pub(crate) async fn run(
         self,
         publisher: Publisher,
-        feedback: mpsc::Sender<feedback::Event>,
+        feedback: mpsc::Sender<Event>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut backoff = Backoff::default();
@@ -167,17 +165,15 @@ impl Uplink {
                 backoff.give_up_hurrying();
             }
             // Phones keep their last state, marked stale, until a new session brings the truth.
-            let _ = feedback
-                .send(feedback::Event::Disconnected(err.to_string()))
-                .await;
+            let _ = feedback.send(Event::Disconnected(err.to_string())).await;
             let delay = backoff.next_delay();
             match &err {
                 Error::Unauthenticated(_) => error!(
-                    error = %crate::telemetry::chain(&err), retry_in = ?delay,
+                    error = %telemetry::chain(&err), retry_in = ?delay,
                     "gateway refused the token; check gateway.token_file; retrying"
                 ),
                 _ => warn!(
-                    error = %crate::telemetry::chain(&err), retry_in = ?delay,
+                    error = %telemetry::chain(&err), retry_in = ?delay,
                     "gateway session ended; retrying"
                 ),
             }

@@ -9,15 +9,15 @@ use kubeknobs_proto::v1::{
     ClientMessage, Hello, OutcomeKind, PROTOCOL_VERSION, ServerMessage, Welcome, client_message,
     server_message,
 };
+use kubeknobs_runtime::summary::LogSummary;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
-use super::link::{LiveSession, Publisher};
 use super::{Error, Result, Uplink};
-use crate::feedback;
+use crate::event::Event;
+use crate::link::{LiveSession, Publisher};
 use crate::mapping::Bounds;
-use crate::summary::LogSummary;
 
 /// Outbound queue of a session. Bounded so a stalled gateway slows the OSC loop down rather than
 /// piling up moves in memory; it never outlives its session, so nothing in it is replayed.
@@ -31,7 +31,7 @@ const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) async fn run(
     uplink: &Uplink,
     publisher: &Publisher,
-    feedback: &mpsc::Sender<feedback::Event>,
+    feedback: &mpsc::Sender<Event>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<()> {
     let channel = uplink.endpoint.connect().await.map_err(Error::Connect)?;
@@ -69,9 +69,7 @@ pub(super) async fn run(
     let catalog = greet(&welcome);
     // Live first: once a phone shows this session's state, its moves are sent in this session.
     let live = publisher.publish(LiveSession::new(catalog, tx)).await;
-    let _ = feedback
-        .send(feedback::Event::Welcome(welcome.targets))
-        .await;
+    let _ = feedback.send(Event::Welcome(welcome.targets)).await;
 
     let mut noise = LogSummary::default();
     let stopping = loop {
@@ -89,7 +87,7 @@ pub(super) async fn run(
             Some(server_message::Msg::Outcome(o)) => {
                 log_outcome(&o, &mut noise);
                 if o.kind() == OutcomeKind::Rejected {
-                    let _ = feedback.send(feedback::Event::Rejected(o)).await;
+                    let _ = feedback.send(Event::Rejected(o)).await;
                 }
             }
             Some(server_message::Msg::State(update)) => {
@@ -103,14 +101,12 @@ pub(super) async fn run(
                         warn!(target_name = %s.target, error = %s.error, "target state unavailable");
                     }
                 }
-                let _ = feedback.send(feedback::Event::States(update.states)).await;
+                let _ = feedback.send(Event::States(update.states)).await;
             }
             Some(server_message::Msg::Presence(presence)) => {
                 let names: Vec<&str> = presence.operators.iter().map(|o| o.name.as_str()).collect();
                 info!(operators = %names.join(", "), "connected operators");
-                let _ = feedback
-                    .send(feedback::Event::Presence(names.join(" ")))
-                    .await;
+                let _ = feedback.send(Event::Presence(names.join(" "))).await;
             }
             Some(server_message::Msg::Welcome(_)) => {
                 warn!("gateway sent a second Welcome; ignored")

@@ -13,9 +13,9 @@ use kubeknobs_proto::v1::{Outcome, Target, TargetState};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::feedback::Event;
+use crate::event::Event;
+use crate::link::Link;
 use crate::mapping::{Mapping, Range};
-use crate::uplink::Link;
 
 /// How many changes a page may fall behind before it is sent the whole state again.
 const BACKLOG: usize = 256;

@@ -4,7 +4,7 @@
 //! Contract: off unless `web.listen` is set. `GET /` serves a page (plain HTML, CSS and JavaScript
 //! embedded in the binary: no CDN, no fonts, no build step) that opens a WebSocket at `/ws` and
 //! draws one control per target the gateway's `Welcome` listed. A page acts exactly as an OSC
-//! control does, through the same [`crate::uplink::Link`] (`send_move`, `send_touch`,
+//! control does, through the same [`crate::link::Link`] (`send_move`, `send_touch`,
 //! `send_arm`), with the bridge's operator identity; its state comes from the same events that
 //! feed OSC feedback (see [`Hub`]). With `web.pin` set, a page must send the PIN first (see
 //! [`pin`]). Bounded: at most [`MAX_PAGES`] pages at once (more get 503), frames of at most

@@ -88,7 +88,11 @@ pub async fn start(midi: MidiConfig) -> Running {
     // Presence texts mark how far feedback has got (see `push_handled`).
     config.osc.presence_label = Some(SYNC.into());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(kubeknobs_bridge::run_with_socket(config, socket, async {
+    let options = kubeknobs_bridge::Options {
+        socket: Some(socket),
+        ..Default::default()
+    };
+    let task = tokio::spawn(kubeknobs_bridge::run(config, options, async {
         let _ = stopped.await;
     }));
     let Session {
@@ -258,6 +262,67 @@ pub fn expect_bytes(rx: &std::sync::mpsc::Receiver<Vec<u8>>, want: &[u8]) -> Vec
         }
     }
     panic!("never saw {want:02X?}; saw {seen:02X?}");
+}
+
+/// JACK's ports now, each with the ports it is connected to, as `jack_lsp -c` lists them.
+async fn jack_ports() -> Vec<(String, Vec<String>)> {
+    let out = tokio::process::Command::new("jack_lsp")
+        .arg("-c")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run jack_lsp (JACK's tools, beside jackd): {e}"));
+    assert!(
+        out.status.success(),
+        "jack_lsp failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ports: Vec<(String, Vec<String>)> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // A port at the start of a line, then each port it is connected to, indented.
+        match ports.last_mut() {
+            Some((_, peers)) if line.starts_with(char::is_whitespace) => {
+                peers.push(line.trim().to_owned());
+            }
+            _ => ports.push((line.trim().to_owned(), Vec::new())),
+        }
+    }
+    ports
+}
+
+/// Polls JACK's ports until `found` finds something in them (within [`WAIT`]); returns it.
+async fn wait_for_jack<T>(what: &str, found: impl Fn(&[(String, Vec<String>)]) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ports = jack_ports().await;
+        if let Some(found) = found(&ports) {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} in time; JACK has {ports:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The bridge's JACK port connected to `device` (`client:port`), once the bridge has connected
+/// it (at a rescan after the device appeared).
+pub async fn bridge_port(device: &str) -> String {
+    let client = kubeknobs_bridge::midi::ports::CLIENT;
+    wait_for_jack(&format!("the bridge connects {device}"), |ports| {
+        let (_, peers) = ports.iter().find(|(name, _)| name == device)?;
+        peers.iter().find(|peer| peer.starts_with(client)).cloned()
+    })
+    .await
+}
+
+/// Waits until JACK no longer has `port`: the bridge has closed its connection (at a rescan
+/// after the device went away).
+pub async fn port_closed(port: &str) {
+    wait_for_jack(&format!("the bridge closes {port}"), |ports| {
+        (!ports.iter().any(|(name, _)| name == port)).then_some(())
+    })
+    .await
 }
 
 /// A control surface played by python-rtmidi (a third-party MIDI library) over JACK: an output

@@ -19,6 +19,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kubeknobs_runtime::config_file::{self, line_of};
+
 use crate::auth::Operators;
 use crate::catalog::Catalog;
 use crate::policy::Policy;
@@ -243,36 +245,19 @@ pub struct Given {
 /// set of names (`kind`, `cluster.backend`, `when_gitops`, `actions`) is a serde enum, so a name
 /// outside it is refused here, listing every valid one.
 pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
-    let line = |err: &toml::de::Error| err.span().map_or(1, |span| line_of(text, span.start));
-    let de = toml::Deserializer::parse(text).map_err(|err| Error::Syntax {
-        path: origin.to_owned(),
-        line: line(&err),
-        message: err.message().trim().to_owned(),
-    })?;
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        // `Spanned` adds a private segment to the path; it means nothing to an admin.
-        let field = err
-            .path()
-            .to_string()
-            .replace(".$__serde_spanned_private_value", "");
-        let err = err.into_inner();
-        // serde says "variant" for a name of a closed set; an admin wrote a value.
-        let message = err
-            .message()
-            .trim()
-            .replacen("unknown variant", "unknown value", 1);
-        let (path, line) = (origin.to_owned(), line(&err));
-        match field.as_str() {
-            "" | "." => Error::Syntax {
+    config_file::deserialize(text).map_err(|err| {
+        let (path, line) = (origin.to_owned(), err.at.map_or(1, |at| line_of(text, at)));
+        match err.field.as_str() {
+            "" => Error::Syntax {
                 path,
                 line,
-                message,
+                message: err.message,
             },
             _ => Error::Invalid {
                 path,
                 line,
-                field,
-                message,
+                field: err.field,
+                message: err.message,
             },
         }
     })
@@ -320,16 +305,6 @@ impl Source<'_> {
         let dir = self.origin.parent().unwrap_or(Path::new("."));
         dir.join(path)
     }
-}
-
-/// 1-based line number of byte offset `at` in `text`.
-pub fn line_of(text: &str, at: usize) -> usize {
-    let end = at.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! The tokens file is also re-read on its own whenever it changes ([`Tokens`]).
 
 mod tokens;
-pub mod trigger;
+pub use kubeknobs_runtime::reload as trigger;
 
 use std::sync::{Arc, Mutex};
 

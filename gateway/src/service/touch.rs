@@ -3,22 +3,24 @@
 //!
 //! Both count against the operator's event rate like moves do (`limits`), so a client cannot
 //! send them faster than moves. What is ignored (over the rate, unknown, forbidden) is logged
-//! through one [`Sampler`]: the first of each kind per operator in a [`SUMMARY_EVERY`] window,
+//! through one [`LogSummary`]: the first of each kind per operator in a [`SUMMARY_EVERY`] window,
 //! then one summary line; names the client chose are clipped.
 
-use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::Duration;
 
 use kubeknobs_proto::v1;
 
 use super::Session;
-use crate::telemetry::{Sample, Sampler, clip};
+use crate::summary::{self, LogSummary};
+use crate::telemetry::clip;
 
 /// How often ignored touches and arms are summarised.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
 /// Ignored touches and arms of every session, by operator and reason.
-static IGNORED: LazyLock<Sampler> = LazyLock::new(|| Sampler::new(SUMMARY_EVERY));
+static IGNORED: LazyLock<Mutex<LogSummary>> =
+    LazyLock::new(|| Mutex::new(LogSummary::new(SUMMARY_EVERY)));
 
 impl Session {
     /// Takes or releases the hold on a target this operator may change; a touch on anything else
@@ -66,14 +68,18 @@ impl Session {
     /// window in full (`detail`), the rest in the window's summary.
     fn ignored(&self, what: &str, reason: &str, detail: &str) {
         let key = format!("{what} of {} ignored: {reason}", self.operator);
-        let (sample, summary) = IGNORED.note(&key, Instant::now());
-        if let Some(summary) = summary {
+        let (ended, first) = {
+            let mut ignored = IGNORED.lock().unwrap_or_else(PoisonError::into_inner);
+            let ended = ignored.take_if_over();
+            (ended, ignored.note(&key))
+        };
+        if let Some(counted) = ended {
             tracing::warn!(
                 "in the last {SUMMARY_EVERY:?}, also ignored: {}",
-                Sampler::describe(&summary)
+                summary::describe(&counted)
             );
         }
-        if sample == Sample::First {
+        if first {
             tracing::warn!(operator = %self.operator, cause = %detail, "{what} ignored: {reason} (more are counted and summarised every {SUMMARY_EVERY:?})");
         }
     }

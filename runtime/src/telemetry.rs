@@ -1,6 +1,5 @@
-//! Logging for both programs (the bridge compiles this file in with `#[path]`; it builds without
-//! the gateway crate): `tracing` to stderr, so stdout stays for what the user asked for (`check`'s
-//! summary, the demo's instructions). The level is `--log-level` if given, else `RUST_LOG`, else
+//! Logging for both programs: `tracing` to stderr, so stdout stays for what the user asked for
+//! (`check`'s summary, the demo's instructions). The level is `--log-level` if given, else `RUST_LOG`, else
 //! `info`, either as one level (`debug`) or a filter (`info,kubeknobs_gateway::leader=debug`); the
 //! format is plain text for people or JSON lines for log collectors (by default: JSON when stderr
 //! is not a terminal, as in a pod or under journald). [`chain`] renders an error with its causes
@@ -10,13 +9,11 @@
 //! value has its control characters escaped (`\n`, `\u{1b}`) and is cut at [`MAX_FIELD`]
 //! characters ([`EscapedFields`]); JSON escapes control characters by itself. Names a client
 //! chose are logged through [`clip`]; events a client can repeat at will go through a
-//! [`Sampler`], which logs the first of each kind per window and counts the rest.
+//! [`crate::summary::LogSummary`], which logs the first of each kind per interval and counts the
+//! rest.
 
-use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
@@ -147,103 +144,6 @@ pub fn clip(name: &str) -> String {
     escape(name, MAX_NAME)
 }
 
-/// Logs events a client can repeat at will as a bounded summary: the first of each key per
-/// window is logged in full by the caller, the rest are counted, and the counts are handed back
-/// once the window is over (on the next event, or by [`Sampler::drain`]). At most
-/// [`Sampler::MAX_KEYS`] keys are counted apart; the rest share one count.
-#[derive(Debug)]
-pub struct Sampler {
-    window: Duration,
-    state: Mutex<Window>,
-}
-
-#[derive(Debug)]
-struct Window {
-    started: Instant,
-    counts: HashMap<String, u64>,
-    others: u64,
-}
-
-/// What to do with one event.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Sample {
-    /// The first of its key this window: log it in full.
-    First,
-    /// Counted; log nothing.
-    Counted,
-}
-
-impl Sampler {
-    /// Most keys counted apart in one window.
-    pub const MAX_KEYS: usize = 64;
-
-    /// A sampler with windows of `window`.
-    pub fn new(window: Duration) -> Sampler {
-        Sampler {
-            window,
-            state: Mutex::new(Window {
-                started: Instant::now(),
-                counts: HashMap::new(),
-                others: 0,
-            }),
-        }
-    }
-
-    /// Records an event of `key` at `now`. Returns what to do with it, and the summary of the
-    /// previous window (`(key, events beyond the first)`, plus a count under `"other"`) if that
-    /// window just ended.
-    pub fn note(&self, key: &str, now: Instant) -> (Sample, Option<Vec<(String, u64)>>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let ended = (now.saturating_duration_since(state.started) >= self.window)
-            .then(|| Self::take(&mut state, now));
-        let full = state.counts.len() >= Self::MAX_KEYS;
-        let sample = match state.counts.get_mut(key) {
-            Some(n) => {
-                *n += 1;
-                Sample::Counted
-            }
-            None if !full => {
-                state.counts.insert(key.to_owned(), 0);
-                Sample::First
-            }
-            None => {
-                state.others += 1;
-                Sample::Counted
-            }
-        };
-        (sample, ended.filter(|summary| !summary.is_empty()))
-    }
-
-    /// Ends the window now; returns its summary (empty if nothing was repeated).
-    pub fn drain(&self, now: Instant) -> Vec<(String, u64)> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        Self::take(&mut state, now)
-    }
-
-    fn take(state: &mut Window, now: Instant) -> Vec<(String, u64)> {
-        state.started = now;
-        let mut summary: Vec<(String, u64)> = std::mem::take(&mut state.counts)
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        summary.sort();
-        let others = std::mem::take(&mut state.others);
-        if others > 0 {
-            summary.push(("other".to_owned(), others));
-        }
-        summary
-    }
-
-    /// The summary as one line's text: `key: n, key: n`.
-    pub fn describe(summary: &[(String, u64)]) -> String {
-        summary
-            .iter()
-            .map(|(key, n)| format!("{}: {n}", clip(key)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
 /// An error and its causes as one line, `outer: cause: root cause`. A cause whose text the line
 /// already holds is skipped, since some errors repeat their source in their own message.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -262,6 +162,8 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     #[derive(Debug, thiserror::Error)]
@@ -311,21 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sampler_logs_the_first_per_key_and_counts_the_rest() {
-        let sampler = Sampler::new(Duration::from_secs(10));
-        let t0 = Instant::now();
-        assert_eq!(sampler.note("a", t0), (Sample::First, None));
-        assert_eq!(sampler.note("a", t0), (Sample::Counted, None));
-        assert_eq!(sampler.note("a", t0), (Sample::Counted, None));
-        assert_eq!(sampler.note("b", t0), (Sample::First, None));
-        let (sample, summary) = sampler.note("a", t0 + Duration::from_secs(11));
-        assert_eq!(sample, Sample::First, "a new window");
-        assert_eq!(summary, Some(vec![("a".to_owned(), 2)]));
-        for i in 0..Sampler::MAX_KEYS + 10 {
-            sampler.note(&format!("k{i}"), t0 + Duration::from_secs(11));
-        }
-        let summary = sampler.drain(t0 + Duration::from_secs(12));
-        assert_eq!(summary, vec![("other".to_owned(), 11)]);
+    fn names_are_clipped() {
         assert_eq!(
             clip(&"y".repeat(100)).chars().count(),
             MAX_NAME + "…(100 bytes)".chars().count()

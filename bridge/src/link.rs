@@ -1,4 +1,5 @@
-//! The handle through which the OSC side sends moves into the live gateway session.
+//! The handle through which every control surface (OSC, MIDI, the web page) sends moves, touches
+//! and arm presses into the live gateway session; the uplink publishes each session into it.
 //!
 //! Contract: a move is sent only while a session is live, scaled with the bounds of *that*
 //! session's catalog and numbered with *that* session's sequence. With no live session the move

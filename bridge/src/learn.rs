@@ -14,8 +14,22 @@ use std::time::{Duration, Instant};
 
 use rosc::OscType;
 
-use super::control::{Control, Decoder};
-use super::parser::Parser;
+use crate::midi::control::{Control, Decoder};
+use crate::midi::message::Message;
+use crate::midi::parser::Parser;
+use crate::midi::{self, MidiConfig, ports, serial};
+use crate::osc;
+
+/// What ends `learn` early.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The OSC socket could not be bound.
+    #[error(transparent)]
+    Osc(#[from] osc::Error),
+    /// What it saw could not be printed (a full disk; a closed pipe just ends it).
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
+}
 
 /// How long a control must be still before its block is printed.
 pub const QUIET: Duration = Duration::from_millis(300);
@@ -67,7 +81,7 @@ impl Learner {
                     });
                 g.last = now;
                 match (event.control, &message) {
-                    (Control::Cc(n), super::message::Message::ControlChange { value, .. }) => {
+                    (Control::Cc(n), Message::ControlChange { value, .. }) => {
                         let values = g.ccs.entry(n).or_default();
                         if values.len() < VALUES {
                             values.insert(*value);
@@ -176,16 +190,8 @@ fn block(control: Control, channel: u8, source: &str, comment: &str) -> String {
         s.push_str(&format!(", {comment}"));
     }
     s.push('\n');
-    let (kind, number) = match control {
-        Control::Cc(n) => ("cc", Some(u16::from(n))),
-        Control::Cc14(n) => ("cc14", Some(u16::from(n))),
-        Control::Nrpn(n) => ("nrpn", Some(n)),
-        Control::Note(n) => ("note", Some(u16::from(n))),
-        Control::PitchBend => ("pitchbend", None),
-        Control::Program => ("program", None),
-    };
-    s.push_str(&format!("control = \"{kind}\"\n"));
-    if let Some(n) = number {
+    s.push_str(&format!("control = \"{}\"\n", control.kind()));
+    if let Some(n) = control.number() {
         s.push_str(&format!("number = {n}\n"));
     }
     s.push_str(&format!("channel = {}\n", channel + 1));
@@ -201,12 +207,12 @@ fn block(control: Control, channel: u8, source: &str, comment: &str) -> String {
 /// when there is none), the serial devices, and an OSC socket on `osc_listen`, and prints a
 /// block per control moved on stdout.
 pub async fn run(
-    config: crate::config::MidiConfig,
+    config: MidiConfig,
     osc_listen: SocketAddr,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), crate::osc::Error> {
-    let socket = crate::osc::bind(osc_listen).await?;
-    let local = socket.local_addr().map_err(crate::osc::Error::LocalAddr)?;
+) -> Result<(), Error> {
+    let socket = osc::bind(osc_listen).await?;
+    let local = socket.local_addr().map_err(osc::Error::LocalAddr)?;
     let inputs = if config.inputs.is_empty() {
         vec![String::new()]
     } else {
@@ -220,9 +226,9 @@ pub async fn run(
             .map(|s| s.device.display().to_string())
             .collect::<Vec<_>>()
     );
-    let (tx, mut rx) = tokio::sync::mpsc::channel(super::INPUT_QUEUE);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(midi::INPUT_QUEUE);
     let (_out_tx, out_rx) = std::sync::mpsc::channel();
-    super::ports::spawn(super::ports::Watch {
+    ports::spawn(ports::Watch {
         inputs,
         outputs: Vec::new(),
         rescan: config.rescan,
@@ -231,10 +237,10 @@ pub async fn run(
     });
     let mut _serial = Vec::new();
     for s in &config.serial {
-        _serial.push(super::serial::spawn(s.clone(), config.rescan, tx.clone()));
+        _serial.push(serial::spawn(s.clone(), config.rescan, tx.clone()));
     }
     let mut learner = Learner::default();
-    let mut buf = vec![0u8; crate::osc::MAX_DATAGRAM];
+    let mut buf = vec![0u8; osc::MAX_DATAGRAM];
     let mut tick = tokio::time::interval(QUIET / 3);
     tokio::pin!(shutdown);
     loop {
@@ -255,12 +261,12 @@ pub async fn run(
                 }
             }
             Some(event) = rx.recv() => {
-                if let super::Event::Input(input) = event {
+                if let midi::Event::Input(input) = event {
                     learner.feed(&input.source, &input.bytes, Instant::now());
                 }
             }
             received = socket.recv_from(&mut buf) => match received {
-                Ok((len, from)) => match crate::osc::decode(&buf[..len]) {
+                Ok((len, from)) => match osc::decode(&buf[..len]) {
                     Ok(messages) => {
                         for m in messages {
                             if let Some(block) = learner.osc(&m.addr, &m.args, from)
@@ -280,12 +286,12 @@ pub async fn run(
 
 /// Prints one line; false when the reader went away (`learn | head`), which ends learning
 /// quietly. Any other failure (a full disk) is an error.
-fn say(line: &str) -> Result<bool, crate::osc::Error> {
+fn say(line: &str) -> Result<bool, Error> {
     use std::io::Write as _;
     match writeln!(std::io::stdout().lock(), "{line}") {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(crate::osc::Error::Stdout(e)),
+        Err(e) => Err(Error::Stdout(e)),
     }
 }
 
