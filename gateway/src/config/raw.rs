@@ -124,9 +124,9 @@ impl RawConfig {
             Some(file) => {
                 let path = src.resolve(file.as_ref());
                 let extra = super::operators::load_tokens(&path)?;
-                let everyone = operators
-                    .merged(&extra)
-                    .map_err(|msg| src.invalid(file.span().start, "auth.tokens_file", msg))?;
+                let everyone = operators.merged(&extra).map_err(|err| {
+                    src.invalid(file.span().start, "auth.tokens_file", err.to_string())
+                })?;
                 (Some(path), everyone)
             }
             None => (None, operators.clone()),

@@ -39,9 +39,6 @@ use crate::touch::Holds;
 /// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
 const OUTBOUND_CAPACITY: usize = 4096;
 
-/// The status a session ends with when a config reload changed what its `Welcome` said.
-pub const RELOADED: &str = "gateway configuration reloaded; reconnect for the new catalog";
-
 /// What sessions check control events against; a config reload replaces it as a whole.
 #[derive(Debug, Clone, PartialEq)]
 pub struct View {
@@ -124,11 +121,20 @@ impl Knobs for KnobsService {
         &self,
         request: Request<Streaming<ClientMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
+        self.open(request).await.map_err(Status::from)
+    }
+}
+
+impl KnobsService {
+    /// Opens a session: the caller's identity, a slot among the operator's sessions, `Hello`,
+    /// `Welcome`; then the session runs on its own task.
+    async fn open(
+        &self,
+        request: Request<Streaming<ClientMessage>>,
+    ) -> Result<Response<SessionStream>, Error> {
         if let Some(reason) = self.shared.standby() {
             tracing::info!(%reason, "session refused: this gateway is a standby");
-            return Err(Status::unavailable(format!(
-                "{reason}; connect to the leading gateway (through the Service)"
-            )));
+            return Err(Error::Standby(reason));
         }
         let identity = match (
             request.extensions().get::<Identity>(),
@@ -137,11 +143,11 @@ impl Knobs for KnobsService {
         ) {
             (Some(identity), _, _) => identity.clone(),
             (None, Some(pending), Some(reviewer)) => {
-                reviewer.review(pending).await.inspect_err(|status| {
-                    tracing::warn!(reason = status.message(), "session refused");
+                reviewer.review(pending).await.inspect_err(|err| {
+                    tracing::warn!(reason = %err, "session refused");
                 })?
             }
-            _ => return Err(Status::unauthenticated("no operator identity")),
+            _ => return Err(crate::auth::Error::NoIdentity.into()),
         };
         let permit = self
             .shared
@@ -232,8 +238,9 @@ impl Session {
                     Ok(None) => break "bridge closed the session".to_owned(),
                     Err(status) if hung_up(&status) => break format!("bridge hung up ({})", status.message()),
                     Err(status) => {
-                        let message = format!("bad client message: {}", status.message());
-                        let _ = self.tx.try_send(Err(Status::new(status.code(), message.clone())));
+                        let bad = Error::BadMessage(status);
+                        let message = bad.to_string();
+                        let _ = self.tx.try_send(Err(bad.into()));
                         break message;
                     }
                 },
@@ -268,14 +275,13 @@ impl Session {
                 _ = views.changed() => {
                     let now = views.borrow_and_update().clone();
                     if (&now.catalog, &now.policy) != (&self.welcomed.catalog, &self.welcomed.policy) {
-                        let status = Status::unavailable(RELOADED);
-                        let _ = self.tx.send(Err(status)).await;
+                        let _ = self.tx.send(Err(Error::Reloaded.into())).await;
                         break "configuration reloaded".to_owned();
                     }
                 }
                 () = self.tx.closed() => break "bridge went away".to_owned(),
                 () = self.shared.shutdown.cancelled() => {
-                    let _ = self.tx.send(Err(Status::unavailable("gateway is shutting down; reconnect later"))).await;
+                    let _ = self.tx.send(Err(Error::ShuttingDown.into())).await;
                     break "gateway shutting down".to_owned();
                 }
             }
@@ -327,11 +333,13 @@ impl Session {
 }
 
 mod control;
+mod error;
 mod hello;
 mod pace;
 mod parked;
 mod touch;
 
+pub use error::{Error, RELOADED};
 use hello::await_hello;
 use pace::Pace;
 use parked::Parked;
