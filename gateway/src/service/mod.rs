@@ -288,7 +288,8 @@ impl Session {
         };
         // The operator's last moves are theirs to keep, whatever the rate: at most one per target.
         for waiting in parked.drain() {
-            self.admit(waiting);
+            // Exempt from the rate: never handed back.
+            let _ = self.admit(waiting, Rate::Exempt);
         }
         self.log_summary();
         self.shared.holds.release_session(self.member.id);
@@ -332,6 +333,7 @@ impl Session {
     }
 }
 
+mod admit;
 mod control;
 mod error;
 mod hello;
@@ -339,6 +341,7 @@ mod pace;
 mod parked;
 mod touch;
 
+use admit::Rate;
 pub use error::{Error, RELOADED};
 use hello::await_hello;
 use pace::Pace;
