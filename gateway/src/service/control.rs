@@ -19,7 +19,7 @@ use crate::coalesce::{SUPERSEDED, Submission};
 impl Session {
     /// A control event from the bridge.
     pub(super) fn control(&self, event: v1::ControlEvent, parked: &mut Parked) {
-        self.shared.metrics.event_received();
+        self.report.metrics.event_received();
         let waiting = Waiting {
             event,
             received: Instant::now(),
@@ -70,14 +70,14 @@ impl Session {
         waiting: Waiting,
         rate: Rate<'_>,
     ) -> Result<(), (Waiting, Duration)> {
-        let view = self.shared.view();
+        let view = self.control.view();
         let gate = Gate {
             view: &view,
             identity: &self.identity,
             armed: self.armed.load(std::sync::atomic::Ordering::Relaxed),
-            holds: &self.shared.holds,
-            hub: &self.shared.hub,
-            cooldowns: &self.shared.cooldowns,
+            holds: &self.control.holds,
+            hub: &self.feeds.hub,
+            cooldowns: &self.control.cooldowns,
         };
         let event = &waiting.event;
         match gate.admit(event, rate) {
@@ -87,7 +87,7 @@ impl Session {
                 warning,
             } => {
                 tracing::debug!(operator = %self.operator, target_name = %target.name, value, seq = event.seq, "control");
-                if let Some(coalescer) = self.shared.coalescers.get(&target.name) {
+                if let Some(coalescer) = self.control.coalescers.get(&target.name) {
                     coalescer.submit(Submission {
                         seq: event.seq,
                         value,
@@ -110,12 +110,12 @@ impl Session {
     /// see, its real state), and logged as the first of its kind this second or counted.
     pub(super) fn reject(&self, event: &v1::ControlEvent, refusal: &Refusal) {
         let (reason, message) = (refusal.reason(), refusal.to_string());
-        let snapshot = self.shared.hub.snapshot();
+        let snapshot = self.feeds.hub.snapshot();
         let truth = snapshot.get(&event.target);
         if self.noise().note(reason.as_str_name()) {
             let target = crate::telemetry::clip(&event.target);
             tracing::warn!(operator = %self.operator, target_name = %target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
-            self.shared.audit.record(&Record {
+            self.report.audit.record(&Record {
                 time: Record::now(),
                 operator: &self.operator,
                 target: &target,
@@ -170,7 +170,7 @@ impl Session {
                 self.operator
             );
             tracing::warn!(operator = %self.operator, reason = %kind, count = n, "{message}");
-            self.shared.audit.record(&Record {
+            self.report.audit.record(&Record {
                 time: Record::now(),
                 operator: &self.operator,
                 target: "*",
