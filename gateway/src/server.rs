@@ -147,7 +147,10 @@ pub async fn serve_with(
             .map_err(Error::Tokens)?
             .with_token_review(config.token_review),
     );
-    tasks.push(tokio::spawn(operators.clone().watch(stop.clone())));
+    tasks.push(tokio::spawn(reload::watch_tokens(
+        operators.clone(),
+        stop.clone(),
+    )));
     if let Some(reload::Source { file, load }) = source {
         let reloader = Reloader::new(
             load,

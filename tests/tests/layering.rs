@@ -15,7 +15,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("bridge", "config discovery feedback midi osc uplink"),
     (
         "gateway",
-        "auth catalog coalesce config leader ownership policy reload service state tls",
+        "auth catalog coalesce config leader ownership policy state tls",
     ),
 ];
 

@@ -3,8 +3,9 @@
 //! Token rotation without a restart: the operators of the config plus those of
 //! `auth.tokens_file`, re-read whenever that file changes.
 //!
-//! The file is polled (see `crate::reload::trigger`), which works the same on every filesystem,
-//! including the symlink swaps Kubernetes uses for mounted Secrets. A file that no longer parses,
+//! The file is polled (`crate::reload::watch_tokens` calls [`Authenticator::reload`] when it
+//! changes), which works the same on every filesystem, including the symlink swaps Kubernetes
+//! uses for mounted Secrets. A file that no longer parses,
 //! or clashes with the config's operators, is logged and the previous operators stay in force: a
 //! typo never locks everyone out. Sessions already open are not cut. A config reload replaces
 //! both sources at once ([`Authenticator::replace`]).
@@ -12,11 +13,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status};
 
 use super::Operators;
-use crate::reload::trigger::{FileWatch, POLL};
 
 /// Authenticates requests against the current operators.
 #[derive(Debug)]
@@ -117,25 +116,9 @@ impl Authenticator {
         }
     }
 
-    /// Polls the tokens file (whichever the sources name now) and reloads it when it changes,
-    /// until `shutdown`.
-    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut watch = self.sources().file.map(FileWatch::new);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(POLL) => {}
-                () = shutdown.cancelled() => return,
-            }
-            let file = self.sources().file;
-            match (&mut watch, file) {
-                (Some(w), Some(path)) if w.path() == path => {
-                    if w.changed() {
-                        self.reload();
-                    }
-                }
-                (_, path) => watch = path.map(FileWatch::new),
-            }
-        }
+    /// The tokens file the operators are read from now, if any.
+    pub fn tokens_file(&self) -> Option<PathBuf> {
+        self.sources().file
     }
 
     /// A verified client certificate names the operator (mutual TLS); otherwise the bearer

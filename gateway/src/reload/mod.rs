@@ -14,10 +14,12 @@
 //! Sessions whose catalog or policy changed end with UNAVAILABLE ([`crate::service::RELOADED`]);
 //! bridges reconnect at once and get a `Welcome` with the new bounds.
 
+mod tokens;
 pub mod trigger;
 
 use std::sync::{Arc, Mutex};
 
+pub use tokens::watch_tokens;
 use tokio_util::sync::CancellationToken;
 use trigger::FileWatch;
 
