@@ -12,8 +12,8 @@ use std::time::Duration;
 use kubeknobs_proto::v1::{ControlEvent, RejectReason};
 
 use super::View;
-use crate::auth::Identity;
 use crate::catalog::{BadValue, TargetSpec};
+use crate::identity::Identity;
 use crate::ownership::{self, CrossedBounds, Verdict};
 use crate::ratelimit::{Cooldowns, SessionPermit};
 use crate::state::StateHub;

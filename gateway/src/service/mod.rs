@@ -21,10 +21,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::Identity;
 use crate::catalog::Catalog;
 use crate::coalesce::Reply;
 use crate::config::SessionLimits;
+use crate::identity::Identity;
 use crate::policy::Policy;
 use crate::presence::Member;
 use crate::ratelimit::SessionPermit;

@@ -12,8 +12,9 @@ use tonic::Request;
 
 use super::View;
 use crate::audit::Audit;
-use crate::auth::{self, Identity, PendingReview, TokenReviewer};
+use crate::auth::{self, PendingReview, TokenReviewer};
 use crate::coalesce::Coalescer;
+use crate::identity::Identity;
 use crate::leader::{LeaseSettings, Role};
 use crate::metrics::Metrics;
 use crate::presence::Roster;
