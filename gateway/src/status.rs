@@ -9,7 +9,9 @@
 
 use tonic::Status;
 
-use crate::{auth, ratelimit, service};
+use crate::auth;
+use crate::ratelimit;
+use crate::service;
 
 impl From<auth::Error> for Status {
     fn from(err: auth::Error) -> Status {

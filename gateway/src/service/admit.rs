@@ -15,10 +15,10 @@ use super::View;
 use crate::catalog::{BadValue, TargetSpec};
 use crate::identity::Identity;
 use crate::ownership::{self, CrossedBounds, Verdict};
+use crate::policy;
 use crate::ratelimit::{Cooldowns, SessionPermit};
 use crate::state::StateHub;
-use crate::touch::Holds;
-use crate::{policy, touch};
+use crate::touch::{self, Holds};
 
 /// What admission reads: the session's view and operator, and what every session shares.
 pub(super) struct Gate<'a> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use kubeknobs_proto::v1::PROTOCOL_VERSION;
 use tonic::Status;
 
-use crate::{auth, ratelimit};
+use crate::auth;
+use crate::ratelimit;
 
 /// The status a session ends with when a config reload changed what its `Welcome` said.
 pub const RELOADED: &str = "gateway configuration reloaded; reconnect for the new catalog";
