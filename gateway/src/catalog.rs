@@ -149,13 +149,37 @@ pub struct TargetSpec {
     pub ownership: Rules,
 }
 
-/// A value refused before it reached the cluster.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    /// The reason code sent to the bridge.
-    pub reason: v1::RejectReason,
-    /// Human-readable explanation.
-    pub message: String,
+/// A requested value outside what a target takes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadValue {
+    /// Not a finite number.
+    #[error("{value} is not a number for target {target}")]
+    NotANumber {
+        /// The value sent.
+        value: f64,
+        /// The target's name.
+        target: String,
+    },
+    /// Below the target's `min`.
+    #[error("{value} is below min {min} for target {target}")]
+    BelowMin {
+        /// The value sent.
+        value: f64,
+        /// The target's `min`.
+        min: i32,
+        /// The target's name.
+        target: String,
+    },
+    /// Above the target's `max`.
+    #[error("{value} is above max {max} for target {target}")]
+    AboveMax {
+        /// The value sent.
+        value: f64,
+        /// The target's `max`.
+        max: i32,
+        /// The target's name.
+        target: String,
+    },
 }
 
 impl TargetSpec {
@@ -221,29 +245,19 @@ impl TargetSpec {
     }
 
     /// Checks a requested value and rounds it to whole replicas.
-    pub fn check(&self, value: f64) -> Result<i32, Refusal> {
+    pub fn check(&self, value: f64) -> Result<i32, BadValue> {
+        let target = self.name.clone();
         if !value.is_finite() {
-            return Err(Refusal {
-                reason: v1::RejectReason::InvalidValue,
-                message: format!("{value} is not a number for target {}", self.name),
-            });
+            return Err(BadValue::NotANumber { value, target });
         }
         let rounded = value.round();
-        let out_of_range = |message: String| Refusal {
-            reason: v1::RejectReason::OutOfRange,
-            message,
-        };
         if rounded < f64::from(self.min) {
-            return Err(out_of_range(format!(
-                "{value} is below min {} for target {}",
-                self.min, self.name
-            )));
+            let min = self.min;
+            return Err(BadValue::BelowMin { value, min, target });
         }
         if rounded > f64::from(self.max) {
-            return Err(out_of_range(format!(
-                "{value} is above max {} for target {}",
-                self.max, self.name
-            )));
+            let max = self.max;
+            return Err(BadValue::AboveMax { value, max, target });
         }
         Ok(rounded as i32)
     }
@@ -349,10 +363,11 @@ mod tests {
     #[test]
     fn out_of_range_values_are_refused_not_clamped() {
         let low = web().check(0.0).unwrap_err();
-        assert_eq!(low.reason, v1::RejectReason::OutOfRange);
-        assert!(low.message.contains("below min 1"), "{}", low.message);
+        assert_eq!(low.to_string(), "0 is below min 1 for target web");
         let high = web().check(25.0).unwrap_err();
-        assert!(high.message.contains("above max 20"), "{}", high.message);
+        assert_eq!(high.to_string(), "25 is above max 20 for target web");
+        assert!(matches!(web().check(0.4), Err(BadValue::BelowMin { .. })));
+        assert!(matches!(web().check(20.5), Err(BadValue::AboveMax { .. })));
     }
 
     #[test]
@@ -407,10 +422,8 @@ mod tests {
     #[test]
     fn non_numbers_are_invalid() {
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert_eq!(
-                web().check(v).unwrap_err().reason,
-                v1::RejectReason::InvalidValue
-            );
+            let err = web().check(v).unwrap_err();
+            assert!(matches!(err, BadValue::NotANumber { .. }), "{v}: {err}");
         }
     }
 }

@@ -247,14 +247,9 @@ impl Coalescer {
             .unwrap_or_else(|p| p.into_inner())
             .replace(submission);
         if let Some(old) = replaced {
-            answer(
-                &self.target().name,
-                &old,
-                OutcomeKind::Superseded,
-                RejectReason::Unspecified,
-                "a later value replaced it".into(),
-                None,
-            );
+            let (kind, reason) = (OutcomeKind::Superseded, RejectReason::Unspecified);
+            let message = SUPERSEDED.to_owned();
+            answer(&self.target().name, &old, kind, reason, message, None);
         }
         self.slot.notify.notify_one();
     }
@@ -299,9 +294,8 @@ impl<W: Writer> TargetWriter<W> {
                 let next_allowed = match self.step_toward(submission.value) {
                     Ok(Some(step)) => self.write_step(submission, step, interval).await,
                     Ok(None) => self.write_latest(submission, interval).await,
-                    Err(message) => {
-                        let reason = RejectReason::ClusterError;
-                        self.finish(&submission, OutcomeKind::Rejected, reason, message);
+                    Err(failure) => {
+                        self.reject(self.desired(), &submission, &failure);
                         continue;
                     }
                 };
@@ -366,29 +360,19 @@ impl<W: Writer> TargetWriter<W> {
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     attempt += 1;
                     if let Some(newer) = self.slot.take() {
-                        self.finish(
-                            &current,
-                            OutcomeKind::Superseded,
-                            RejectReason::Unspecified,
-                            "a later value replaced it".into(),
-                        );
+                        self.supersede(&current);
                         current = newer;
                     }
                 }
                 Err(err) => {
-                    let message = format!(
-                        "{} of {} failed after {attempt} attempt(s): {err}",
-                        current.value,
-                        self.target.describe()
-                    );
                     tracing::warn!(target_name = %self.target.name, value = current.value, cause = %err, "write rejected");
-                    self.finish_from(
-                        old,
-                        &current,
-                        OutcomeKind::Rejected,
-                        RejectReason::ClusterError,
-                        message,
-                    );
+                    let failure = WriteFailure::Failed {
+                        value: current.value,
+                        object: self.target.describe(),
+                        attempts: attempt,
+                        cause: err,
+                    };
+                    self.reject(old, &current, &failure);
                     return next_allowed;
                 }
             }
@@ -411,7 +395,8 @@ impl<W: Writer> TargetWriter<W> {
 mod outcome;
 mod step;
 
-use outcome::answer;
+pub use outcome::SUPERSEDED;
+use outcome::{WriteFailure, answer};
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ pub mod backend;
 pub mod catalog;
 pub mod coalesce;
 pub mod config;
+pub mod identity;
 pub mod leader;
 pub mod listener;
 pub mod metrics;

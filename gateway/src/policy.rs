@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use crate::auth::Identity;
+use crate::identity::Identity;
 
 /// What a control event does to a target; policies grant actions separately
 /// (`actions = ["move", "toggle"]`).

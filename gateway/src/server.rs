@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::observe;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
 use crate::reload::{self, Reloader, Tokens};
-use crate::service::{KnobsService, Shared, View};
+use crate::service::{Control, Entry, Feeds, KnobsService, Report, View};
 use crate::state::StateHub;
 use crate::touch::Holds;
 
@@ -94,12 +94,14 @@ pub async fn serve_with(
 
     let stop = CancellationToken::new();
     let Core {
-        shared,
+        entry,
+        control,
+        feeds,
+        report,
         budget,
         mut tasks,
         readiness,
         role,
-        metrics,
     } = start_core(&config, &backend, &stop)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -109,6 +111,7 @@ pub async fn serve_with(
         readiness.clone(),
     ));
     if let Some(ops_addr) = config.ops_listen {
+        let metrics = report.metrics.clone();
         start_ops(ops_addr, metrics, readiness, health_service.clone(), &stop).await?;
     }
     let operators = Arc::new(
@@ -122,12 +125,12 @@ pub async fn serve_with(
     let tokens = Arc::new(tokens.map_err(Error::Tokens)?);
     tasks.push(tokio::spawn(tokens.clone().watch(stop.clone())));
     if let Some(reload::Source { file, load }) = source {
-        let reloader = Reloader::new(load, config.clone(), shared.clone(), tokens, budget);
+        let reloader = Reloader::new(load, config.clone(), control.clone(), tokens, budget);
         tasks.push(tokio::spawn(reloader.run(file, stop.clone())));
     }
     let admission = Admission::new(config.admission.clone());
     let knobs = InterceptedService::new(
-        KnobsServer::new(KnobsService::new(shared))
+        KnobsServer::new(KnobsService::new(entry, control, feeds, report))
             .max_decoding_message_size(config.session.max_message_bytes),
         operators.interceptor(admission.clone()),
     );
@@ -185,18 +188,20 @@ pub async fn serve_with(
     result.map_err(Error::from)
 }
 
-/// What serves sessions, with the tasks behind it.
+/// What serves sessions, by role (see `service`), with the tasks behind it.
 struct Core {
-    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    control: Arc<Control>,
+    feeds: Arc<Feeds>,
+    report: Report,
     budget: Arc<WriteBudget>,
     /// Watchers, writers and the election: drained at shutdown.
     tasks: Vec<JoinHandle<()>>,
     readiness: watch::Receiver<observe::Readiness>,
     role: watch::Receiver<Role>,
-    metrics: Metrics,
 }
 
-/// Starts the watchers, the writers and the election, and gathers what sessions share.
+/// Starts the watchers, the writers and the election, and builds each part sessions share.
 fn start_core(
     config: &Config,
     backend: &Arc<Backend>,
@@ -229,14 +234,9 @@ fn start_core(
         policy: config.policy.clone(),
         session: config.session.clone(),
     };
-    let lease = config.leader_election.clone();
-    let shared = Arc::new(Shared {
-        view: tokio::sync::watch::Sender::new(Arc::new(view)),
-        limits: OperatorLimits::new(config.limits.clone()),
-        roster: Arc::default(),
-        holds: Holds::new(config.limits.touch_grace),
-        cooldowns: Default::default(),
-        audit,
+    let entry = Arc::new(Entry {
+        role: role.clone(),
+        lease: config.leader_election.clone(),
         reviewer: match (config.token_review, backend.as_ref()) {
             (false, _) => None,
             (true, Backend::Kube(kube)) => Some(TokenReviewer::new(
@@ -247,22 +247,30 @@ fn start_core(
             // unknown tokens are refused.
             (true, Backend::Sandbox(_)) => None,
         },
-        hub,
+    });
+    let control = Arc::new(Control {
+        view: tokio::sync::watch::Sender::new(Arc::new(view)),
+        limits: OperatorLimits::new(config.limits.clone()),
+        holds: Holds::new(config.limits.touch_grace),
+        cooldowns: Default::default(),
         coalescers,
+    });
+    let feeds = Arc::new(Feeds {
+        hub,
+        roster: Arc::default(),
         cluster,
         sandbox: backend.is_sandbox(),
         shutdown: stop.clone(),
-        metrics: metrics.clone(),
-        role: role.clone(),
-        lease,
     });
     Ok(Core {
-        shared,
+        entry,
+        control,
+        feeds,
+        report: Report { audit, metrics },
         budget,
         tasks,
         readiness,
         role,
-        metrics,
     })
 }
 

@@ -7,12 +7,12 @@
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::Identity;
+use super::{Error, Identity};
 
 /// The identity in a DER certificate: CN as name, O as groups.
-pub fn identity_from_der(der: &[u8]) -> Result<Identity, String> {
+pub fn identity_from_der(der: &[u8]) -> Result<Identity, Error> {
     let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|err| format!("client certificate cannot be parsed: {err}"))?;
+        .map_err(|err| Error::UnreadableCertificate(err.to_string()))?;
     let subject = cert.subject();
     let name = subject
         .iter_common_name()
@@ -20,7 +20,7 @@ pub fn identity_from_der(der: &[u8]) -> Result<Identity, String> {
         .and_then(|cn| cn.as_str().ok())
         .map(str::trim)
         .filter(|cn| !cn.is_empty())
-        .ok_or("client certificate has no subject common name (CN) to name the operator")?;
+        .ok_or(Error::NoCommonName)?;
     let groups = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok())
@@ -50,6 +50,7 @@ mod tests {
         assert!(
             identity_from_der(b"nope")
                 .unwrap_err()
+                .to_string()
                 .contains("cannot be parsed")
         );
     }

@@ -6,6 +6,7 @@
 //! [`Identity`] from request extensions and never see credentials.
 
 mod cert;
+mod error;
 mod reload;
 mod review;
 
@@ -14,9 +15,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tonic::{Request, Status};
+use tonic::Request;
 
+pub use crate::identity::Identity;
 pub use cert::identity_from_der;
+pub use error::{Error, InvalidOperator};
 pub use reload::Authenticator;
 pub use review::{DEFAULT_TOKEN_AUDIENCE, PendingReview, TokenReviewer};
 
@@ -53,52 +56,16 @@ impl Operator {
     }
 
     /// Parses a hex SHA-256 as written in the config (`token_sha256`).
-    pub fn parse_hash(hex_hash: &str) -> Result<[u8; 32], String> {
-        let bytes = hex::decode(hex_hash.trim()).map_err(|err| {
-            format!("not a hex SHA-256 ({err}); make one with `kubeknobs-gateway hash-token`")
-        })?;
-        let hash: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-            format!(
-                "a SHA-256 has 32 bytes (64 hex digits), this has {}",
-                b.len()
-            )
-        })?;
+    pub fn parse_hash(hex_hash: &str) -> Result<[u8; 32], InvalidOperator> {
+        let bytes =
+            hex::decode(hex_hash.trim()).map_err(|err| InvalidOperator::NotHex(err.to_string()))?;
+        let hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| InvalidOperator::WrongLength(b.len()))?;
         if hash == <[u8; 32]>::from(Sha256::digest(b"")) {
-            return Err("this is the SHA-256 of the empty token, which would let anyone in".into());
+            return Err(InvalidOperator::EmptyTokenHash);
         }
         Ok(hash)
-    }
-}
-
-/// The authenticated operator of a request, put into request extensions by
-/// [`Authenticator::interceptor`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The operator's configured name.
-    pub name: Arc<str>,
-    /// The groups the operator belongs to.
-    pub groups: Arc<[String]>,
-    /// True when the cluster vouched for it (`auth.token_review`) rather than the config or a
-    /// client certificate: such an identity gets only what a policy rule names it for.
-    pub reviewed: bool,
-}
-
-impl Identity {
-    /// An identity named `name` in `groups`.
-    pub fn new(name: &str, groups: Vec<String>) -> Identity {
-        Identity {
-            name: name.into(),
-            groups: groups.into(),
-            reviewed: false,
-        }
-    }
-
-    /// An identity the cluster authenticated with a TokenReview.
-    pub fn reviewed(name: &str, groups: Vec<String>) -> Identity {
-        Identity {
-            reviewed: true,
-            ..Identity::new(name, groups)
-        }
     }
 }
 
@@ -130,16 +97,13 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// Refuses a token (surrounding whitespace ignored) shorter than [`MIN_TOKEN_LEN`].
-pub fn check_token_length(token: &str) -> Result<(), String> {
+pub fn check_token_length(token: &str) -> Result<(), InvalidOperator> {
     let len = token.trim().chars().count();
     if len == 0 {
-        return Err("the token is empty".into());
+        return Err(InvalidOperator::EmptyToken);
     }
     if len < MIN_TOKEN_LEN {
-        return Err(format!(
-            "the token has {len} characters; tokens need at least {MIN_TOKEN_LEN} \
-             (make one with `openssl rand -hex 32`)"
-        ));
+        return Err(InvalidOperator::ShortToken(len));
     }
     Ok(())
 }
@@ -155,15 +119,12 @@ impl Operators {
 
     /// Adds an operator; names and tokens must be unique. (Comparing hashes of configured
     /// tokens with each other reveals nothing to a client, so a hash set does it.)
-    pub fn add(&mut self, op: Operator) -> Result<(), String> {
+    pub fn add(&mut self, op: Operator) -> Result<(), InvalidOperator> {
         if self.names.contains(&op.name) {
-            return Err(format!("operator {:?} is defined twice", op.name));
+            return Err(InvalidOperator::DuplicateName(op.name.to_string()));
         }
         if self.hashes.contains(&op.token_sha256) {
-            return Err(format!(
-                "operator {:?} has the same token as another operator",
-                op.name
-            ));
+            return Err(InvalidOperator::DuplicateToken(op.name.to_string()));
         }
         self.names.insert(op.name.clone());
         self.hashes.insert(op.token_sha256);
@@ -172,7 +133,7 @@ impl Operators {
     }
 
     /// These operators and `other`'s, refused if a name or token is in both.
-    pub fn merged(&self, other: &Operators) -> Result<Operators, String> {
+    pub fn merged(&self, other: &Operators) -> Result<Operators, InvalidOperator> {
         let mut all = self.clone();
         for op in &other.list {
             all.add(op.clone())?;
@@ -215,23 +176,19 @@ impl Operators {
     }
 
     /// Authenticates a request from its `authorization: Bearer <token>` metadata.
-    pub fn check(&self, request: &Request<()>) -> Result<Identity, Status> {
+    pub fn check(&self, request: &Request<()>) -> Result<Identity, Error> {
         let token = bearer_token(request)?;
-        check_token_length(token)
-            .map_err(|_| Status::unauthenticated("invalid bearer token: too short"))?;
-        self.authenticate(token).ok_or_else(|| {
-            Status::unauthenticated("invalid bearer token: no operator has this token")
-        })
+        check_token_length(token).map_err(|_| Error::TokenTooShort)?;
+        self.authenticate(token).ok_or(Error::UnknownToken)
     }
 }
 
 /// The bearer token of a request's `authorization` metadata, trimmed.
-pub fn bearer_token(request: &Request<()>) -> Result<&str, Status> {
-    let header = request.metadata().get("authorization").ok_or_else(|| {
-        Status::unauthenticated(
-            "missing bearer token: send metadata `authorization: Bearer <token>`",
-        )
-    })?;
+pub fn bearer_token(request: &Request<()>) -> Result<&str, Error> {
+    let header = request
+        .metadata()
+        .get("authorization")
+        .ok_or(Error::MissingToken)?;
     // The scheme is case-insensitive (RFC 7235 section 2.1): `bearer`, `BEARER` are fine.
     header
         .to_str()
@@ -239,9 +196,7 @@ pub fn bearer_token(request: &Request<()>) -> Result<&str, Status> {
         .and_then(|v| v.trim_start().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .ok_or_else(|| {
-            Status::unauthenticated("malformed authorization metadata: expected `Bearer <token>`")
-        })
+        .ok_or(Error::MalformedMetadata)
 }
 
 #[cfg(test)]
@@ -282,7 +237,7 @@ mod tests {
             (None, "missing bearer token"),
             (Some("Basic YWxpY2U="), "malformed"),
         ] {
-            let status = ops.check(&request(auth)).expect_err("refused");
+            let status = tonic::Status::from(ops.check(&request(auth)).expect_err("refused"));
             assert_eq!(status.code(), tonic::Code::Unauthenticated);
             assert!(
                 status.message().contains(needle),
@@ -303,11 +258,13 @@ mod tests {
         assert!(
             ops.add(Operator::new("alice", [7; 32]))
                 .unwrap_err()
+                .to_string()
                 .contains("twice")
         );
         assert!(
             ops.add(Operator::new("carol", alice_hash))
                 .unwrap_err()
+                .to_string()
                 .contains("same token")
         );
     }
@@ -320,13 +277,14 @@ mod tests {
         assert!(
             Operator::parse_hash(&empty)
                 .unwrap_err()
+                .to_string()
                 .contains("empty token")
         );
         // Even if such a hash got in, the empty token is not accepted.
         let raw: [u8; 32] = hex::decode(&empty).unwrap().try_into().unwrap();
         ops.add(Operator::new("nobody", raw)).expect("added");
         for auth in ["Bearer ", "Bearer    ", "Bearer short"] {
-            let status = ops.check(&request(Some(auth))).expect_err(auth);
+            let status = tonic::Status::from(ops.check(&request(Some(auth))).expect_err(auth));
             assert_eq!(status.code(), tonic::Code::Unauthenticated, "{auth:?}");
         }
         assert!(check_token_length("1234567").is_err());
@@ -365,10 +323,16 @@ mod tests {
 
     #[test]
     fn hashes_must_be_64_hex_digits() {
-        assert!(Operator::parse_hash("zz").unwrap_err().contains("hex"));
+        assert!(
+            Operator::parse_hash("zz")
+                .unwrap_err()
+                .to_string()
+                .contains("hex")
+        );
         assert!(
             Operator::parse_hash("abcd")
                 .unwrap_err()
+                .to_string()
                 .contains("32 bytes")
         );
         assert!(Operator::parse_hash(&hash_token("x")).is_ok());

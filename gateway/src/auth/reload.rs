@@ -48,9 +48,9 @@ impl Authenticator {
 
     /// A verified client certificate names the operator (mutual TLS); otherwise the bearer
     /// token does.
-    fn identify(&self, request: &Request<()>) -> Result<super::Identity, Status> {
+    fn identify(&self, request: &Request<()>) -> Result<super::Identity, super::Error> {
         if let Some(leaf) = request.peer_certs().as_deref().and_then(|c| c.first()) {
-            return super::identity_from_der(leaf).map_err(Status::unauthenticated);
+            return super::identity_from_der(leaf);
         }
         self.operators().check(request)
     }
@@ -66,7 +66,7 @@ impl Authenticator {
             let peer = request.remote_addr();
             let identity = match self.identify(&request) {
                 Ok(identity) => identity,
-                Err(status) => match super::bearer_token(&request) {
+                Err(refused) => match super::bearer_token(&request) {
                     Ok(token)
                         if self.token_review
                             && request.peer_certs().is_none()
@@ -79,6 +79,7 @@ impl Authenticator {
                         return Ok(request);
                     }
                     _ => {
+                        let status = Status::from(refused);
                         admission.refused(peer, status.message());
                         return Err(status);
                     }

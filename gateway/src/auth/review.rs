@@ -25,14 +25,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::{Error, Identity};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::Api;
 use kube::api::PostParams;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
-use tonic::Status;
-
-use super::Identity;
 
 /// A token the interceptor could not match, to be checked with a TokenReview.
 #[derive(Clone)]
@@ -71,8 +69,8 @@ impl TokenReviewer {
         }
     }
 
-    /// The identity the cluster gives `pending`'s token, or UNAUTHENTICATED saying why not.
-    pub async fn review(&self, pending: &PendingReview) -> Result<Identity, Status> {
+    /// The identity the cluster gives `pending`'s token, or why not.
+    pub async fn review(&self, pending: &PendingReview) -> Result<Identity, Error> {
         let key = Remembered::key(&pending.0);
         if let Some(identity) = self.remembered().get(&key, Instant::now()) {
             return Ok(identity);
@@ -87,7 +85,7 @@ impl TokenReviewer {
     }
 
     /// Posts a TokenReview for `pending`'s token.
-    async fn ask(&self, pending: &PendingReview) -> Result<Identity, Status> {
+    async fn ask(&self, pending: &PendingReview) -> Result<Identity, Error> {
         let api: Api<TokenReview> = Api::all(self.client.clone());
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -101,9 +99,7 @@ impl TokenReviewer {
             .await
             .map_err(|err| {
                 tracing::warn!(cause = %err, "token review failed");
-                Status::unauthenticated(format!(
-                    "invalid bearer token: no operator has this token and the cluster could not review it ({err})"
-                ))
+                Error::ReviewFailed(err)
             })?;
         let status = answer.status.unwrap_or_default();
         let user = status.user.unwrap_or_default();
@@ -113,18 +109,16 @@ impl TokenReviewer {
             .flatten()
             .any(|a| self.audiences.contains(a));
         match (status.authenticated, user.username) {
-            (Some(true), Some(_)) if !audience_ok => Err(Status::unauthenticated(format!(
-                "invalid bearer token: the cluster authenticated it but not for the audiences {:?} (status.audiences {:?}); is the API server audience-aware?",
-                self.audiences,
-                status.audiences.unwrap_or_default()
-            ))),
+            (Some(true), Some(_)) if !audience_ok => Err(Error::WrongAudience {
+                asked: self.audiences.to_vec(),
+                answered: status.audiences.unwrap_or_default(),
+            }),
             (Some(true), Some(name)) if !name.is_empty() => {
                 Ok(Identity::reviewed(&name, user.groups.unwrap_or_default()))
             }
-            _ => Err(Status::unauthenticated(format!(
-                "invalid bearer token: no operator has this token and the cluster did not authenticate it ({})",
-                status.error.as_deref().unwrap_or("no reason given")
-            ))),
+            _ => Err(Error::NotAuthenticated(
+                status.error.unwrap_or_else(|| "no reason given".to_owned()),
+            )),
         }
     }
 }

@@ -1,10 +1,57 @@
 //! Outcomes of a target's writes: answered to the session that sent the event, and audited
-//! when they are final (applied or rejected).
+//! when they are final (applied or rejected). A value the cluster did not take is refused as
+//! `CLUSTER_ERROR` with its [`WriteFailure`], here only.
 
 use kubeknobs_proto::v1::{self, OutcomeKind, RejectReason};
 
-use super::{Submission, TargetWriter, Writer};
+use super::{Submission, TargetWriter, WriteError, Writer};
 use crate::audit::{self, Record};
+
+/// What a value superseded before it was written is answered.
+pub const SUPERSEDED: &str = "a later value replaced it";
+
+/// Why the cluster did not take a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteFailure {
+    /// A walk in steps needs the current value, which is not known yet.
+    #[error(
+        "the current replicas of {object} are not known yet, so a move cannot be walked in steps of {step}; try again"
+    )]
+    UnknownStart {
+        /// The target's object, described.
+        object: String,
+        /// The target's `max_step`.
+        step: i32,
+    },
+    /// Every attempt failed, or a failure that no retry mends.
+    #[error("{value} of {object} failed after {attempts} attempt(s): {cause}")]
+    Failed {
+        /// The value.
+        value: i32,
+        /// The target's object, described.
+        object: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        cause: WriteError,
+    },
+    /// One step of a walk failed (a walk does not retry through an outage).
+    #[error(
+        "walking {object} towards {value} in steps of at most {max_step}: writing {step} failed: {cause}"
+    )]
+    Step {
+        /// The target's object, described.
+        object: String,
+        /// Where the walk was going.
+        value: i32,
+        /// The target's `max_step`.
+        max_step: i32,
+        /// The step that failed.
+        step: i32,
+        /// Why.
+        cause: String,
+    },
+}
 
 impl<W: Writer> TargetWriter<W> {
     /// The target's desired value as last observed.
@@ -29,6 +76,18 @@ impl<W: Writer> TargetWriter<W> {
             truth,
         );
         true
+    }
+
+    /// Refuses `s`: the cluster did not take it. `old` is the value before.
+    pub(super) fn reject(&self, old: Option<f64>, s: &Submission, failure: &WriteFailure) {
+        let (kind, reason) = (OutcomeKind::Rejected, RejectReason::ClusterError);
+        self.finish_from(old, s, kind, reason, failure.to_string());
+    }
+
+    /// Answers `s` as superseded: a newer value took its place before it was written.
+    pub(super) fn supersede(&self, s: &Submission) {
+        let (kind, reason) = (OutcomeKind::Superseded, RejectReason::Unspecified);
+        self.finish(s, kind, reason, SUPERSEDED.to_owned());
     }
 
     /// Answers `s` (and audits applied and rejected outcomes), from the current desired value.

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use kubeknobs_proto::v1::{OutcomeKind, RejectReason};
 use tokio::time::{Instant, timeout};
 
+use super::outcome::WriteFailure;
 use super::{Submission, TargetWriter, WRITE_TIMEOUT, Writer};
 
 impl<W: Writer> TargetWriter<W> {
     /// The intermediate value to write when `value` is more than `max_step` away from the
     /// target's current desired value (observed, else last written); `None` to write it as is.
     /// Refused while the current value is unknown: a jump of unknown size is not walked blind.
-    pub(super) fn step_toward(&self, value: i32) -> Result<Option<i32>, String> {
+    pub(super) fn step_toward(&self, value: i32) -> Result<Option<i32>, WriteFailure> {
         let Some(step) = self.target.max_step else {
             return Ok(None);
         };
@@ -23,10 +23,10 @@ impl<W: Writer> TargetWriter<W> {
             .and_then(|s| s.desired);
         let last = *self.last_written.lock().unwrap_or_else(|p| p.into_inner());
         let Some(base) = observed.map(|d| d as i32).or(last) else {
-            return Err(format!(
-                "the current replicas of {} are not known yet, so a move cannot be walked in steps of {step}; try again",
-                self.target.describe()
-            ));
+            return Err(WriteFailure::UnknownStart {
+                object: self.target.describe(),
+                step,
+            });
         };
         Ok(((value - base).abs() > step).then(|| base + step * (value - base).signum()))
     }
@@ -60,9 +60,7 @@ impl<W: Writer> TargetWriter<W> {
                     self.slot.notify.notify_one();
                 } else {
                     drop(pending);
-                    let reason = RejectReason::Unspecified;
-                    let msg = "a later value replaced it".to_owned();
-                    self.finish(&submission, OutcomeKind::Superseded, reason, msg);
+                    self.supersede(&submission);
                 }
             }
             Ok(Err(err)) => self.reject_step(&submission, step, &err.to_string()),
@@ -72,18 +70,14 @@ impl<W: Writer> TargetWriter<W> {
     }
 
     pub(super) fn reject_step(&self, submission: &Submission, step: i32, cause: &str) {
-        let message = format!(
-            "walking {} towards {} in steps of at most {}: writing {step} failed: {cause}",
-            self.target.describe(),
-            submission.value,
-            self.target.max_step.unwrap_or_default()
-        );
+        let failure = WriteFailure::Step {
+            object: self.target.describe(),
+            value: submission.value,
+            max_step: self.target.max_step.unwrap_or_default(),
+            step,
+            cause: cause.to_owned(),
+        };
         tracing::warn!(target_name = %self.target.name, step, cause, "step rejected");
-        self.finish(
-            submission,
-            OutcomeKind::Rejected,
-            RejectReason::ClusterError,
-            message,
-        );
+        self.reject(self.desired(), submission, &failure);
     }
 }

@@ -75,11 +75,16 @@ pub(super) fn validate_operators(
             ));
         }
         let hash_field = &op.as_ref().token_sha256;
-        let hash = Operator::parse_hash(hash_field.as_ref())
-            .map_err(|msg| src.invalid(hash_field.span().start, field("token_sha256"), msg))?;
+        let hash = Operator::parse_hash(hash_field.as_ref()).map_err(|err| {
+            src.invalid(
+                hash_field.span().start,
+                field("token_sha256"),
+                err.to_string(),
+            )
+        })?;
         operators
             .add(Operator::new(name, hash).with_groups(op.as_ref().groups.clone()))
-            .map_err(|msg| src.invalid(op.span().start, field("name"), msg))?;
+            .map_err(|err| src.invalid(op.span().start, field("name"), err.to_string()))?;
     }
     Ok(operators)
 }

@@ -109,9 +109,9 @@ impl RawConfig {
                     ),
                     err => err,
                 })?;
-                let everyone = operators
-                    .merged(&extra)
-                    .map_err(|msg| src.invalid(file.span().start, "auth.tokens_file", msg))?;
+                let everyone = operators.merged(&extra).map_err(|err| {
+                    src.invalid(file.span().start, "auth.tokens_file", err.to_string())
+                })?;
                 (Some(path), everyone)
             }
             None => (None, operators.clone()),

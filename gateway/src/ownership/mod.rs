@@ -14,9 +14,8 @@
 pub mod gitops;
 pub mod hpa;
 
-use crate::catalog::{Refusal, TargetKind, TargetSpec};
 pub use crate::catalog::{Rules, WhenAutoscaled, WhenGitops};
-use kubeknobs_proto::v1::RejectReason;
+use crate::catalog::{TargetKind, TargetSpec};
 
 pub use gitops::gitops_of;
 pub use hpa::{HpaSeen, autoscaler_of, hpa_seen};
@@ -132,33 +131,63 @@ pub fn decide(target: &TargetSpec, owners: &Owners) -> Verdict {
     }
 }
 
+/// A move that would put an HPA's `minReplicas` above its `maxReplicas`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrossedBounds {
+    /// A min above the max.
+    #[error(
+        "{value} is above the maxReplicas {max} of {object}: an HPA's min is never above its max (raise the max first) for target {target}"
+    )]
+    MinAboveMax {
+        /// The min asked for.
+        value: i32,
+        /// The HPA's max.
+        max: i32,
+        /// The HPA, described.
+        object: String,
+        /// The target's name.
+        target: String,
+    },
+    /// A max below the min.
+    #[error(
+        "{value} is below the minReplicas {min} of {object}: an HPA's max is never below its min (lower the min first) for target {target}"
+    )]
+    MaxBelowMin {
+        /// The max asked for.
+        value: i32,
+        /// The HPA's min.
+        min: i32,
+        /// The HPA, described.
+        object: String,
+        /// The target's name.
+        target: String,
+    },
+}
+
 /// Keeps an HPA's `minReplicas` at or below its `maxReplicas`: `bounds` is the HPA's
 /// `(min, max)` as last observed (unknown: the API server's own validation decides).
 pub fn check_hpa_bounds(
     target: &TargetSpec,
     value: i32,
     bounds: Option<(i32, i32)>,
-) -> Result<(), Refusal> {
+) -> Result<(), CrossedBounds> {
     let Some((min, max)) = bounds else {
         return Ok(());
     };
-    let refuse = |message: String| {
-        Err(Refusal {
-            reason: RejectReason::OutOfRange,
-            message,
-        })
-    };
+    let (object, name) = (target.describe(), target.name.clone());
     match target.kind {
-        TargetKind::HpaMinReplicas if value > max => refuse(format!(
-            "{value} is above the maxReplicas {max} of {}: an HPA's min is never above its max (raise the max first) for target {}",
-            target.describe(),
-            target.name
-        )),
-        TargetKind::HpaMaxReplicas if value < min => refuse(format!(
-            "{value} is below the minReplicas {min} of {}: an HPA's max is never below its min (lower the min first) for target {}",
-            target.describe(),
-            target.name
-        )),
+        TargetKind::HpaMinReplicas if value > max => Err(CrossedBounds::MinAboveMax {
+            value,
+            max,
+            object,
+            target: name,
+        }),
+        TargetKind::HpaMaxReplicas if value < min => Err(CrossedBounds::MaxBelowMin {
+            value,
+            min,
+            object,
+            target: name,
+        }),
         _ => Ok(()),
     }
 }

@@ -205,18 +205,14 @@ fn an_hpa_min_is_never_above_its_max() {
     let max = TargetSpec::for_test("ceiling", TargetKind::HpaMaxReplicas, "shop", 20);
     assert!(check_hpa_bounds(&min, 10, Some((2, 10))).is_ok());
     let err = check_hpa_bounds(&min, 11, Some((2, 10))).unwrap_err();
-    assert_eq!(err.reason, RejectReason::OutOfRange);
-    assert!(
-        err.message.contains("above the maxReplicas 10"),
-        "{}",
-        err.message
+    assert!(matches!(err, CrossedBounds::MinAboveMax { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "11 is above the maxReplicas 10 of horizontalpodautoscaler shop/floor: an HPA's min is never above its max (raise the max first) for target floor"
     );
     let err = check_hpa_bounds(&max, 1, Some((2, 10))).unwrap_err();
-    assert!(
-        err.message.contains("below the minReplicas 2"),
-        "{}",
-        err.message
-    );
+    assert!(matches!(err, CrossedBounds::MaxBelowMin { .. }), "{err}");
+    assert!(err.to_string().contains("below the minReplicas 2"), "{err}");
     assert!(
         check_hpa_bounds(&max, 1, None).is_ok(),
         "unknown bounds: the API server decides"

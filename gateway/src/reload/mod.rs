@@ -27,7 +27,7 @@ use trigger::FileWatch;
 
 use crate::config::{self, Config};
 use crate::ratelimit::WriteBudget;
-use crate::service::{Shared, View};
+use crate::service::{Control, View};
 
 /// Reads the config file again (with the command line's overrides applied).
 pub type Load = Box<dyn Fn() -> Result<Config, config::Error> + Send + Sync>;
@@ -55,7 +55,7 @@ pub enum Refused {
 pub struct Reloader {
     load: Load,
     running: Mutex<Config>,
-    shared: Arc<Shared>,
+    control: Arc<Control>,
     tokens: Arc<Tokens>,
     budget: Arc<WriteBudget>,
 }
@@ -65,14 +65,14 @@ impl Reloader {
     pub fn new(
         load: Load,
         config: Config,
-        shared: Arc<Shared>,
+        control: Arc<Control>,
         tokens: Arc<Tokens>,
         budget: Arc<WriteBudget>,
     ) -> Reloader {
         Reloader {
             load,
             running: Mutex::new(config),
-            shared,
+            control,
             tokens,
             budget,
         }
@@ -111,16 +111,16 @@ impl Reloader {
         // The only step that can still fail (it reads the tokens file), so it goes first.
         self.tokens
             .replace(new.operators.clone(), new.tokens_file.clone())?;
-        self.shared.limits.reconfigure(new.limits.clone());
-        self.shared.holds.set_grace(new.limits.touch_grace);
+        self.control.limits.reconfigure(new.limits.clone());
+        self.control.holds.set_grace(new.limits.touch_grace);
         self.budget.set_rate(new.limits.writes_per_second);
         for target in new.catalog.iter() {
-            if let Some(coalescer) = self.shared.coalescers.get(&target.name) {
+            if let Some(coalescer) = self.control.coalescers.get(&target.name) {
                 coalescer.reconfigure(target.clone());
             }
         }
         let reconnect = new.catalog != running.catalog || new.policy != running.policy;
-        self.shared.view.send_replace(Arc::new(View {
+        self.control.view.send_replace(Arc::new(View {
             catalog: new.catalog.clone(),
             policy: new.policy.clone(),
             session: new.session.clone(),

@@ -32,11 +32,11 @@ impl Sources {
         let extra = config::load_tokens(path)?;
         self.fixed
             .merged(&extra)
-            .map_err(|message| config::Error::Invalid {
+            .map_err(|err| config::Error::Invalid {
                 path: path.clone(),
                 line: 1,
                 field: "operators".into(),
-                message,
+                message: err.to_string(),
             })
     }
 }

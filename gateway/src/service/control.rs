@@ -1,23 +1,25 @@
-//! Control events of a session: the operator's event rate first (an over-rate move is parked,
-//! see [`super::parked`]), then admission in one place — visibility, policy, arm, hold, bounds,
-//! other owners (autoscaler, GitOps, an HPA's min/max: [`crate::ownership`]), cooldown — and
-//! the hand-off to the target's coalescer. Every event gets one outcome; one that leaves the
-//! cluster as it was is answered with the target's real state too, so the control that sent it
-//! shows the truth again.
+//! Control events of a session: a move waits while an older move of its target is parked
+//! (see [`super::parked`]); otherwise admission decides ([`super::admit`]: the operator's
+//! event rate, visibility, policy, arm, hold, bounds, other owners, cooldown), and the move
+//! goes to its target's coalescer, waits for the rate, or is refused. Every event gets one
+//! outcome; one that leaves the cluster as it was is answered with the target's real state
+//! too, so the control that sent it shows the truth again.
+
+use std::time::Duration;
 
 use kubeknobs_proto::v1::{self, OutcomeKind, RejectReason};
 use tokio::time::Instant;
 
 use super::Session;
+use super::admit::{Decision, Gate, Rate, Refusal};
 use super::parked::{Parked, Waiting};
 use crate::audit::{self, Record};
-use crate::coalesce::Submission;
-use crate::ownership::{self, Verdict};
+use crate::coalesce::{SUPERSEDED, Submission};
 
 impl Session {
     /// A control event from the bridge.
     pub(super) fn control(&self, event: v1::ControlEvent, parked: &mut Parked) {
-        self.shared.metrics.event_received();
+        self.report.metrics.event_received();
         let waiting = Waiting {
             event,
             received: Instant::now(),
@@ -27,30 +29,18 @@ impl Session {
             let wake = parked.wake().unwrap_or_else(Instant::now);
             return self.park(waiting, parked, wake);
         }
-        match self.permit.try_event() {
-            Ok(()) => self.admit(waiting),
-            Err(wait) if self.parkable(&waiting.event.target) => {
-                self.park(waiting, parked, Instant::now() + wait)
-            }
-            // Not a target this session may move: admission refuses it without spending a token.
-            Err(_) => self.admit(waiting),
+        if let Err((waiting, wait)) = self.admit(waiting, Rate::New(&self.permit)) {
+            self.park(waiting, parked, Instant::now() + wait);
         }
     }
 
     /// Looks at the parked moves again, oldest first, as far as the operator's rate allows.
     pub(super) fn unpark(&self, parked: &mut Parked) {
         while let Some(waiting) = parked.pop() {
-            match self.permit.try_event() {
-                Ok(()) => self.admit(waiting),
-                Err(wait) => return parked.unpop(waiting, Instant::now() + wait),
+            if let Err((waiting, wait)) = self.admit(waiting, Rate::Parked(&self.permit)) {
+                return parked.unpop(waiting, Instant::now() + wait);
             }
         }
-    }
-
-    /// True when `target` is one this session may see: only those are worth a parking slot.
-    fn parkable(&self, target: &str) -> bool {
-        let view = self.shared.view();
-        view.catalog.get(target).is_some() && view.policy.can_see(&self.identity, target)
     }
 
     fn park(&self, waiting: Waiting, parked: &mut Parked, wake: Instant) {
@@ -68,93 +58,64 @@ impl Session {
                 OutcomeKind::Superseded,
                 RejectReason::Unspecified,
             );
-            self.reply
-                .send_outcome(outcome("a later value replaced it".into()), None);
+            self.reply.send_outcome(outcome(SUPERSEDED.into()), None);
         }
     }
 
-    /// Admission: checks `waiting` against the view in force and hands it to its coalescer, or
-    /// answers it with the one reason it is refused.
-    pub(super) fn admit(&self, waiting: Waiting) {
-        let Waiting { event, received } = waiting;
-        let view = self.shared.view();
-        let visible = view.policy.can_see(&self.identity, &event.target);
-        let Some(target) = view.catalog.get(&event.target).filter(|_| visible) else {
-            let message = format!("no target named {:?} in the catalog", event.target);
-            return self.reject(&event, RejectReason::UnknownTarget, message);
+    /// Admits `waiting` against the view in force and acts on the decision: hands it to its
+    /// coalescer, answers it, or refuses it. A move over the operator's event rate is handed
+    /// back with how long it must wait.
+    pub(super) fn admit(
+        &self,
+        waiting: Waiting,
+        rate: Rate<'_>,
+    ) -> Result<(), (Waiting, Duration)> {
+        let view = self.control.view();
+        let gate = Gate {
+            view: &view,
+            identity: &self.identity,
+            armed: self.armed.load(std::sync::atomic::Ordering::Relaxed),
+            holds: &self.control.holds,
+            hub: &self.feeds.hub,
+            cooldowns: &self.control.cooldowns,
         };
-        let action = target.kind.action();
-        if let Err(err) = view.policy.authorize(&self.identity, &target.name, action) {
-            return self.reject(&event, RejectReason::Forbidden, err.to_string());
-        }
-        if target.requires_arm && !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
-            let message = format!(
-                "target {} is destructive: hold the arm control while changing it",
-                target.name
-            );
-            return self.reject(&event, RejectReason::NotArmed, message);
-        }
-        if let Err(err) = self.shared.holds.check(&target.name, &self.operator) {
-            return self.reject(&event, RejectReason::Held, err.to_string());
-        }
-        let value = match target.check(event.value) {
-            Ok(value) => value,
-            Err(refusal) => return self.reject(&event, refusal.reason, refusal.message),
-        };
-        // Other owners: an autoscaler or GitOps tool the target's rules say not to fight, and
-        // an HPA's min that would pass its max.
-        let hub = &self.shared.hub;
-        let warning = match ownership::decide(target, &hub.owners(&target.name)) {
-            Verdict::Admit => None,
-            Verdict::Warn(warning) => Some(warning),
-            Verdict::Refuse(message) => return self.reject(&event, RejectReason::Managed, message),
-        };
-        if let Err(refusal) =
-            ownership::check_hpa_bounds(target, value, hub.hpa_bounds(&target.name))
-        {
-            return self.reject(&event, refusal.reason, refusal.message);
-        }
-        if target.kind.is_one_shot() {
-            if value == 0 {
-                return self.released(&event);
-            }
-            if let Err(left) = self
-                .shared
-                .cooldowns
-                .try_start(&target.name, target.cooldown)
-            {
-                let message = format!(
-                    "rate limited: cooldown: target {} acted less than {:?} ago (cooldown_ms); try again in {} ms",
-                    target.name,
-                    target.cooldown,
-                    left.as_millis().max(1)
-                );
-                return self.reject(&event, RejectReason::RateLimited, message);
-            }
-        }
-        tracing::debug!(operator = %self.operator, target_name = %target.name, value, seq = event.seq, "control");
-        if let Some(coalescer) = self.shared.coalescers.get(&target.name) {
-            coalescer.submit(Submission {
-                seq: event.seq,
+        let event = &waiting.event;
+        match gate.admit(event, rate) {
+            Decision::Write {
+                target,
                 value,
-                operator: self.operator.clone(),
-                groups: self.identity.groups.clone(),
-                reply: self.reply.clone(),
-                received,
                 warning,
-            });
+            } => {
+                tracing::debug!(operator = %self.operator, target_name = %target.name, value, seq = event.seq, "control");
+                if let Some(coalescer) = self.control.coalescers.get(&target.name) {
+                    coalescer.submit(Submission {
+                        seq: event.seq,
+                        value,
+                        operator: self.operator.clone(),
+                        groups: self.identity.groups.clone(),
+                        reply: self.reply.clone(),
+                        received: waiting.received,
+                        warning,
+                    });
+                }
+            }
+            Decision::Release => self.released(event),
+            Decision::Refuse(refusal) => self.reject(event, &refusal),
+            Decision::Wait(wait) => return Err((waiting, wait)),
         }
+        Ok(())
     }
 
     /// Refuses `event`: audited, answered with the reason (and, for a target the session may
     /// see, its real state), and logged as the first of its kind this second or counted.
-    pub(super) fn reject(&self, event: &v1::ControlEvent, reason: RejectReason, message: String) {
-        let snapshot = self.shared.hub.snapshot();
+    pub(super) fn reject(&self, event: &v1::ControlEvent, refusal: &Refusal) {
+        let (reason, message) = (refusal.reason(), refusal.to_string());
+        let snapshot = self.feeds.hub.snapshot();
         let truth = snapshot.get(&event.target);
         if self.noise().note(reason.as_str_name()) {
             let target = crate::telemetry::clip(&event.target);
             tracing::warn!(operator = %self.operator, target_name = %target, value = event.value, reason = reason.as_str_name(), %message, "rejected");
-            self.shared.audit.record(&Record {
+            self.report.audit.record(&Record {
                 time: Record::now(),
                 operator: &self.operator,
                 target: &target,
@@ -170,7 +131,7 @@ impl Session {
         }
         // An unknown target may be one the policy hides: its state is not this session's to see.
         let truth = truth
-            .filter(|_| reason != RejectReason::UnknownTarget)
+            .filter(|_| !matches!(refusal, Refusal::UnknownTarget(_)))
             .cloned();
         let outcome = outcome(event, OutcomeKind::Rejected, reason);
         self.reply.send_outcome(outcome(message), truth);
@@ -209,7 +170,7 @@ impl Session {
                 self.operator
             );
             tracing::warn!(operator = %self.operator, reason = %kind, count = n, "{message}");
-            self.shared.audit.record(&Record {
+            self.report.audit.record(&Record {
                 time: Record::now(),
                 operator: &self.operator,
                 target: "*",

@@ -4,33 +4,26 @@
 use std::time::Duration;
 
 use kubeknobs_proto::v1::{self, ClientMessage, client_message};
-use tonic::{Status, Streaming};
+use tonic::Streaming;
+
+use super::Error;
 
 /// Waits for the first message, which must be a `Hello` with a protocol we speak.
 pub(super) async fn await_hello(
     inbound: &mut Streaming<ClientMessage>,
     within: Duration,
-) -> Result<v1::Hello, Status> {
+) -> Result<v1::Hello, Error> {
     let first = tokio::time::timeout(within, inbound.message())
         .await
-        .map_err(|_| {
-            Status::deadline_exceeded(format!(
-                "no Hello within {within:?} (server.hello_timeout_ms): a session must start with Hello"
-            ))
-        })??;
+        .map_err(|_| Error::NoHello(within))?
+        .map_err(Error::Stream)?;
     match first.and_then(|m| m.msg) {
         Some(client_message::Msg::Hello(hello))
             if hello.protocol_version == v1::PROTOCOL_VERSION =>
         {
             Ok(hello)
         }
-        Some(client_message::Msg::Hello(hello)) => Err(Status::failed_precondition(format!(
-            "protocol version {} is not supported; this gateway speaks {}",
-            hello.protocol_version,
-            v1::PROTOCOL_VERSION
-        ))),
-        _ => Err(Status::invalid_argument(
-            "the first message of a session must be Hello",
-        )),
+        Some(client_message::Msg::Hello(hello)) => Err(Error::Protocol(hello.protocol_version)),
+        _ => Err(Error::NotHello),
     }
 }

@@ -10,7 +10,6 @@
 //! `server.state_updates_per_second` updates and one presence list a second, latest state wins,
 //! and the end of a burst is sent at the next frame.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -20,27 +19,20 @@ use kubeknobs_proto::v1::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::audit::Audit;
-use crate::auth::{Identity, PendingReview, TokenReviewer};
 use crate::catalog::Catalog;
-use crate::coalesce::{Coalescer, Reply};
+use crate::coalesce::Reply;
 use crate::config::SessionLimits;
-use crate::metrics::Metrics;
+use crate::identity::Identity;
 use crate::policy::Policy;
-use crate::presence::{Member, Roster};
-use crate::ratelimit::{Cooldowns, OperatorLimits, SessionPermit};
-use crate::state::{self, StateHub};
+use crate::presence::Member;
+use crate::ratelimit::SessionPermit;
+use crate::state;
 use crate::summary::LogSummary;
-use crate::touch::Holds;
 
 /// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
 const OUTBOUND_CAPACITY: usize = 4096;
-
-/// The status a session ends with when a config reload changed what its `Welcome` said.
-pub const RELOADED: &str = "gateway configuration reloaded; reconnect for the new catalog";
 
 /// What sessions check control events against; a config reload replaces it as a whole.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,64 +45,30 @@ pub struct View {
     pub session: SessionLimits,
 }
 
-/// What every session shares.
-pub struct Shared {
-    /// Catalog, policy and session limits in force. A session ends (UNAVAILABLE, "reconnect")
-    /// when the catalog or policy changes, so its bridge gets a `Welcome` that matches them.
-    pub view: watch::Sender<Arc<View>>,
-    /// Per-operator event rates and session counts.
-    pub limits: OperatorLimits,
-    /// Who is connected.
-    pub roster: Arc<Roster>,
-    /// Who holds which target's control.
-    pub holds: Holds,
-    /// When each one-shot target last acted.
-    pub cooldowns: Cooldowns,
-    /// The audit trail.
-    pub audit: Arc<Audit>,
-    /// Checks bearer tokens no operator has with the cluster (`auth.token_review`).
-    pub reviewer: Option<TokenReviewer>,
-    /// Live state of every target.
-    pub hub: Arc<StateHub>,
-    /// One coalescer per target, by name.
-    pub coalescers: HashMap<String, Coalescer>,
-    /// The cluster's name for `Welcome`.
-    pub cluster: String,
-    /// True when the cluster is the sandbox.
-    pub sandbox: bool,
-    /// Cancelled when the gateway shuts down: sessions close with UNAVAILABLE.
-    pub shutdown: CancellationToken,
-    /// What the gateway counts.
-    pub metrics: Metrics,
-    /// This gateway's part in the leader election; it serves sessions only while it leads.
-    pub role: watch::Receiver<crate::leader::Role>,
-    /// The Lease of the election (`[cluster.leader_election]`), if any.
-    pub lease: Option<crate::leader::LeaseSettings>,
-}
-
-impl Shared {
-    /// Why this gateway does not serve sessions now (a standby), if it does not.
-    pub fn standby(&self) -> Option<String> {
-        let lease = self.lease.as_ref()?;
-        self.role.borrow().standby_reason(lease)
-    }
-
-    /// The view in force now.
-    pub fn view(&self) -> Arc<View> {
-        self.view.borrow().clone()
-    }
-}
-
 /// The gRPC service.
 #[derive(Clone)]
 pub struct KnobsService {
-    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    control: Arc<Control>,
+    feeds: Arc<Feeds>,
+    report: Report,
 }
 
 impl KnobsService {
-    /// A service over `shared`.
-    pub fn new(shared: Arc<Shared>) -> KnobsService {
-        KnobsService { shared }
+    /// A service whose sessions are let in by `entry`, have their events admitted and applied
+    /// by `control`, stream from `feeds` and account to `report`.
+    pub fn new(
+        entry: Arc<Entry>,
+        control: Arc<Control>,
+        feeds: Arc<Feeds>,
+        report: Report,
+    ) -> KnobsService {
+        KnobsService {
+            entry,
+            control,
+            feeds,
+            report,
+        }
     }
 }
 
@@ -124,43 +82,40 @@ impl Knobs for KnobsService {
         &self,
         request: Request<Streaming<ClientMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
-        if let Some(reason) = self.shared.standby() {
+        self.open(request).await.map_err(Status::from)
+    }
+}
+
+impl KnobsService {
+    /// Opens a session: the caller's identity, a slot among the operator's sessions, `Hello`,
+    /// `Welcome`; then the session runs on its own task.
+    async fn open(
+        &self,
+        request: Request<Streaming<ClientMessage>>,
+    ) -> Result<Response<SessionStream>, Error> {
+        if let Some(reason) = self.entry.standby() {
             tracing::info!(%reason, "session refused: this gateway is a standby");
-            return Err(Status::unavailable(format!(
-                "{reason}; connect to the leading gateway (through the Service)"
-            )));
+            return Err(Error::Standby(reason));
         }
-        let identity = match (
-            request.extensions().get::<Identity>(),
-            request.extensions().get::<PendingReview>(),
-            &self.shared.reviewer,
-        ) {
-            (Some(identity), _, _) => identity.clone(),
-            (None, Some(pending), Some(reviewer)) => {
-                reviewer.review(pending).await.inspect_err(|status| {
-                    tracing::warn!(reason = status.message(), "session refused");
-                })?
-            }
-            _ => return Err(Status::unauthenticated("no operator identity")),
-        };
+        let identity = self.entry.identify(&request).await?;
         let permit = self
-            .shared
+            .control
             .limits
             .open_session(&identity.name)
             .inspect_err(|err| {
                 tracing::warn!(operator = %identity.name, reason = %err, "session refused");
             })?;
         let mut inbound = request.into_inner();
-        let view = self.shared.view();
+        let view = self.control.view();
         let hello = await_hello(&mut inbound, view.session.hello_timeout).await?;
         tracing::info!(operator = %identity.name, bridge = %crate::telemetry::clip(&hello.bridge_id), "session opened");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
-        let snapshot = self.shared.hub.snapshot();
+        let snapshot = self.feeds.hub.snapshot();
         let welcome = v1::Welcome {
             operator: identity.name.to_string(),
-            cluster: self.shared.cluster.clone(),
-            sandbox: self.shared.sandbox,
+            cluster: self.feeds.cluster.clone(),
+            sandbox: self.feeds.sandbox,
             targets: view
                 .catalog
                 .iter()
@@ -174,17 +129,19 @@ impl Knobs for KnobsService {
         }));
         let session = Session {
             welcomed: view,
-            shared: self.shared.clone(),
+            control: self.control.clone(),
+            feeds: self.feeds.clone(),
+            report: self.report.clone(),
             operator: identity.name.clone(),
             member: self
-                .shared
+                .feeds
                 .roster
                 .join(identity.name.clone(), hello.bridge_id.clone()),
             identity,
             permit,
             armed: Default::default(),
             bridge: hello.bridge_id,
-            reply: Reply::new(tx.clone(), self.shared.metrics.clone()),
+            reply: Reply::new(tx.clone(), self.report.metrics.clone()),
             noise: Default::default(),
             tx,
         };
@@ -194,7 +151,12 @@ impl Knobs for KnobsService {
 }
 
 struct Session {
-    shared: Arc<Shared>,
+    /// Admits and applies the session's control events.
+    control: Arc<Control>,
+    /// What the session streams to its bridge.
+    feeds: Arc<Feeds>,
+    /// Where it accounts for what happened.
+    report: Report,
     /// The view this session's `Welcome` showed.
     welcomed: Arc<View>,
     identity: Identity,
@@ -214,13 +176,13 @@ struct Session {
 
 impl Session {
     async fn run(self, mut inbound: Streaming<ClientMessage>, mut last_sent: state::Snapshot) {
-        let _counted = self.shared.metrics.session();
-        let mut states = self.shared.hub.subscribe();
+        let _counted = self.report.metrics.session();
+        let mut states = self.feeds.hub.subscribe();
         states.mark_unchanged();
-        let mut presence = self.shared.roster.subscribe();
-        let mut views = self.shared.view.subscribe();
+        let mut presence = self.feeds.roster.subscribe();
+        let mut views = self.control.view.subscribe();
         let mut parked = Parked::default();
-        let mut state_pace = Pace::per_second(self.shared.view().session.updates_per_second);
+        let mut state_pace = Pace::per_second(self.control.view().session.updates_per_second);
         let mut presence_pace = Pace::new(PRESENCE_INTERVAL);
         let end = loop {
             let wake = parked.wake();
@@ -232,8 +194,9 @@ impl Session {
                     Ok(None) => break "bridge closed the session".to_owned(),
                     Err(status) if hung_up(&status) => break format!("bridge hung up ({})", status.message()),
                     Err(status) => {
-                        let message = format!("bad client message: {}", status.message());
-                        let _ = self.tx.try_send(Err(Status::new(status.code(), message.clone())));
+                        let bad = Error::BadMessage(status);
+                        let message = bad.to_string();
+                        let _ = self.tx.try_send(Err(bad.into()));
                         break message;
                     }
                 },
@@ -268,24 +231,24 @@ impl Session {
                 _ = views.changed() => {
                     let now = views.borrow_and_update().clone();
                     if (&now.catalog, &now.policy) != (&self.welcomed.catalog, &self.welcomed.policy) {
-                        let status = Status::unavailable(RELOADED);
-                        let _ = self.tx.send(Err(status)).await;
+                        let _ = self.tx.send(Err(Error::Reloaded.into())).await;
                         break "configuration reloaded".to_owned();
                     }
                 }
                 () = self.tx.closed() => break "bridge went away".to_owned(),
-                () = self.shared.shutdown.cancelled() => {
-                    let _ = self.tx.send(Err(Status::unavailable("gateway is shutting down; reconnect later"))).await;
+                () = self.feeds.shutdown.cancelled() => {
+                    let _ = self.tx.send(Err(Error::ShuttingDown.into())).await;
                     break "gateway shutting down".to_owned();
                 }
             }
         };
         // The operator's last moves are theirs to keep, whatever the rate: at most one per target.
         for waiting in parked.drain() {
-            self.admit(waiting);
+            // Exempt from the rate: never handed back.
+            let _ = self.admit(waiting, Rate::Exempt);
         }
         self.log_summary();
-        self.shared.holds.release_session(self.member.id);
+        self.control.holds.release_session(self.member.id);
         tracing::info!(operator = %self.operator, bridge = %crate::telemetry::clip(&self.bridge), reason = %end, "session closed");
     }
 
@@ -298,7 +261,7 @@ impl Session {
     ) -> bool {
         let now = states.borrow_and_update().clone();
         let mut updates = state::changes(last_sent, &now);
-        let policy = &self.shared.view().policy;
+        let policy = &self.control.view().policy;
         updates.retain(|s| policy.can_see(&self.identity, &s.target));
         *last_sent = now;
         updates.is_empty() || self.tx.send(Ok(state_update(updates))).await.is_ok()
@@ -326,15 +289,21 @@ impl Session {
     }
 }
 
+mod admit;
 mod control;
+mod error;
 mod hello;
 mod pace;
 mod parked;
+mod parts;
 mod touch;
 
+use admit::Rate;
+pub use error::{Error, RELOADED};
 use hello::await_hello;
 use pace::Pace;
 use parked::Parked;
+pub use parts::{Control, Entry, Feeds, Report};
 
 /// At most one presence list a second per session: it is read by people, and a storm of N
 /// connecting sessions then costs O(N) lists, not one list per session per connect.

@@ -29,7 +29,7 @@ impl Session {
         if let Err(err) = self.permit.check_event() {
             return self.ignored("touch", "over the event rate", &err.to_string());
         }
-        let view = self.shared.view();
+        let view = self.control.view();
         let target = view
             .catalog
             .get(&touch.target)
@@ -43,7 +43,7 @@ impl Session {
             return self.ignored("touch", "forbidden", &err.to_string());
         }
         match self
-            .shared
+            .control
             .holds
             .touch(&target.name, &self.operator, self.member.id, touch.touched)
         {
