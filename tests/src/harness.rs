@@ -524,15 +524,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// Polls `path` until it answers `want`, within [`DEADLINE`]; returns the body.
 pub fn wait_for_http(addr: SocketAddr, path: &str, want: u16) -> String {
+    wait_for_http_saying(addr, path, want, "")
+}
+
+/// Polls `GET path` until it answers `want` with a body containing `saying` (a state that
+/// takes a moment to reach, e.g. a standby that has read who holds the lease); returns the body.
+pub fn wait_for_http_saying(addr: SocketAddr, path: &str, want: u16, saying: &str) -> String {
     let start = Instant::now();
     loop {
         let (status, body) = http_get(addr, path);
-        if status == want {
+        if status == want && body.contains(saying) {
             return body;
         }
         assert!(
             start.elapsed() < DEADLINE,
-            "{path} stayed {status} ({body}), wanted {want}"
+            "{path} stayed {status} ({body}), wanted {want} saying {saying:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
