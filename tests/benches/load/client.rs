@@ -121,13 +121,16 @@ impl Probe {
         }
     }
 
-    /// Every (value, session) delay, and per value the delay to the last session.
+    /// Every (value, session) delay, and per value (in the order sent) the delay to the last
+    /// session.
     pub fn delays(&self) -> (Vec<Duration>, Vec<Duration>) {
         let seen = self.seen.lock().unwrap();
         let all = seen.values().flatten().copied().collect();
-        let last = seen
-            .values()
-            .filter_map(|d| d.iter().max().copied())
+        let mut values: Vec<&i64> = seen.keys().collect();
+        values.sort();
+        let last = values
+            .into_iter()
+            .filter_map(|v| seen[v].iter().max().copied())
             .collect();
         (all, last)
     }
@@ -160,6 +163,8 @@ pub struct Reader {
     probe_desired: Option<f64>,
     /// Every target's desired value as this session last heard it.
     pub desired: HashMap<String, f64>,
+    /// How many sessions the last presence list named.
+    pub present: usize,
     pub tally: Tally,
 }
 
@@ -186,6 +191,7 @@ impl Reader {
             pending: HashMap::new(),
             probe_desired: None,
             desired,
+            present: 0,
             tally: Tally::default(),
         }
     }
@@ -218,6 +224,9 @@ impl Reader {
                 for state in update.states {
                     self.state(&state);
                 }
+            }
+            Some(Msg::Presence(presence)) => {
+                self.present = presence.operators.iter().map(|o| o.bridges.len()).sum();
             }
             _ => {}
         }

@@ -53,7 +53,7 @@ impl Report {
             .iter()
             .map(|t| t.updates)
             .chain(self.listener_updates.iter().copied())
-            .map(|n| n as f64 / secs)
+            .map(|n| n as f64 / plan.duration.as_secs_f64())
             .collect();
         rates.sort_by(f64::total_cmp);
         if let (Some(max), false) = (rates.last(), rates.is_empty()) {
@@ -71,12 +71,28 @@ impl Report {
             quantiles(&mut last),
             self.probes_missed
         );
+        if plan.sessions == 0 && plan.probes > 0 {
+            let told = (plan.probes * plan.listeners).max(1) as f64;
+            println!(
+                "gateway CPU while probing: {} ms for {} probes to {} listeners: {:.1} µs per listener per probe (a probe is a write, then a pod readied: two frames)",
+                self.probing_cpu.as_millis(),
+                plan.probes,
+                plan.listeners,
+                self.probing_cpu.as_secs_f64() * 1e6 / told
+            );
+        }
+        let by_probe: Vec<String> = self.fanout_last.iter().map(|d| ms(*d)).collect();
+        println!(
+            "fan-out to the last session, probe by probe: {} ms",
+            by_probe.join(" ")
+        );
         let mut connect = self.connect.clone();
         println!(
-            "connect ({} sessions at once): all in {} ms; each: {}",
+            "connect ({} sessions at once): all in {} ms; each: {}; presence named them all after {} ms",
             plan.connections(),
             self.storm.as_millis(),
-            quantiles(&mut connect)
+            quantiles(&mut connect),
+            self.settled.as_millis()
         );
         match &self.finals {
             Ok(n) => println!("final state: OK, {n} targets show the last value sent"),
