@@ -148,8 +148,7 @@ async fn run(path: PathBuf, listen: Option<SocketAddr>, insecure: bool) -> anyho
         tracing::warn!("{warning}");
     }
     let addr = listen.unwrap_or(config.listen);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let listener = kubeknobs_gateway::listener::bind(addr)
         .with_context(|| format!("cannot listen on {addr}"))?;
     let source = reload::Source {
         file,
