@@ -111,6 +111,8 @@ fn token(operator: usize) -> String {
 struct Report {
     connect: Vec<Duration>,
     storm: Duration,
+    /// The gateway's and the generator's CPU during the storm.
+    storm_cpu: (Duration, Duration),
     /// From the storm's start until presence named every session.
     settled: Duration,
     rss_before_kib: u64,
@@ -131,17 +133,28 @@ struct Report {
 async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
     let rss_before_kib = Sample::of(pid).rss_kib;
     // The connect storm: every session at once.
+    let storm_cpu = (Sample::of(pid).cpu, Sample::of(std::process::id()).cpu);
     let storm_start = Instant::now();
+    // Each its own task, as bridges are their own processes: the TLS handshakes of one
+    // `join_all` would all run on one thread of the generator.
     let opens = (0..plan.connections()).map(|i| {
         let link = link.clone();
-        async move {
+        tokio::spawn(async move {
             link.open(&token(i / PER_OPERATOR), &format!("load-{i}"))
                 .await
                 .unwrap_or_else(|e| panic!("session {i}: {e}"))
-        }
+        })
     });
-    let mut opened: Vec<Open> = join_all(opens).await;
+    let mut opened: Vec<Open> = join_all(opens)
+        .await
+        .into_iter()
+        .map(|o| o.expect("a session's connect"))
+        .collect();
     let storm = storm_start.elapsed();
+    let storm_cpu = (
+        Sample::of(pid).cpu - storm_cpu.0,
+        Sample::of(std::process::id()).cpu - storm_cpu.1,
+    );
     let connect = opened.iter().map(|o| o.took).collect();
     // The storm is over when the presence lists have caught up with it: the checker is told
     // every session. Events and probes start after that (and half a second more).
@@ -234,6 +247,7 @@ async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
     Report {
         connect,
         storm,
+        storm_cpu,
         settled,
         rss_before_kib,
         rss_connected_kib,

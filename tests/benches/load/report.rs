@@ -88,9 +88,11 @@ impl Report {
         );
         let mut connect = self.connect.clone();
         println!(
-            "connect ({} sessions at once): all in {} ms; each: {}; presence named them all after {} ms",
+            "connect ({} sessions at once): all in {} ms (CPU: gateway {} ms, generator {} ms); each: {}; presence named them all after {} ms",
             plan.connections(),
             self.storm.as_millis(),
+            self.storm_cpu.0.as_millis(),
+            self.storm_cpu.1.as_millis(),
             quantiles(&mut connect),
             self.settled.as_millis()
         );
