@@ -141,8 +141,9 @@ impl Probe {
 pub struct Tally {
     /// Events sent.
     pub sent: u64,
-    /// Send → `Outcome` for each answered event.
-    pub latencies: Vec<Duration>,
+    /// Send → `Outcome` for each answered event, and whether it was applied (it waited for its
+    /// write) rather than superseded or refused (answered as soon as the gateway saw it).
+    pub latencies: Vec<(Duration, bool)>,
     /// Outcomes by kind: applied, superseded, rejected (and the first rejection's message).
     pub applied: u64,
     pub superseded: u64,
@@ -235,7 +236,8 @@ impl Reader {
 
     fn outcome(&mut self, outcome: &v1::Outcome) {
         if let Some(sent) = self.pending.remove(&outcome.seq) {
-            self.tally.latencies.push(sent.elapsed());
+            let applied = outcome.kind() == OutcomeKind::Applied;
+            self.tally.latencies.push((sent.elapsed(), applied));
         }
         match outcome.kind() {
             OutcomeKind::Applied => self.tally.applied += 1,

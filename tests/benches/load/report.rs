@@ -9,11 +9,14 @@ impl Report {
     /// Prints what was measured.
     pub fn print(&self, plan: &Plan) {
         let events: u64 = self.tallies.iter().map(|t| t.sent).sum();
-        let mut latencies: Vec<Duration> = self
-            .tallies
-            .iter()
-            .flat_map(|t| t.latencies.iter().copied())
-            .collect();
+        let all = || {
+            self.tallies
+                .iter()
+                .flat_map(|t| t.latencies.iter().copied())
+        };
+        let mut latencies: Vec<Duration> = all().map(|(d, _)| d).collect();
+        let mut applied: Vec<Duration> = all().filter(|(_, a)| *a).map(|(d, _)| d).collect();
+        let mut answered: Vec<Duration> = all().filter(|(_, a)| !*a).map(|(d, _)| d).collect();
         let sum = |f: fn(&crate::Tally) -> u64| self.tallies.iter().map(f).sum::<u64>();
         let secs = self.events_for.as_secs_f64();
         let connections = plan.connections() as f64;
@@ -33,6 +36,11 @@ impl Report {
                 .unwrap_or_default()
         );
         println!("outcome latency: {}", quantiles(&mut latencies));
+        println!(
+            "  applied (waited for the write): {}; superseded or refused (answered at once): {}",
+            quantiles(&mut applied),
+            quantiles(&mut answered)
+        );
         println!(
             "gateway CPU: {} ms over the run, {} CPU-ms per 1k events ({:.0} % of one core); the generator: {} ms, {} CPU-ms per 1k",
             self.gateway_cpu.as_millis(),
