@@ -18,6 +18,7 @@ pub mod listener;
 pub mod metrics;
 pub mod observe;
 pub mod ownership;
+pub mod pace;
 pub mod policy;
 pub mod presence;
 pub mod ratelimit;

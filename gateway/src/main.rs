@@ -161,8 +161,7 @@ async fn run(path: PathBuf, flags: Flags) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let addr = config.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let listener = kubeknobs_gateway::listener::bind(addr)
         .with_context(|| format!("cannot listen on {addr}"))?;
     let source = reload::Source {
         file,

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubeknobs_proto::v1::knobs_server::KnobsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -29,8 +28,9 @@ use crate::metrics::Metrics;
 use crate::observe;
 use crate::ratelimit::{OperatorLimits, WriteBudget};
 use crate::reload::{self, Reloader, Tokens};
-use crate::service::{Control, Entry, Feeds, KnobsService, Report, View};
+use crate::service::{Control, Entry, Feeds, KnobsServer, KnobsService, Report, View};
 use crate::state::StateHub;
+use crate::state::frames::Frames;
 use crate::touch::Holds;
 
 /// How long shutdown waits for writers and sessions before giving up on them.
@@ -106,7 +106,7 @@ pub async fn serve_with(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Ends by itself when the hub (the readiness sender) is dropped.
-    tokio::spawn(observe::report_health::<KnobsServer<KnobsService>>(
+    tokio::spawn(observe::report_health::<KnobsServer>(
         health,
         readiness.clone(),
     ));
@@ -130,8 +130,10 @@ pub async fn serve_with(
     }
     let admission = Admission::new(config.admission.clone());
     let knobs = InterceptedService::new(
-        KnobsServer::new(KnobsService::new(entry, control, feeds, report))
-            .max_decoding_message_size(config.session.max_message_bytes),
+        KnobsServer::new(
+            KnobsService::new(entry, control, feeds, report),
+            config.session.max_message_bytes,
+        ),
         operators.interceptor(admission.clone()),
     );
 
@@ -248,8 +250,20 @@ fn start_core(
             (true, Backend::Sandbox(_)) => None,
         },
     });
+    let view = tokio::sync::watch::Sender::new(Arc::new(view));
+    // State frames and presence lists: built and encoded once for every session.
+    let frames = Arc::new(Frames::new(&hub));
+    let views = view.subscribe();
+    let per_second = move || views.borrow().session.updates_per_second;
+    tasks.push(tokio::spawn(frames.clone().run(
+        hub.clone(),
+        per_second,
+        stop.clone(),
+    )));
+    let roster: Arc<crate::presence::Roster> = Arc::default();
+    tasks.push(tokio::spawn(roster.clone().run(stop.clone())));
     let control = Arc::new(Control {
-        view: tokio::sync::watch::Sender::new(Arc::new(view)),
+        view,
         limits: OperatorLimits::new(config.limits.clone()),
         holds: Holds::new(config.limits.touch_grace),
         cooldowns: Default::default(),
@@ -257,7 +271,8 @@ fn start_core(
     });
     let feeds = Arc::new(Feeds {
         hub,
-        roster: Arc::default(),
+        frames,
+        roster,
         cluster,
         sandbox: backend.is_sandbox(),
         shutdown: stop.clone(),

@@ -15,6 +15,8 @@ use tokio::time::Instant;
 use crate::catalog::Catalog;
 use crate::ownership::{Autoscaler, HpaSeen, Owners};
 
+pub mod frames;
+
 /// The field manager kubeknobs writes with; a change by any other manager came from outside.
 pub const FIELD_MANAGER: &str = "kubeknobs";
 

@@ -9,6 +9,12 @@
 //! ```
 //!
 //! `KUBEKNOBS_BENCH_IDLE_SECS` sets each idle phase's length (1 to 600 seconds, default 30).
+//! `KUBEKNOBS_BRIDGE_BINARY` runs another bridge build, e.g. the lean one a Pi runs:
+//!
+//! ```sh
+//! cargo build --profile lean -p kubeknobs-bridge --no-default-features
+//! KUBEKNOBS_BRIDGE_BINARY=target/lean/kubeknobs-bridge cargo bench -p kubeknobs-tests --bench bridge_idle
+//! ```
 
 use std::time::Duration;
 
@@ -96,8 +102,17 @@ fn fader_sweep(p: &Pipeline) {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<22} {:>6} {:>7} {:>8} {:>8} {:>9} {:>7} {:>10}",
-        "phase", "secs", "CPU %", "CPU ms/s", "RSS MiB", "peak MiB", "threads", "disk bytes"
+        "{:<22} {:>6} {:>7} {:>8} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10}",
+        "phase",
+        "secs",
+        "CPU %",
+        "CPU ms/s",
+        "ns CPU %",
+        "wakeups/s",
+        "RSS MiB",
+        "peak MiB",
+        "threads",
+        "disk bytes"
     );
     for Row {
         phase,
@@ -107,8 +122,11 @@ fn print_table(rows: &[Row]) {
     {
         let secs = (after.at - before.at).as_secs_f64();
         let [percent, ms_per_s] = cpu_columns(after.cpu - before.cpu, secs);
+        let on_cpu = after.on_cpu.saturating_sub(before.on_cpu);
+        let wakeups = after.switches.saturating_sub(before.switches) as f64 / secs;
         println!(
-            "{phase:<22} {secs:>6.1} {percent:>7} {ms_per_s:>8} {:>8.1} {:>9.1} {:>7} {:>10}",
+            "{phase:<22} {secs:>6.1} {percent:>7} {ms_per_s:>8} {:>8.4} {wakeups:>10.1} {:>8.1} {:>9.1} {:>7} {:>10}",
+            on_cpu.as_secs_f64() * 100.0 / secs,
             mib(after.rss_kib),
             mib(after.peak_rss_kib),
             after.threads,
@@ -116,8 +134,9 @@ fn print_table(rows: &[Row]) {
         );
     }
     println!(
-        "CPU is utime+stime of all the bridge's threads ({} ms resolution); RSS is at the end of a \
-         phase, peak since the bridge started.",
+        "CPU is utime+stime of all the bridge's threads ({} ms resolution); ns CPU is the time on a \
+         CPU of its live threads (schedstat, nanoseconds), wakeups their context switches; RSS is \
+         at the end of a phase, peak since the bridge started.",
         1000 / rustix::param::clock_ticks_per_second()
     );
 }

@@ -13,8 +13,13 @@ use crate::harness::DEADLINE;
 pub struct Sample {
     /// When it was read.
     pub at: Instant,
-    /// User plus system CPU time of all its threads, exited ones included.
+    /// User plus system CPU time of all its threads, exited ones included (clock ticks).
     pub cpu: Duration,
+    /// Time on a CPU of its live threads, in nanoseconds (`/proc/<pid>/task/*/schedstat`): the
+    /// same as `cpu` with the resolution an idle process needs, without exited threads.
+    pub on_cpu: Duration,
+    /// Context switches of its live threads, voluntary and not: how often it woke up.
+    pub switches: u64,
     /// Resident memory now (`VmRSS`), in KiB.
     pub rss_kib: u64,
     /// The most resident memory it has had since it started (`VmHWM`), in KiB.
@@ -33,6 +38,17 @@ impl Sample {
         Sample {
             at,
             cpu: cpu_time(&read(pid, "stat")),
+            on_cpu: per_thread(pid, "schedstat")
+                .iter()
+                .map(|schedstat| schedstat_cpu(schedstat))
+                .sum(),
+            switches: per_thread(pid, "status")
+                .iter()
+                .map(|status| {
+                    field(status, "voluntary_ctxt_switches:")
+                        + field(status, "nonvoluntary_ctxt_switches:")
+                })
+                .sum(),
             rss_kib: field(&status, "VmRSS:"),
             peak_rss_kib: field(&status, "VmHWM:"),
             threads: field(&status, "Threads:"),
@@ -83,6 +99,27 @@ pub fn calibrate_write_bytes(dir: &Path) -> Option<u64> {
     let _ = child.kill();
     let _ = child.wait();
     counted
+}
+
+/// `file` of each of process `pid`'s live threads (`/proc/<pid>/task/*/<file>`); a thread that
+/// ends meanwhile is left out.
+fn per_thread(pid: u32, file: &str) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join(file)).ok())
+        .collect()
+}
+
+/// The first field of a thread's `schedstat`: nanoseconds it has run on a CPU.
+fn schedstat_cpu(schedstat: &str) -> Duration {
+    let ns = schedstat
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
 }
 
 fn read(pid: u32, file: &str) -> String {

@@ -14,8 +14,19 @@ use std::time::{Duration, Instant};
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Path of a workspace binary next to this test executable (`target/<profile>/NAME`): the debug
-/// build for `cargo test`, the release build for `cargo bench`.
+/// build for `cargo test`, the release build for `cargo bench`. `KUBEKNOBS_BRIDGE_BINARY` and
+/// `KUBEKNOBS_GATEWAY_BINARY` name another build instead (the benches measure the lean bridge a
+/// Pi runs, `target/lean/kubeknobs-bridge`, this way).
 pub fn binary(name: &str) -> PathBuf {
+    let key = format!(
+        "KUBEKNOBS_{}_BINARY",
+        name.trim_start_matches("kubeknobs-").to_uppercase()
+    );
+    if let Some(path) = std::env::var_os(&key) {
+        let path = PathBuf::from(path);
+        assert!(path.exists(), "{key}={} does not exist", path.display());
+        return path;
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()

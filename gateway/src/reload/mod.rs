@@ -3,8 +3,9 @@
 //! be used. A file that cannot be used changes nothing; the log says why.
 //!
 //! What reloads: operators (`[[operators]]`, `auth.tokens_file`), `[[policy]]`, `[limits]`,
-//! `server.hello_timeout_ms`, and every setting of a catalogued target except which object it
-//! names (bounds, rate, step, cooldown, arm, dry run). What needs a restart — the listen
+//! `server.hello_timeout_ms`, `server.state_updates_per_second` (from the next state frame on),
+//! and every setting of a catalogued target except which object it names (bounds, rate, step,
+//! cooldown, arm, dry run). What needs a restart — the listen
 //! addresses, TLS and client CA, the cluster and how it is reached (`cluster.backend`,
 //! `kubeconfig`, `context`, `leader_election`), `auth.token_review` and its audiences,
 //! `cluster.impersonate` and the groups it may send (the RBAC grants them by name), `audit.file`, `server.max_message_bytes`, and the set of targets with the object each names

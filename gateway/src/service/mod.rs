@@ -2,23 +2,22 @@
 //!
 //! The operator was authenticated by the interceptor before we get here. A session must open
 //! with `Hello` (within `server.hello_timeout_ms`); it is answered with `Welcome` (identity, cluster,
-//! catalog with live state), then the session task forwards every state change to the bridge
-//! and checks each control event before handing it to its target's coalescer. Every event gets
-//! exactly one `Outcome`, here (unknown target, bad value) or from the coalescer.
+//! catalog with live state), then the session task checks each control event before handing it
+//! to its target's coalescer. Every event gets exactly one `Outcome`, here (unknown target, bad
+//! value) or from the coalescer.
 //!
-//! State updates and presence lists are paced per session (see [`pace`]): at most
-//! `server.state_updates_per_second` updates and one presence list a second, latest state wins,
-//! and the end of a burst is sent at the next frame.
+//! State and presence are not the session task's: they are framed once for every session (at
+//! most `server.state_updates_per_second` state frames and one presence list a second, latest
+//! state wins, the end of a burst at the next frame; see [`crate::state::frames`] and
+//! [`crate::presence`]) and read by the session's [`Outbox`] straight from the connection.
 
-use std::pin::Pin;
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::Stream;
 use kubeknobs_proto::v1::{
-    self, ClientMessage, ServerMessage, client_message, knobs_server::Knobs, server_message::Msg,
+    self, ClientMessage, ServerMessage, client_message, server_message::Msg,
 };
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::catalog::Catalog;
@@ -28,7 +27,7 @@ use crate::identity::Identity;
 use crate::policy::Policy;
 use crate::presence::Member;
 use crate::ratelimit::SessionPermit;
-use crate::state;
+use crate::state::frames::Visible;
 use crate::summary::LogSummary;
 
 /// Messages buffered towards one bridge; a session this far behind loses outcomes, not state.
@@ -72,27 +71,22 @@ impl KnobsService {
     }
 }
 
-type SessionStream = Pin<Box<dyn Stream<Item = Result<ServerMessage, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl Knobs for KnobsService {
-    type SessionStream = SessionStream;
-
-    async fn session(
+impl KnobsService {
+    /// `kubeknobs.v1.Knobs/Session` (served by [`KnobsServer`]): the response streams the
+    /// session's [`Outbox`].
+    pub async fn session(
         &self,
         request: Request<Streaming<ClientMessage>>,
-    ) -> Result<Response<SessionStream>, Status> {
+    ) -> Result<Response<Outbox>, Status> {
         self.open(request).await.map_err(Status::from)
     }
-}
 
-impl KnobsService {
     /// Opens a session: the caller's identity, a slot among the operator's sessions, `Hello`,
     /// `Welcome`; then the session runs on its own task.
     async fn open(
         &self,
         request: Request<Streaming<ClientMessage>>,
-    ) -> Result<Response<SessionStream>, Error> {
+    ) -> Result<Response<Outbox>, Error> {
         if let Some(reason) = self.entry.standby() {
             tracing::info!(%reason, "session refused: this gateway is a standby");
             return Err(Error::Standby(reason));
@@ -111,6 +105,10 @@ impl KnobsService {
         tracing::info!(operator = %identity.name, bridge = %crate::telemetry::clip(&hello.bridge_id), "session opened");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+        // The session is sent every frame after the current one, and its Welcome shows the
+        // hub's state now (as new as that frame or newer: the next frame brings what changed).
+        let mut frames = self.feeds.frames.subscribe();
+        let seen = frames.borrow_and_update().number;
         let snapshot = self.feeds.hub.snapshot();
         let welcome = v1::Welcome {
             operator: identity.name.to_string(),
@@ -124,6 +122,7 @@ impl KnobsService {
                 .collect(),
             protocol_version: v1::PROTOCOL_VERSION,
         };
+        let visible = visible(&view, &identity);
         let _ = tx.try_send(Ok(ServerMessage {
             msg: Some(Msg::Welcome(welcome)),
         }));
@@ -145,8 +144,25 @@ impl KnobsService {
             noise: Default::default(),
             tx,
         };
-        tokio::spawn(session.run(inbound, snapshot));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        tokio::spawn(session.run(inbound));
+        let presence = self.feeds.roster.subscribe();
+        let outbox = Outbox::new(rx, presence, frames, seen, visible);
+        Ok(Response::new(outbox))
+    }
+}
+
+/// The targets of `view` that `identity` may see.
+fn visible(view: &View, identity: &Identity) -> Visible {
+    let names: HashSet<String> = view
+        .catalog
+        .iter()
+        .filter(|t| view.policy.can_see(identity, &t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    if names.len() == view.catalog.len() {
+        Visible::All
+    } else {
+        Visible::Only(names)
     }
 }
 
@@ -166,7 +182,7 @@ struct Session {
     armed: std::sync::atomic::AtomicBool,
     operator: Arc<str>,
     bridge: String,
-    /// State updates and the closing status.
+    /// The closing status (outcomes go through `reply`); closed when the bridge is gone.
     tx: mpsc::Sender<Result<ServerMessage, Status>>,
     /// Outcomes, counted.
     reply: Reply,
@@ -175,19 +191,13 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self, mut inbound: Streaming<ClientMessage>, mut last_sent: state::Snapshot) {
+    async fn run(self, mut inbound: Streaming<ClientMessage>) {
         let _counted = self.report.metrics.session();
-        let mut states = self.feeds.hub.subscribe();
-        states.mark_unchanged();
-        let mut presence = self.feeds.roster.subscribe();
         let mut views = self.control.view.subscribe();
         let mut parked = Parked::default();
-        let mut state_pace = Pace::per_second(self.control.view().session.updates_per_second);
-        let mut presence_pace = Pace::new(PRESENCE_INTERVAL);
         let end = loop {
             let wake = parked.wake();
             let summary_due = self.noise_due();
-            let (state_due, presence_due) = (state_pace.due(), presence_pace.due());
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => self.handle(message, &mut parked),
@@ -202,32 +212,6 @@ impl Session {
                 },
                 () = sleep_until_some(wake), if wake.is_some() => self.unpark(&mut parked),
                 () = sleep_until_some(summary_due), if summary_due.is_some() => self.log_summary(),
-                // While a change waits for its frame, further changes are not listened for:
-                // the frame sends the latest state, whatever came in between.
-                changed = states.changed(), if state_due.is_none() => {
-                    if changed.is_err() { break "state hub closed".to_owned() }
-                    if state_pace.changed() && !self.send_states(&mut states, &mut last_sent).await {
-                        break "bridge went away".to_owned();
-                    }
-                }
-                () = sleep_until_some(state_due), if state_due.is_some() => {
-                    state_pace.sent();
-                    if !self.send_states(&mut states, &mut last_sent).await {
-                        break "bridge went away".to_owned();
-                    }
-                }
-                changed = presence.changed(), if presence_due.is_none() => {
-                    if changed.is_err() { break "roster closed".to_owned() }
-                    if presence_pace.changed() && !self.send_presence(&mut presence).await {
-                        break "bridge went away".to_owned();
-                    }
-                }
-                () = sleep_until_some(presence_due), if presence_due.is_some() => {
-                    presence_pace.sent();
-                    if !self.send_presence(&mut presence).await {
-                        break "bridge went away".to_owned();
-                    }
-                }
                 _ = views.changed() => {
                     let now = views.borrow_and_update().clone();
                     if (&now.catalog, &now.policy) != (&self.welcomed.catalog, &self.welcomed.policy) {
@@ -252,30 +236,6 @@ impl Session {
         tracing::info!(operator = %self.operator, bridge = %crate::telemetry::clip(&self.bridge), reason = %end, "session closed");
     }
 
-    /// Sends the states that changed since `last_sent` and this operator may see; false when
-    /// the bridge is gone.
-    async fn send_states(
-        &self,
-        states: &mut watch::Receiver<state::Snapshot>,
-        last_sent: &mut state::Snapshot,
-    ) -> bool {
-        let now = states.borrow_and_update().clone();
-        let mut updates = state::changes(last_sent, &now);
-        let policy = &self.control.view().policy;
-        updates.retain(|s| policy.can_see(&self.identity, &s.target));
-        *last_sent = now;
-        updates.is_empty() || self.tx.send(Ok(state_update(updates))).await.is_ok()
-    }
-
-    /// Sends the list of who is connected now; false when the bridge is gone.
-    async fn send_presence(&self, presence: &mut watch::Receiver<Arc<v1::Presence>>) -> bool {
-        let now = (**presence.borrow_and_update()).clone();
-        let message = ServerMessage {
-            msg: Some(Msg::Presence(now)),
-        };
-        self.tx.send(Ok(message)).await.is_ok()
-    }
-
     fn handle(&self, message: ClientMessage, parked: &mut Parked) {
         match message.msg {
             Some(client_message::Msg::Control(event)) => self.control(event, parked),
@@ -293,28 +253,20 @@ mod admit;
 mod control;
 mod error;
 mod hello;
-mod pace;
+mod outbox;
 mod parked;
 mod parts;
 mod touch;
+mod wire;
 
+use crate::pace::sleep_until_some;
 use admit::Rate;
 pub use error::{Error, RELOADED};
 use hello::await_hello;
-use pace::Pace;
+pub use outbox::Outbox;
 use parked::Parked;
 pub use parts::{Control, Entry, Feeds, Report};
-
-/// At most one presence list a second per session: it is read by people, and a storm of N
-/// connecting sessions then costs O(N) lists, not one list per session per connect.
-const PRESENCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Sleeps until `at` (the caller only polls this when `at` is set).
-async fn sleep_until_some(at: Option<tokio::time::Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
-    }
-}
+pub use wire::{KnobsServer, Outbound, SessionCodec};
 
 /// True when a stream error only says the bridge went away (it was stopped, or its connection
 /// dropped): a reset or a cancelled stream is how HTTP/2 ends a stream without a last message.
@@ -324,10 +276,4 @@ fn hung_up(status: &Status) -> bool {
         || status.message().contains("stream no longer needed")
         || status.message().contains("connection reset")
         || status.message().contains("broken pipe")
-}
-
-fn state_update(states: Vec<v1::TargetState>) -> ServerMessage {
-    ServerMessage {
-        msg: Some(Msg::State(v1::StateUpdate { states })),
-    }
 }

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::presence::Roster;
 use crate::ratelimit::{Cooldowns, OperatorLimits};
 use crate::state::StateHub;
+use crate::state::frames::Frames;
 use crate::touch::Holds;
 
 /// What lets a session in: this gateway's part in the leader election, and who the caller is.
@@ -85,6 +86,8 @@ impl Control {
 pub struct Feeds {
     /// Live state of every target.
     pub hub: Arc<StateHub>,
+    /// The hub's state, framed once for every session.
+    pub frames: Arc<Frames>,
     /// Who is connected.
     pub roster: Arc<Roster>,
     /// The cluster's name for `Welcome`.

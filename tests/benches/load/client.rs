@@ -121,13 +121,16 @@ impl Probe {
         }
     }
 
-    /// Every (value, session) delay, and per value the delay to the last session.
+    /// Every (value, session) delay, and per value (in the order sent) the delay to the last
+    /// session.
     pub fn delays(&self) -> (Vec<Duration>, Vec<Duration>) {
         let seen = self.seen.lock().unwrap();
         let all = seen.values().flatten().copied().collect();
-        let last = seen
-            .values()
-            .filter_map(|d| d.iter().max().copied())
+        let mut values: Vec<&i64> = seen.keys().collect();
+        values.sort();
+        let last = values
+            .into_iter()
+            .filter_map(|v| seen[v].iter().max().copied())
             .collect();
         (all, last)
     }
@@ -138,8 +141,9 @@ impl Probe {
 pub struct Tally {
     /// Events sent.
     pub sent: u64,
-    /// Send → `Outcome` for each answered event.
-    pub latencies: Vec<Duration>,
+    /// Send → `Outcome` for each answered event, and whether it was applied (it waited for its
+    /// write) rather than superseded or refused (answered as soon as the gateway saw it).
+    pub latencies: Vec<(Duration, bool)>,
     /// Outcomes by kind: applied, superseded, rejected (and the first rejection's message).
     pub applied: u64,
     pub superseded: u64,
@@ -160,6 +164,8 @@ pub struct Reader {
     probe_desired: Option<f64>,
     /// Every target's desired value as this session last heard it.
     pub desired: HashMap<String, f64>,
+    /// How many sessions the last presence list named.
+    pub present: usize,
     pub tally: Tally,
 }
 
@@ -186,6 +192,7 @@ impl Reader {
             pending: HashMap::new(),
             probe_desired: None,
             desired,
+            present: 0,
             tally: Tally::default(),
         }
     }
@@ -219,6 +226,9 @@ impl Reader {
                     self.state(&state);
                 }
             }
+            Some(Msg::Presence(presence)) => {
+                self.present = presence.operators.iter().map(|o| o.bridges.len()).sum();
+            }
             _ => {}
         }
         Ok(())
@@ -226,7 +236,8 @@ impl Reader {
 
     fn outcome(&mut self, outcome: &v1::Outcome) {
         if let Some(sent) = self.pending.remove(&outcome.seq) {
-            self.tally.latencies.push(sent.elapsed());
+            let applied = outcome.kind() == OutcomeKind::Applied;
+            self.tally.latencies.push((sent.elapsed(), applied));
         }
         match outcome.kind() {
             OutcomeKind::Applied => self.tally.applied += 1,

@@ -111,12 +111,18 @@ fn token(operator: usize) -> String {
 struct Report {
     connect: Vec<Duration>,
     storm: Duration,
+    /// The gateway's and the generator's CPU during the storm.
+    storm_cpu: (Duration, Duration),
+    /// From the storm's start until presence named every session.
+    settled: Duration,
     rss_before_kib: u64,
     rss_connected_kib: u64,
     tallies: Vec<Tally>,
     listener_updates: Vec<u64>,
     events_for: Duration,
     gateway_cpu: Duration,
+    /// The gateway's CPU from the start of events until the last probe arrived everywhere.
+    probing_cpu: Duration,
     own_cpu: Duration,
     fanout: Vec<Duration>,
     fanout_last: Vec<Duration>,
@@ -127,23 +133,45 @@ struct Report {
 async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
     let rss_before_kib = Sample::of(pid).rss_kib;
     // The connect storm: every session at once.
+    let storm_cpu = (Sample::of(pid).cpu, Sample::of(std::process::id()).cpu);
     let storm_start = Instant::now();
+    // Each its own task, as bridges are their own processes: the TLS handshakes of one
+    // `join_all` would all run on one thread of the generator.
     let opens = (0..plan.connections()).map(|i| {
         let link = link.clone();
-        async move {
+        tokio::spawn(async move {
             link.open(&token(i / PER_OPERATOR), &format!("load-{i}"))
                 .await
                 .unwrap_or_else(|e| panic!("session {i}: {e}"))
-        }
+        })
     });
-    let mut opened: Vec<Open> = join_all(opens).await;
+    let mut opened: Vec<Open> = join_all(opens)
+        .await
+        .into_iter()
+        .map(|o| o.expect("a session's connect"))
+        .collect();
     let storm = storm_start.elapsed();
+    let storm_cpu = (
+        Sample::of(pid).cpu - storm_cpu.0,
+        Sample::of(std::process::id()).cpu - storm_cpu.1,
+    );
     let connect = opened.iter().map(|o| o.took).collect();
+    // The storm is over when the presence lists have caught up with it: the checker is told
+    // every session. Events and probes start after that (and half a second more).
+    let checker = opened.pop().expect("checker");
+    let mut checking = Reader::new(checker.rx, &checker.welcome, None, Instant::now());
+    let settle_by = Instant::now() + DRAIN;
+    while checking.present < plan.connections() {
+        match tokio::time::timeout_at(settle_by, checking.read()).await {
+            Ok(read) => read.unwrap_or_else(|e| panic!("checker: {e}")),
+            Err(_) => panic!("presence never listed all {} sessions", plan.connections()),
+        }
+    }
+    let settled = storm_start.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_connected_kib = Sample::of(pid).rss_kib;
 
     let probe = Arc::new(Probe::default());
-    let checker = opened.pop().expect("checker");
     let prober = opened.pop().expect("prober");
     let listeners = opened.split_off(plan.sessions);
     let senders = opened;
@@ -182,7 +210,7 @@ async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
             })
         })
         .collect();
-    let checking = tokio::spawn(watch_finals(checker, stop_listening.clone()));
+    let checking = tokio::spawn(watch_finals(checker.tx, checking, stop_listening.clone()));
     let probing = tokio::spawn(run_probes(
         prober,
         plan.clone(),
@@ -200,6 +228,7 @@ async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
     let gateway_after = Sample::of(pid);
     let own_after = Sample::of(std::process::id());
     let probes_missed = probing.await.expect("prober");
+    let probing_cpu = Sample::of(pid).cpu - gateway_before.cpu;
     let finals: std::collections::HashMap<String, f64> = (0..plan.targets.min(plan.sessions))
         .map(|t| (format!("t{t}"), final_value(t)))
         .collect();
@@ -218,12 +247,15 @@ async fn run(plan: &Plan, link: Link, pid: u32) -> Report {
     Report {
         connect,
         storm,
+        storm_cpu,
+        settled,
         rss_before_kib,
         rss_connected_kib,
         tallies,
         listener_updates,
         events_for,
         gateway_cpu: gateway_after.cpu - gateway_before.cpu,
+        probing_cpu,
         own_cpu: own_after.cpu - own_before.cpu,
         fanout,
         fanout_last,
@@ -356,12 +388,15 @@ type FinalCheck = Box<
 
 /// The checker: a session that follows every target from the start; at the end it waits until
 /// what it was told matches the last value sent to each target.
-async fn watch_finals(open: Open, stop: tokio_util::sync::CancellationToken) -> FinalCheck {
+async fn watch_finals(
+    keep: tokio::sync::mpsc::Sender<kubeknobs_proto::v1::ClientMessage>,
+    mut reader: Reader,
+    stop: tokio_util::sync::CancellationToken,
+) -> FinalCheck {
     // Read in the background until the finals are known, so the session never lags.
     let (tx, mut rx) = tokio::sync::watch::channel(std::collections::HashMap::new());
     let reading = tokio::spawn(async move {
-        let _keep = open.tx;
-        let mut reader = Reader::new(open.rx, &open.welcome, None, Instant::now());
+        let _keep = keep;
         loop {
             tx.send_replace(reader.desired.clone());
             tokio::select! {

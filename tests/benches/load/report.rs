@@ -9,11 +9,14 @@ impl Report {
     /// Prints what was measured.
     pub fn print(&self, plan: &Plan) {
         let events: u64 = self.tallies.iter().map(|t| t.sent).sum();
-        let mut latencies: Vec<Duration> = self
-            .tallies
-            .iter()
-            .flat_map(|t| t.latencies.iter().copied())
-            .collect();
+        let all = || {
+            self.tallies
+                .iter()
+                .flat_map(|t| t.latencies.iter().copied())
+        };
+        let mut latencies: Vec<Duration> = all().map(|(d, _)| d).collect();
+        let mut applied: Vec<Duration> = all().filter(|(_, a)| *a).map(|(d, _)| d).collect();
+        let mut answered: Vec<Duration> = all().filter(|(_, a)| !*a).map(|(d, _)| d).collect();
         let sum = |f: fn(&crate::Tally) -> u64| self.tallies.iter().map(f).sum::<u64>();
         let secs = self.events_for.as_secs_f64();
         let connections = plan.connections() as f64;
@@ -34,6 +37,11 @@ impl Report {
         );
         println!("outcome latency: {}", quantiles(&mut latencies));
         println!(
+            "  applied (waited for the write): {}; superseded or refused (answered at once): {}",
+            quantiles(&mut applied),
+            quantiles(&mut answered)
+        );
+        println!(
             "gateway CPU: {} ms over the run, {} CPU-ms per 1k events ({:.0} % of one core); the generator: {} ms, {} CPU-ms per 1k",
             self.gateway_cpu.as_millis(),
             per_1k(self.gateway_cpu, events),
@@ -53,7 +61,7 @@ impl Report {
             .iter()
             .map(|t| t.updates)
             .chain(self.listener_updates.iter().copied())
-            .map(|n| n as f64 / secs)
+            .map(|n| n as f64 / plan.duration.as_secs_f64())
             .collect();
         rates.sort_by(f64::total_cmp);
         if let (Some(max), false) = (rates.last(), rates.is_empty()) {
@@ -71,12 +79,30 @@ impl Report {
             quantiles(&mut last),
             self.probes_missed
         );
+        if plan.sessions == 0 && plan.probes > 0 {
+            let told = (plan.probes * plan.listeners).max(1) as f64;
+            println!(
+                "gateway CPU while probing: {} ms for {} probes to {} listeners: {:.1} µs per listener per probe (a probe is a write, then a pod readied: two frames)",
+                self.probing_cpu.as_millis(),
+                plan.probes,
+                plan.listeners,
+                self.probing_cpu.as_secs_f64() * 1e6 / told
+            );
+        }
+        let by_probe: Vec<String> = self.fanout_last.iter().map(|d| ms(*d)).collect();
+        println!(
+            "fan-out to the last session, probe by probe: {} ms",
+            by_probe.join(" ")
+        );
         let mut connect = self.connect.clone();
         println!(
-            "connect ({} sessions at once): all in {} ms; each: {}",
+            "connect ({} sessions at once): all in {} ms (CPU: gateway {} ms, generator {} ms); each: {}; presence named them all after {} ms",
             plan.connections(),
             self.storm.as_millis(),
-            quantiles(&mut connect)
+            self.storm_cpu.0.as_millis(),
+            self.storm_cpu.1.as_millis(),
+            quantiles(&mut connect),
+            self.settled.as_millis()
         );
         match &self.finals {
             Ok(n) => println!("final state: OK, {n} targets show the last value sent"),

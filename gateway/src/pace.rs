@@ -1,11 +1,13 @@
-//! A frame rate for what a session sends on its own (state updates, presence lists).
+//! A frame rate for what the gateway sends on its own: state updates and presence lists.
 //!
 //! Contract: the first change after a quiet interval goes out at once; while changes keep
-//! coming, at most one message per interval goes out, carrying the latest state (latest state
+//! coming, at most one frame per interval goes out, carrying the latest state (latest state
 //! wins, as latest value wins for writes); and the change that ends a burst goes out at the
-//! next frame, never later. So a session's cost follows the frame rate, not how often the
-//! cluster changes (the sandbox's ready-count steps alone change a target hundreds of times a
-//! second), and N sessions cost N frames per interval however many changes there were.
+//! next frame, never later. One pace is kept per kind of message for the whole gateway (not one
+//! per session), so every session is sent the same frames at the same moments: the frame is
+//! built and encoded once, and a burst of N sessions' sends happens at one wakeup instead of N
+//! timers. So the cost follows the frame rate, not how often the cluster changes (the sandbox's
+//! ready-count steps alone change a target hundreds of times a second).
 
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use tokio::time::Instant;
 
 /// The pacing of one kind of message for one session.
 #[derive(Debug)]
-pub(super) struct Pace {
+pub struct Pace {
     interval: Duration,
     /// The earliest time the next message may go.
     next: Instant,
@@ -33,7 +35,16 @@ impl Pace {
 
     /// At most `per_second` messages a second.
     pub fn per_second(per_second: u32) -> Pace {
-        Pace::new(Duration::from_secs(1) / per_second.max(1))
+        Pace::new(Self::interval_of(per_second))
+    }
+
+    /// Changes the rate to `per_second` from the next frame on (a config reload).
+    pub fn set_per_second(&mut self, per_second: u32) {
+        self.interval = Self::interval_of(per_second);
+    }
+
+    fn interval_of(per_second: u32) -> Duration {
+        Duration::from_secs(1) / per_second.max(1)
     }
 
     /// A change happened: true when it is to be sent now; otherwise it waits for [`Pace::due`].
@@ -61,6 +72,14 @@ impl Pace {
     pub fn sent(&mut self) {
         self.due = None;
         self.next = Instant::now() + self.interval;
+    }
+}
+
+/// Sleeps until `at` (callers only poll this when `at` is set; `None` never wakes).
+pub async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
