@@ -68,15 +68,11 @@ fn main() {
 
 /// Each idle phase's length, from `KUBEKNOBS_BENCH_IDLE_SECS`.
 fn idle_duration() -> Duration {
-    let secs = match std::env::var("KUBEKNOBS_BENCH_IDLE_SECS") {
-        Ok(text) => text
-            .parse()
-            .ok()
-            .filter(|s| (1..=600).contains(s))
-            .unwrap_or_else(|| panic!("KUBEKNOBS_BENCH_IDLE_SECS={text:?}: want 1 to 600")),
-        Err(_) => 30,
-    };
-    Duration::from_secs(secs)
+    Duration::from_secs(kubeknobs_tests::knob::from_env(
+        "KUBEKNOBS_BENCH_IDLE_SECS",
+        1..=600,
+        30,
+    ))
 }
 
 /// Runs `run` between two readings of process `pid`, as the row for `phase`.

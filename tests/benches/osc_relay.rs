@@ -168,14 +168,7 @@ fn plan() -> (Vec<u64>, Duration) {
             .collect(),
         Err(_) => vec![10_000, 30_000, 50_000],
     };
-    let secs = match std::env::var("KUBEKNOBS_BENCH_SECS") {
-        Ok(text) => text
-            .parse()
-            .ok()
-            .filter(|s| (1..=60).contains(s))
-            .unwrap_or_else(|| panic!("KUBEKNOBS_BENCH_SECS={text:?}: want 1 to 60")),
-        Err(_) => 5,
-    };
+    let secs = kubeknobs_tests::knob::from_env("KUBEKNOBS_BENCH_SECS", 1..=60, 5);
     (rates, Duration::from_secs(secs))
 }
 

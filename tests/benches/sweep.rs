@@ -142,15 +142,11 @@ async fn main() {
 
 /// The API server's answer time for each write, from `KUBEKNOBS_BENCH_API_MS`.
 fn api_latency() -> Duration {
-    let ms = match std::env::var("KUBEKNOBS_BENCH_API_MS") {
-        Ok(text) => text
-            .parse()
-            .ok()
-            .filter(|ms| (0..=1000).contains(ms))
-            .unwrap_or_else(|| panic!("KUBEKNOBS_BENCH_API_MS={text:?}: want 0 to 1000")),
-        Err(_) => 10,
-    };
-    Duration::from_millis(ms)
+    Duration::from_millis(kubeknobs_tests::knob::from_env(
+        "KUBEKNOBS_BENCH_API_MS",
+        0..=1000,
+        10,
+    ))
 }
 
 /// The program the moves go to.

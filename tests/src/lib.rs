@@ -7,6 +7,7 @@ pub mod fakeapi;
 pub mod footprint;
 pub mod grpc;
 pub mod harness;
+pub mod knob;
 pub mod netns;
 pub mod pipeline;
 pub mod rig;

@@ -64,13 +64,5 @@ impl Plan {
 }
 
 fn var(name: &str, min: f64, max: f64, default: f64) -> f64 {
-    let key = format!("KUBEKNOBS_LOAD_{name}");
-    match std::env::var(&key) {
-        Ok(text) => text
-            .parse::<f64>()
-            .ok()
-            .filter(|v| (min..=max).contains(v))
-            .unwrap_or_else(|| panic!("{key}={text:?}: want a number from {min} to {max}")),
-        Err(_) => default,
-    }
+    kubeknobs_tests::knob::from_env(&format!("KUBEKNOBS_LOAD_{name}"), min..=max, default)
 }
