@@ -311,14 +311,6 @@ fn summarize(unready: &BTreeMap<String, String>) -> Readiness {
     Err(waiting.join("; "))
 }
 
-/// The states in `new` that differ from `old`.
-pub fn changes(old: &Snapshot, new: &Snapshot) -> Vec<TargetState> {
-    new.iter()
-        .filter(|(name, state)| old.get(*name) != Some(*state))
-        .map(|(_, state)| state.clone())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,10 +395,14 @@ mod tests {
         let mut rx = hub.subscribe();
         hub.observe("db", seen(3, "kubectl"));
         assert!(rx.has_changed().expect("open"));
-        let diff = changes(&before, &rx.borrow_and_update());
-        assert_eq!(diff.len(), 1);
-        assert_eq!(diff[0].target, "db");
-        assert!(diff[0].error.is_empty());
+        let now = rx.borrow_and_update().clone();
+        let diff: Vec<&String> = now
+            .iter()
+            .filter(|(name, state)| before.get(*name) != Some(*state))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(diff, ["db"]);
+        assert!(now.get("db").is_some_and(|db| db.error.is_empty()));
         hub.observe("db", seen(3, "kubectl"));
         assert!(
             !rx.has_changed().expect("open"),
