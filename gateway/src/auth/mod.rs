@@ -5,9 +5,9 @@
 //! many bytes matched. The check runs in a tonic interceptor at the edge: handlers read the
 //! [`Identity`] from request extensions and never see credentials.
 
+mod authenticator;
 mod cert;
 mod error;
-mod reload;
 mod review;
 
 use std::collections::HashSet;
@@ -18,9 +18,9 @@ use subtle::ConstantTimeEq;
 use tonic::Request;
 
 pub use crate::identity::Identity;
+pub use authenticator::Authenticator;
 pub use cert::identity_from_der;
 pub use error::{Error, InvalidOperator};
-pub use reload::Authenticator;
 pub use review::{DEFAULT_TOKEN_AUDIENCE, PendingReview, TokenReviewer};
 
 /// An operator allowed to connect.
